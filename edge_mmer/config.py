@@ -221,11 +221,15 @@ class ModelConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> ModelConfig:
+        _check(all(isinstance(label, str) and label for label in self.labels), "labels", "non-empty strings", self.labels)
         _check(len(self.labels) >= 2 and len(set(self.labels)) == len(self.labels), "labels", "two or more distinct labels", self.labels)
         for f in fields(self):
             value = getattr(self, f.name)
             if is_dataclass(value):
-                value.validate(f.name)  # type: ignore[union-attr]
+                try:
+                    value.validate(f.name)  # type: ignore[union-attr]
+                except TypeError as exc:  # e.g. a string where a list of numbers belongs
+                    raise ConfigError(f"config section '{f.name}': a value has the wrong type ({exc})") from exc
         return self
 
     def to_dict(self) -> dict[str, Any]:
