@@ -1,0 +1,265 @@
+"""Loader for the synthetic dataset written by :func:`edge_mmer.synth.generate_dataset`.
+
+Torch-free: only numpy, OpenCV and the standard library.  Malformed input raises
+:class:`DatasetError` naming the file (and line / field) at fault.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import wave
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SUPPORTED_FORMAT_VERSIONS", "DatasetError", "SyntheticDataset", "Utterance", "load_synthetic"]
+
+SUPPORTED_FORMAT_VERSIONS = (1,)
+_SAMPLE_RATE = 16000
+_SPLITS = ("train", "val", "test")
+
+
+class DatasetError(ValueError):
+    """The dataset on disk is missing or malformed; the message names the file and field."""
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One utterance: a wav file, a video file and its label."""
+
+    id: str
+    session: str
+    index: int
+    speaker: str
+    split: str
+    label: str
+    label_index: int
+    text: str
+    audio_path: Path
+    video_path: Path
+    duration_s: float
+    n_frames: int = 0
+    fps: float = 0.0
+
+    def load_audio(self) -> np.ndarray:
+        """The waveform as float32 in [-1, 1] at 16 kHz mono."""
+        return read_wav_16k_mono(self.audio_path)
+
+    def load_frames(self, max_frames: int | None = None) -> list[np.ndarray]:
+        """Decode BGR uint8 frames; with ``max_frames``, evenly subsample to at most that many."""
+        if max_frames is not None and max_frames < 1:
+            raise ValueError(f"max_frames must be >= 1 or None, got {max_frames}")
+        if not self.video_path.is_file():
+            raise DatasetError(f"{self.video_path}: video file of utterance {self.id!r} is missing")
+        cap = cv2.VideoCapture(str(self.video_path))
+        if not cap.isOpened():
+            raise DatasetError(f"{self.video_path}: OpenCV cannot open the video of utterance {self.id!r}")
+        frames: list[np.ndarray] = []
+        try:
+            while True:
+                ok, frame = cap.read()
+                if not ok:
+                    break
+                frames.append(frame)
+        finally:
+            cap.release()
+        if not frames:
+            raise DatasetError(f"{self.video_path}: no decodable frames (utterance {self.id!r})")
+        if max_frames is not None and len(frames) > max_frames:
+            idx = np.linspace(0, len(frames) - 1, max_frames).round().astype(int)
+            frames = [frames[i] for i in idx]
+        return frames
+
+
+def read_wav_16k_mono(path: Path) -> np.ndarray:
+    """Read a 16 kHz mono 16-bit PCM wav as float32 in [-1, 1]; errors name the file."""
+    if not path.is_file():
+        raise DatasetError(f"{path}: wav file is missing")
+    try:
+        with wave.open(str(path), "rb") as wf:
+            rate, channels, width, n = wf.getframerate(), wf.getnchannels(), wf.getsampwidth(), wf.getnframes()
+            raw = wf.readframes(n)
+    except (wave.Error, EOFError) as exc:
+        raise DatasetError(f"{path}: not a readable PCM wav file: {exc}") from exc
+    if rate != _SAMPLE_RATE:
+        raise DatasetError(f"{path}: sample rate is {rate} Hz, expected {_SAMPLE_RATE}")
+    if channels != 1:
+        raise DatasetError(f"{path}: has {channels} channels, expected mono")
+    if width != 2:
+        raise DatasetError(f"{path}: sample width is {8 * width} bits, expected 16-bit PCM")
+    return np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+
+
+@dataclass(frozen=True)
+class SyntheticDataset:
+    """A loaded synthetic dataset (metadata only; audio and video load lazily)."""
+
+    root: Path
+    labels: tuple[str, ...]
+    seed: int
+    config: dict[str, Any]
+    speakers: dict[str, str]  # speaker id -> split
+    all_utterances: tuple[Utterance, ...]
+
+    def utterances(self, split: str | None = None) -> list[Utterance]:
+        """Utterances in file order, optionally restricted to ``split`` ('train', 'val', 'test')."""
+        if split is None:
+            return list(self.all_utterances)
+        _check_split(split)
+        return [u for u in self.all_utterances if u.split == split]
+
+    def sessions(self, split: str | None = None) -> list[list[Utterance]]:
+        """Sessions (lists of utterances ordered by ``index``), in order of first appearance."""
+        groups: dict[str, list[Utterance]] = defaultdict(list)
+        for u in self.utterances(split):
+            groups[u.session].append(u)
+        return [sorted(g, key=lambda u: u.index) for g in groups.values()]
+
+    def speaker_ids(self, split: str | None = None) -> list[str]:
+        if split is not None:
+            _check_split(split)
+        return [s for s, sp in self.speakers.items() if split is None or sp == split]
+
+    def __len__(self) -> int:
+        return len(self.all_utterances)
+
+
+def _check_split(split: str) -> None:
+    if split not in _SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {_SPLITS}")
+
+
+def _field(obj: dict[str, Any], key: str, typ: type | tuple[type, ...], where: str) -> Any:
+    if key not in obj:
+        raise DatasetError(f"{where}: missing field '{key}'")
+    value = obj[key]
+    if (isinstance(value, bool) and typ is not bool) or not isinstance(value, typ):
+        name = typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
+        raise DatasetError(f"{where}: field '{key}' must be {name}, got {value!r}")
+    return value
+
+
+def load_synthetic(path: str | os.PathLike[str], check_files: bool = True) -> SyntheticDataset:
+    """Load ``dataset.json`` + ``utterances.jsonl`` from the dataset directory ``path``.
+
+    With ``check_files`` every referenced wav/mp4 must exist.
+    """
+    root = Path(path)
+    meta_path = root / "dataset.json"
+    if not root.is_dir():
+        raise DatasetError(f"{root}: dataset directory does not exist")
+    if not meta_path.is_file():
+        raise DatasetError(f"{meta_path}: missing (not a synthetic dataset directory? run 'edge-mmer synth' first)")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{meta_path}: not valid JSON: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise DatasetError(f"{meta_path}: expected a JSON object at top level")
+    where = str(meta_path)
+    version = _field(meta, "format_version", int, where)
+    if version not in SUPPORTED_FORMAT_VERSIONS:
+        raise DatasetError(f"{where}: field 'format_version' is {version}, supported: {SUPPORTED_FORMAT_VERSIONS}")
+    labels_raw = _field(meta, "labels", list, where)
+    if (
+        len(labels_raw) < 2
+        or not all(isinstance(x, str) for x in labels_raw)
+        or len(set(labels_raw)) != len(labels_raw)
+    ):
+        raise DatasetError(f"{where}: field 'labels' must be a list of two or more distinct strings")
+    labels = tuple(labels_raw)
+    seed = _field(meta, "seed", int, where)
+    config = _field(meta, "config", dict, where)
+    speakers: dict[str, str] = {}
+    for i, spk in enumerate(_field(meta, "speakers", list, where)):
+        w = f"{where}: speakers[{i}]"
+        if not isinstance(spk, dict):
+            raise DatasetError(f"{w}: expected an object")
+        sid = _field(spk, "id", str, w)
+        split = _field(spk, "split", str, w)
+        if split not in _SPLITS:
+            raise DatasetError(f"{w}: field 'split' must be one of {_SPLITS}, got {split!r}")
+        speakers[sid] = split
+
+    jsonl = root / "utterances.jsonl"
+    if not jsonl.is_file():
+        raise DatasetError(f"{jsonl}: missing")
+    utts: list[Utterance] = []
+    seen: set[str] = set()
+    with open(jsonl, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            w = f"{jsonl}:{lineno}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DatasetError(f"{w}: not valid JSON: {exc}") from exc
+            if not isinstance(row, dict):
+                raise DatasetError(f"{w}: expected a JSON object")
+            uid = _field(row, "id", str, w)
+            if uid in seen:
+                raise DatasetError(f"{w}: field 'id' duplicates {uid!r}")
+            seen.add(uid)
+            speaker = _field(row, "speaker", str, w)
+            split = _field(row, "split", str, w)
+            if speaker not in speakers:
+                raise DatasetError(f"{w}: field 'speaker' {speaker!r} is not listed in {meta_path.name}")
+            if split != speakers[speaker]:
+                raise DatasetError(
+                    f"{w}: field 'split' is {split!r} but speaker {speaker!r} is in {speakers[speaker]!r}"
+                )
+            label = _field(row, "label", str, w)
+            if label not in labels:
+                raise DatasetError(f"{w}: field 'label' {label!r} is not one of {labels}")
+            index = _field(row, "index", int, w)
+            if index < 0:
+                raise DatasetError(f"{w}: field 'index' must be >= 0, got {index}")
+            duration = float(_field(row, "duration_s", (int, float), w))
+            if duration <= 0:
+                raise DatasetError(f"{w}: field 'duration_s' must be > 0, got {duration}")
+            audio_path = root / _field(row, "audio", str, w)
+            video_path = root / _field(row, "video", str, w)
+            if check_files:
+                if not audio_path.is_file():
+                    raise DatasetError(f"{w}: field 'audio': file {audio_path} is missing")
+                if not video_path.is_file():
+                    raise DatasetError(f"{w}: field 'video': file {video_path} is missing")
+            n_frames = row.get("n_frames", 0)
+            fps = row.get("fps", config.get("fps", 0))
+            utts.append(
+                Utterance(
+                    id=uid,
+                    session=_field(row, "session", str, w),
+                    index=index,
+                    speaker=speaker,
+                    split=split,
+                    label=label,
+                    label_index=labels.index(label),
+                    text=_field(row, "text", str, w),
+                    audio_path=audio_path,
+                    video_path=video_path,
+                    duration_s=duration,
+                    n_frames=int(n_frames) if isinstance(n_frames, int) else 0,
+                    fps=float(fps) if isinstance(fps, (int, float)) else 0.0,
+                )
+            )
+    if not utts:
+        raise DatasetError(f"{jsonl}: contains no utterances")
+    logger.debug("loaded %d utterances from %s", len(utts), root)
+    return SyntheticDataset(
+        root=root,
+        labels=labels,
+        seed=seed,
+        config=config,
+        speakers=speakers,
+        all_utterances=tuple(utts),
+    )
