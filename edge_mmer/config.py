@@ -169,12 +169,16 @@ class SVMConfig:
 
 @dataclass(frozen=True)
 class FuzzyConfig:
-    """Decision fusion by a fuzzy integral with a lambda-fuzzy measure."""
+    """Decision fusion by a fuzzy integral with a lambda-fuzzy measure.
 
-    integral: str = "sugeno"
+    ``auto`` lets training pick Sugeno or Choquet by validation accuracy (never the test split);
+    the bundle records the choice.
+    """
+
+    integral: str = "auto"
 
     def validate(self, prefix: str = "fuzzy") -> None:
-        _check(self.integral in ("sugeno", "choquet"), f"{prefix}.integral", "'sugeno' or 'choquet'", self.integral)
+        _check(self.integral in ("auto", "sugeno", "choquet"), f"{prefix}.integral", "'auto', 'sugeno' or 'choquet'", self.integral)
 
 
 @dataclass(frozen=True)

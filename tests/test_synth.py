@@ -265,7 +265,7 @@ def test_loader_is_torch_free() -> None:
 
 
 def test_config_validation() -> None:
-    assert SynthConfig().split_speakers == (6, 2, 2)
+    assert SynthConfig().split_speakers == (10, 3, 3)
     assert SynthConfig(n_speakers=5).split_speakers == (3, 1, 1)
     assert SynthConfig(n_speakers=3).split_speakers == (1, 1, 1)
     with pytest.raises(ValueError, match="split_speakers"):
@@ -273,8 +273,8 @@ def test_config_validation() -> None:
     with pytest.raises(ValueError, match="sample_rate"):
         SynthConfig(sample_rate=22050)
     speakers = make_speakers(SynthConfig())
-    assert [s.split for s in speakers].count("test") == 2
-    assert len({s.voice.voice for s in speakers}) == 10
+    assert [s.split for s in speakers].count("test") == 3
+    assert len({s.voice.voice for s in speakers}) == 16
 
 
 # ---------------------------------------------------------------- demo clip

@@ -35,6 +35,9 @@ class SpeechEncoder(nn.Module):
     frames: use it for a batch of one or of equal-length inputs. The export path never packs.
     """
 
+    input_mean: Tensor
+    input_std: Tensor
+
     def __init__(self, n_mels: int, n_classes: int, cfg: SpeechEncoderConfig) -> None:
         super().__init__()
         cfg.validate()
@@ -53,6 +56,15 @@ class SpeechEncoder(nn.Module):
         self.lstm = nn.LSTM(c, cfg.lstm_hidden, batch_first=True)
         self.dropout = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(cfg.lstm_hidden, n_classes)
+        # Input normalisation per mel band, estimated on the training set by the trainer and carried
+        # in the weights (and so in the ONNX graph): the runtime feeds plain log-mel.
+        self.register_buffer("input_mean", torch.zeros(n_mels))
+        self.register_buffer("input_std", torch.ones(n_mels))
+
+    def set_input_normalization(self, mean: Tensor, std: Tensor) -> None:
+        """Store per-band mean / std of the training log-mel (std floored at 1e-3)."""
+        self.input_mean.copy_(mean.reshape(self.n_mels))
+        self.input_std.copy_(std.reshape(self.n_mels).clamp_min(1e-3))
 
     @property
     def min_frames(self) -> int:
@@ -71,6 +83,7 @@ class SpeechEncoder(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """x (B, T, n_mels) float32, optional lengths (B,) in input frames -> (features (B, H), logits (B, n_classes))."""
+        x = (x - self.input_mean) / self.input_std
         if lengths is None:
             _, (h_n, _) = self.lstm(self._frontend(x))
         else:

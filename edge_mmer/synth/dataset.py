@@ -95,13 +95,14 @@ class SynthConfig:
     """Configuration of the synthetic dataset (stored in ``dataset.json``)."""
 
     seed: int = 0
-    n_speakers: int = 10
-    sessions_per_speaker: int = 4
+    # 16 speakers (10 / 3 / 3): fewer training voices and faces do not generalise to new speakers
+    n_speakers: int = 16
+    sessions_per_speaker: int = 5
     utterances_per_session: int = 8
     fps: int = 15
     frame_size: tuple[int, int] = (320, 240)  # (width, height)
     sample_rate: int = 16000
-    # train / val / test speaker counts; None = about 60 / 20 / 20 % (6 / 2 / 2 for 10 speakers)
+    # train / val / test speaker counts; None = about 60 / 20 / 20 % (10 / 3 / 3 for 16 speakers)
     split_speakers: tuple[int, int, int] | None = None
     stay_prob: float = 0.5
     labels: tuple[str, ...] = LABELS

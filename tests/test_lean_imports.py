@@ -1,0 +1,41 @@
+"""The runtime's side of the package never imports torch (a robot carries onnxruntime, not torch)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+TORCH_FREE = [
+    "edge_mmer",
+    "edge_mmer.config",
+    "edge_mmer.features.audio",
+    "edge_mmer.features.face",
+    "edge_mmer.selection",
+    "edge_mmer.svm",
+    "edge_mmer.fuzzy",
+    "edge_mmer.bundle",
+    "edge_mmer.decision",
+    "edge_mmer.evaluate",
+    "edge_mmer.datasets.synthetic",
+    "edge_mmer.cli",
+    "edge_mmer.runtime",
+    "edge_mmer.calibration",
+]
+
+
+@pytest.mark.parametrize("module", TORCH_FREE)
+def test_module_imports_without_torch(module: str) -> None:
+    code = f"import sys, {module}; heavy = [m for m in ('torch', 'timm', 'torchvision') if m in sys.modules]; print(heavy)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]", f"importing {module} pulled in {out.stdout.strip()}"
+
+
+def test_bundle_cli_runs_without_torch(tmp_path) -> None:
+    code = (
+        "import sys; from edge_mmer.cli import main; rc = main(['bundle', 'verify', sys.argv[1]]); "
+        "print('torch' in sys.modules, rc)"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip().startswith("False"), out.stdout + out.stderr
