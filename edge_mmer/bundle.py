@@ -1142,6 +1142,11 @@ def describe_bundle(bundle: Bundle) -> str:
         lines.append("fuzzy       " + ", ".join(parts))
     else:
         lines.append("fuzzy       none")
+    accuracy = m["metrics"].get("test_accuracy")
+    if isinstance(accuracy, dict) and all(_is_num(v) for v in accuracy.values()):
+        shown = ", ".join(f"{k} {100 * v:.1f} %" for k, v in accuracy.items())
+        where = m["metrics"].get("split", "test")
+        lines.append(f"accuracy    {shown} ({where})")
     metrics = _scalars(m["metrics"])
     if metrics:
         shown = ", ".join(f"{k}={_fmt(v)}" for k, v in metrics[:8])
