@@ -146,15 +146,18 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from edge_mmer.config import ConfigError, load_config
-    from edge_mmer.train import TrainOptions, format_metrics, train
 
     try:
         cfg = load_config(args.config)
     except ConfigError as exc:
         raise SystemExit(f"edge-mmer train: {exc}") from exc
+    if args.out.exists() and any(args.out.iterdir()) and not args.overwrite:
+        raise SystemExit(f"edge-mmer train: {args.out} exists and is not empty (use --overwrite)")
     progress = not (args.no_progress or args.quiet)
     seed = cfg.train.seed if args.seed is None else args.seed
     dataset = _resolve_synthetic(args.dataset, seed=0, progress=progress)
+    from edge_mmer.train import TrainOptions, format_metrics, train  # torch: only once the arguments are good
+
     opts = TrainOptions(
         dataset=dataset, out=args.out, seed=seed, device=args.device or cfg.train.device,
         epochs_scale=args.epochs_scale, ablation=not args.no_ablation, overwrite=args.overwrite, progress=progress,
@@ -188,8 +191,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _setup_logging(args.verbose, args.quiet)
     if args.command is None:
-        # The embedded default: train the demo configuration on the synthetic set.
-        args = parser.parse_args([*(sys.argv[1:] if argv is None else argv), "train"])
+        # The embedded default: train the demo configuration on the synthetic set into runs/demo,
+        # which belongs to this default job and is replaced on every run.
+        args = parser.parse_args([*(sys.argv[1:] if argv is None else argv), "train", "--overwrite"])
         _setup_logging(args.verbose, args.quiet)
     handlers = {"synth": cmd_synth, "train": cmd_train, "bundle": cmd_bundle}
     try:
