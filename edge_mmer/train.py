@@ -427,7 +427,7 @@ class BackEnd:
     head: DecisionHead
     reports: dict[str, dict[str, Any]]  # test split, per channel + final
     val_accuracy: dict[str, float]
-    extra: dict[str, Any]
+    by_integral: dict[str, dict[str, float]]  # split -> final accuracy per integral
 
 
 def _stack_present(seqs: Sequence[Sequence[np.ndarray | None]], labels: Sequence[Sequence[int]]
@@ -498,8 +498,9 @@ def fit_back_end(
     log.info("fuzzy integral (%s): %s (validation: sugeno %.3f, choquet %.3f)", tag, head.method,
              val_extra["final_sugeno_accuracy"], val_extra["final_choquet_accuracy"])
     # 6. test metrics, per channel and final, the decision made utterance by utterance
-    reports, extra = evaluate_split(head, channel_feats["test"], labels["test"], cfg)
-    return BackEnd(keep_fraction, selections, fusion, fusion_acc, head, reports, val_accuracy, extra)
+    reports, test_extra = evaluate_split(head, channel_feats["test"], labels["test"], cfg)
+    by_integral = {"validation": val_extra, "test": test_extra}
+    return BackEnd(keep_fraction, selections, fusion, fusion_acc, head, reports, val_accuracy, by_integral)
 
 
 def evaluate_split(head: DecisionHead, feats: dict[str, list[list[np.ndarray | None]]], labels: list[list[int]],
@@ -687,14 +688,14 @@ def build_metrics(cfg: ModelConfig, ds: SyntheticDataset, data: dict[str, list[S
         "keep_fraction": back.keep_fraction,
         "test": back.reports,
         "test_accuracy": {k: v["accuracy"] for k, v in back.reports.items()},
-        "test_final_by_integral": back.extra,
+        "final_by_integral": back.by_integral,
         "validation_accuracy": {"svm": back.val_accuracy, "networks": val_acc},
         "train_seconds": round(seconds, 1),
     }
     if ablation is not None:
         metrics["without_chi_square"] = {
             "test_accuracy": {k: v["accuracy"] for k, v in ablation.reports.items()},
-            "test_final_by_integral": ablation.extra,
+            "final_by_integral": ablation.by_integral,
         }
     return metrics
 
@@ -720,8 +721,10 @@ def format_metrics(metrics: dict[str, Any]) -> str:
         keep = metrics["keep_fraction"]
         lines.append(f"{f'chi-square {keep:.0%}':<18}" + "".join(f"{100 * metrics['test_accuracy'][c]:>9.1f}" for c in cols))
         lines.append(f"{'no chi-square':<18}" + "".join(f"{100 * abl[c]:>9.1f}" for c in cols))
-    other = metrics["test_final_by_integral"]
-    lines.append("final by integral: " + ", ".join(f"{k.split('_')[1]} {100 * v:.1f} %" for k, v in other.items()))
+    for split in ("validation", "test"):
+        other = metrics["final_by_integral"][split]
+        lines.append(f"final by integral ({split}): "
+                     + ", ".join(f"{k.split('_')[1]} {100 * v:.1f} %" for k, v in other.items()))
     return "\n".join(lines)
 
 

@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from edge_mmer.config import LABELS
 from edge_mmer.synth.face import (
+    Blinker,
     FaceIdentity,
     FacePose,
     random_identity,
@@ -280,18 +281,9 @@ def render_video_frames(
     """Yield BGR frames of a talking face: one per envelope value (mouth follows the envelope)."""
     expr = sample_expression(label, rng)
     pose: FacePose = sample_pose(rng)
-    next_blink = float(rng.uniform(0.5, 3.0))
-    blink_left = 0
+    blinker = Blinker(rng)
     for i, talk in enumerate(envelope):
-        t = i / fps
-        blink = 0.0
-        if blink_left > 0:
-            blink = 1.0 if blink_left > 1 else 0.5
-            blink_left -= 1
-        elif t >= next_blink:
-            blink_left = 2
-            blink = 0.5
-            next_blink = t + float(rng.uniform(2.0, 5.0))
+        blink = blinker.step(i / fps)
         pose = smooth_pose(pose, rng)
         yield render_face(face, expr, talk=float(talk), pose=pose, rng=rng, size=size, blink=blink)
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from edge_mmer.synth.dataset import GENERATOR, SynthConfig, make_speakers
 from edge_mmer.synth.face import (
+    Blinker,
     Expression,
     neutral_expression,
     render_face,
@@ -152,8 +153,7 @@ def make_demo_clip(
     env = frame_envelope(clean, sr, fps, n_frames)
     rest = blend_expressions(neutral_expression(), sample_expression("neutral", rng, jitter=0.5), 0.5)
     pose = sample_pose(rng)
-    next_blink = 1.0
-    blink_left = 0
+    blinker = Blinker(rng, first_at=1.0)
 
     def expression_at(t: float) -> Expression:
         for seg, ex in zip(segments, expressions, strict=True):
@@ -176,14 +176,7 @@ def make_demo_clip(
         a_pos = 0
         for i in range(n_frames):
             t = i / fps
-            blink = 0.0
-            if blink_left > 0:
-                blink = 1.0 if blink_left > 1 else 0.5
-                blink_left -= 1
-            elif t >= next_blink:
-                blink_left = 2
-                blink = 0.5
-                next_blink = t + float(rng.uniform(2.0, 5.0))
+            blink = blinker.step(t)
             pose = smooth_pose(pose, rng)
             frame = render_face(
                 spk.face, expression_at(t), talk=float(env[i]), pose=pose, rng=rng, size=(w, h), blink=blink

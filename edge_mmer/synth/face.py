@@ -269,6 +269,26 @@ def sample_pose(rng: np.random.Generator, strength: float = 1.0) -> FacePose:
     )
 
 
+class Blinker:
+    """Eye blinks: two frames each (half-closed, closed), every 2-5 s after the first one."""
+
+    def __init__(self, rng: np.random.Generator, first_at: float | None = None) -> None:
+        self.rng = rng
+        self.next_at = float(rng.uniform(0.5, 3.0)) if first_at is None else first_at
+        self.left = 0
+
+    def step(self, t: float) -> float:
+        """Eyelid closure (0 open, 0.5 half, 1 closed) for the frame at ``t`` seconds."""
+        if self.left > 0:
+            self.left -= 1
+            return 1.0 if self.left > 0 else 0.5
+        if t >= self.next_at:
+            self.left = 2
+            self.next_at = t + float(self.rng.uniform(2.0, 5.0))
+            return 0.5
+        return 0.0
+
+
 def smooth_pose(prev: FacePose, rng: np.random.Generator, alpha: float = 0.15) -> FacePose:
     """Random-walk a pose a little (for temporally coherent video)."""
     target = sample_pose(rng)
