@@ -14,7 +14,6 @@ from edge_mmer.features.audio import (
     log_mel,
     mel_filterbank,
     n_frames,
-    normalize_utterance,
     pcm16_to_float,
 )
 
@@ -169,20 +168,6 @@ def test_nan_anywhere_raises(n: int, data: st.DataObject) -> None:
     wave[data.draw(st.integers(0, n - 1))] = data.draw(st.sampled_from([np.nan, np.inf, -np.inf]))
     with pytest.raises(ValueError, match="NaN/inf"):
         log_mel(wave, CFG)
-
-
-def test_normalize_utterance() -> None:
-    rng = np.random.default_rng(0)
-    feats = (rng.standard_normal((120, 40)) * 3 + 5).astype(np.float32)
-    out = normalize_utterance(feats)
-    assert out.dtype == np.float32 and out.shape == feats.shape
-    np.testing.assert_allclose(out.mean(axis=0), 0.0, atol=1e-5)
-    np.testing.assert_allclose(out.std(axis=0), 1.0, atol=1e-4)
-    np.testing.assert_array_equal(normalize_utterance(feats[:1]), np.zeros((1, 40), dtype=np.float32))
-    with pytest.raises(ValueError, match="2-D"):
-        normalize_utterance(feats[0])
-    with pytest.raises(ValueError, match="NaN"):
-        normalize_utterance(np.full((3, 4), np.nan))
 
 
 def test_pcm16_to_float() -> None:

@@ -22,18 +22,37 @@ from edge_mmer.train import TrainOptions, format_metrics, train
 pytestmark = pytest.mark.slow
 
 
+TINY = replace(
+    demo_config(),
+    svm=SVMConfig(c_grid=(1.0, 8.0), gamma_grid=(0.01, 0.1), folds=2),
+    train=TrainConfig(speech_epochs=2, face_epochs=2, context_epochs=3, fusion_epochs=3, batch_size=16),
+)
+
+
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    root = tmp_path_factory.mktemp("train")
-    data = generate_dataset(root / "data", SynthConfig(seed=3, n_speakers=3, sessions_per_speaker=2,
-                                                       utterances_per_session=4), progress=False, workers=1)
-    cfg = replace(
-        demo_config(),
-        svm=SVMConfig(c_grid=(1.0, 8.0), gamma_grid=(0.01, 0.1), folds=2),
-        train=TrainConfig(speech_epochs=2, face_epochs=2, context_epochs=3, fusion_epochs=3, batch_size=16),
-    )
-    result = train(cfg, TrainOptions(dataset=data, out=root / "bundle", seed=1, device="cpu", progress=False))
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate_dataset(tmp_path_factory.mktemp("data") / "synthetic",
+                            SynthConfig(seed=3, n_speakers=3, sessions_per_speaker=2, utterances_per_session=4),
+                            progress=False, workers=1)
+
+
+@pytest.fixture(scope="module")
+def trained(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("train") / "bundle"
+    result = train(TINY, TrainOptions(dataset=dataset, out=out, seed=1, device="cpu", progress=False))
     return result.bundle_dir, result.metrics
+
+
+def test_training_is_seeded(dataset: Path, trained: tuple[Path, dict], tmp_path: Path) -> None:
+    """The same seed gives the same figures and SVM choices. (Weights are not promised bit-identical:
+    torch's multi-threaded CPU kernels may sum in another order, a last-bit difference.)"""
+    first, metrics = trained
+    again = train(TINY, TrainOptions(dataset=dataset, out=tmp_path / "again", seed=1, device="cpu", progress=False))
+    svms = (read_bundle(first).svms, read_bundle(again.bundle_dir).svms)
+    assert {k: (v["c"], v["gamma"]) for k, v in svms[0].items()} == {k: (v["c"], v["gamma"]) for k, v in svms[1].items()}
+    drop = ("train_seconds",)
+    assert {k: v for k, v in again.metrics.items() if k not in drop} == {
+        k: v for k, v in metrics.items() if k not in drop}
 
 
 def test_bundle_verifies_and_records_everything(trained: tuple[Path, dict]) -> None:

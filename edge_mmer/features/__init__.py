@@ -1,6 +1,6 @@
 """Front ends shared by training and the torch-free runtime: log-mel speech features and face crops."""
 
-from edge_mmer.features.audio import log_mel, mel_filterbank, n_frames, normalize_utterance, pcm16_to_float
+from edge_mmer.features.audio import log_mel, mel_filterbank, n_frames, pcm16_to_float
 from edge_mmer.features.face import (
     FaceBox,
     HaarFaceDetector,
@@ -18,7 +18,6 @@ __all__ = [
     "log_mel",
     "mel_filterbank",
     "n_frames",
-    "normalize_utterance",
     "pcm16_to_float",
     "preprocess_face",
     "preprocess_faces",

@@ -34,7 +34,6 @@ __all__ = [
     "mel_filterbank",
     "mel_to_hz",
     "n_frames",
-    "normalize_utterance",
     "pcm16_to_float",
 ]
 
@@ -144,25 +143,6 @@ def log_mel(wave: np.ndarray, cfg: AudioConfig) -> np.ndarray:
     power = spec.real**2 + spec.imag**2
     mel = power @ mel_filterbank(cfg).T.astype(np.float64)
     return np.log(np.maximum(mel, cfg.log_floor)).astype(np.float32)
-
-
-def normalize_utterance(feats: np.ndarray, eps: float = 1e-5) -> np.ndarray:
-    """Per-utterance CMVN: ``(x - mean_t) / (std_t + eps)`` per feature column, over time (axis 0).
-
-    ``feats``: ``(frames, n_features)``; returns float32 of the same shape. A single frame (or a
-    constant column) maps to zeros.
-    """
-    x = np.asarray(feats)
-    if x.ndim != 2:
-        raise ValueError(f"expected (frames, features) 2-D features, got shape {x.shape}")
-    if x.shape[0] == 0:
-        raise ValueError("features have 0 frames")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("features contain NaN/inf")
-    x64 = x.astype(np.float64)
-    mean = x64.mean(axis=0, keepdims=True)
-    std = x64.std(axis=0, keepdims=True)
-    return ((x64 - mean) / (std + eps)).astype(np.float32)
 
 
 def pcm16_to_float(buf: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
