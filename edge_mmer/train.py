@@ -35,12 +35,12 @@ from torch import nn
 
 from edge_mmer import __version__
 from edge_mmer.bundle import BundleWriter, read_bundle
-from edge_mmer.config import ModelConfig
+from edge_mmer.config import FaceConfig, ModelConfig
 from edge_mmer.datasets.synthetic import SyntheticDataset, Utterance, load_synthetic
 from edge_mmer.decision import CHANNELS, DecisionHead
 from edge_mmer.evaluate import channel_report, per_class_recall, plot_confusions
 from edge_mmer.features.audio import log_mel
-from edge_mmer.features.face import HaarFaceDetector, crop_face, largest_face, preprocess_face
+from edge_mmer.features.face import HaarFaceDetector, crop_face, largest_face, preprocess_faces, resize_face
 from edge_mmer.fuzzy import densities_from_recall, fit_fuzzy_measure, fuzzy_integral
 from edge_mmer.models import ContextLSTM, FaceEncoder, FusionLSTM, SpeechEncoder
 from edge_mmer.selection import ChiSquareSelection, fit_chi_square
@@ -76,7 +76,7 @@ class UtteranceInput:
     uid: str
     label: int
     mel: np.ndarray  # (T, n_mels) float32 log-mel (the encoder normalises with training statistics)
-    faces: np.ndarray | None  # (n, 3, S, S) float32, None when no face was found
+    faces: np.ndarray | None  # (n, S, S, 3) uint8 BGR crops, None when no face was found
 
 
 Session = list[UtteranceInput]
@@ -163,8 +163,8 @@ def _prepare_utterance(utt: Utterance, cfg: ModelConfig, detector: HaarFaceDetec
     for frame in utt.load_frames(max_frames=cfg.face.frames_per_utterance):
         box = largest_face(detector.detect(frame))
         if box is not None:
-            crops.append(preprocess_face(crop_face(frame, box, cfg.face.margin), cfg.face))
-    faces = np.stack(crops).astype(np.float32) if crops else None
+            crops.append(resize_face(crop_face(frame, box, cfg.face.margin), cfg.face.crop_size))
+    faces = np.stack(crops) if crops else None
     return UtteranceInput(uid=utt.id, label=utt.label_index, mel=mel, faces=faces)
 
 
@@ -286,7 +286,7 @@ def fit_face_encoder(data: dict[str, list[Session]], cfg: ModelConfig, opts: Tra
                 labels.extend([u.label] * len(u.faces))
     if not crops:
         raise RuntimeError("no face was found in any training utterance: cannot train the face encoder")
-    x_all = torch.from_numpy(np.concatenate(crops))
+    x_all = np.concatenate(crops)  # uint8, normalised per batch
     y_all = torch.tensor(labels)
     val = [u for s in data["val"] for u in s if u.faces is not None]
     bs = cfg.train.batch_size
@@ -299,7 +299,7 @@ def fit_face_encoder(data: dict[str, list[Session]], cfg: ModelConfig, opts: Tra
             idx = order[i : i + bs]
             if len(idx) < 2:  # BatchNorm on a 1x1 feature map needs two or more crops
                 continue
-            x = x_all[idx]
+            x = torch.from_numpy(preprocess_faces(list(x_all[idx.numpy()]), cfg.face))
             if r.random() < 0.5:  # augmentation: horizontal flip, small translation, contrast jitter
                 x = x.flip(-1)
             x = nn.functional.pad(x, (pad, pad, pad, pad), mode="replicate")
@@ -309,7 +309,7 @@ def fit_face_encoder(data: dict[str, list[Session]], cfg: ModelConfig, opts: Tra
 
     @torch.no_grad()
     def val_acc() -> float:
-        emb = face_embeddings(model, val, device, cfg.train.batch_size)
+        emb = face_embeddings(model, val, cfg.face, device, cfg.train.batch_size)
         logits = model.head(torch.from_numpy(np.stack(emb)).to(device))
         return float(np.mean(logits.argmax(-1).cpu().numpy() == np.array([u.label for u in val])))
 
@@ -319,27 +319,28 @@ def fit_face_encoder(data: dict[str, list[Session]], cfg: ModelConfig, opts: Tra
 
 
 @torch.no_grad()
-def face_embeddings(model: FaceEncoder, utts: Sequence[UtteranceInput], device: torch.device,
+def face_embeddings(model: FaceEncoder, utts: Sequence[UtteranceInput], cfg: FaceConfig, device: torch.device,
                     batch_size: int = 64) -> list[np.ndarray]:
     """Per utterance: the mean of its frames' face embeddings (utterances must have faces)."""
     model.eval()
     out = []
     for u in utts:
         assert u.faces is not None
-        embs = [model(torch.from_numpy(u.faces[i : i + batch_size]).to(device))[0] for i in range(0, len(u.faces), batch_size)]
+        embs = [model(torch.from_numpy(preprocess_faces(list(u.faces[i : i + batch_size]), cfg)).to(device))[0]
+                for i in range(0, len(u.faces), batch_size)]
         out.append(torch.cat(embs).mean(0).cpu().numpy().astype(np.float32))
     return out
 
 
-def encode(data: dict[str, list[Session]], speech: SpeechEncoder, face: FaceEncoder, device: torch.device,
-           progress: bool) -> dict[str, Features]:
+def encode(data: dict[str, list[Session]], speech: SpeechEncoder, face: FaceEncoder, cfg: ModelConfig,
+           device: torch.device, progress: bool) -> dict[str, Features]:
     out: dict[str, Features] = {}
     for split in SPLITS:
         f = Features()
         for session in _progress(data[split], f"encode ({split})", progress):
             f.speech.append(list(speech_features(speech, session, device)))
             with_face = [u for u in session if u.faces is not None]
-            embs = iter(face_embeddings(face, with_face, device))
+            embs = iter(face_embeddings(face, with_face, cfg.face, device))
             f.face.append([next(embs) if u.faces is not None else None for u in session])
         out[split] = f
     return out
@@ -630,7 +631,7 @@ def train(cfg: ModelConfig, opts: TrainOptions) -> TrainResult:
 
     speech_enc, speech_acc = fit_speech_encoder(data, cfg, opts, device, rng)
     face_enc, face_acc = fit_face_encoder(data, cfg, opts, device, rng)
-    enc = encode(data, speech_enc, face_enc, device, opts.progress)
+    enc = encode(data, speech_enc, face_enc, cfg, device, opts.progress)
     dims = {"speech": cfg.speech_encoder.lstm_hidden, "face": cfg.face_encoder.embedding_dim}
 
     n_classes = len(cfg.labels)

@@ -141,3 +141,22 @@ def test_train_refuses_to_overwrite(trained: tuple[Path, dict]) -> None:
     out, _ = trained
     with pytest.raises(SystemExit, match="exists"):
         train(demo_config(), TrainOptions(dataset=out, out=out))
+
+
+def test_paper_configuration_trains_end_to_end(dataset: Path, tmp_path: Path) -> None:
+    """The paper's networks (Inception-ResNet-v2 at 299 px, LSTM 256, FC 300) through the whole
+    pipeline, one epoch each and one frame per utterance to keep it to seconds on a CPU."""
+    from edge_mmer.config import FaceConfig, paper_config
+
+    paper = paper_config()
+    cfg = replace(paper, face=replace(paper.face, frames_per_utterance=1), svm=TINY.svm,
+                  train=replace(TINY.train, speech_epochs=1, face_epochs=1, context_epochs=1, fusion_epochs=1,
+                                batch_size=4))
+    assert isinstance(cfg.face, FaceConfig) and cfg.face.crop_size == 299
+    result = train(cfg, TrainOptions(dataset=dataset, out=tmp_path / "paper", seed=0, device="cpu", progress=False,
+                                     ablation=False))
+    bundle = read_bundle(result.bundle_dir)
+    assert bundle.config.face_encoder.width == 1.0
+    assert bundle.networks["face_encoder"]["inputs"][0]["shape"] == ["batch", 3, 299, 299]
+    assert bundle.networks["fusion"]["outputs"][0]["shape"] == [1, 300]
+    assert 0.0 <= result.metrics["test_accuracy"]["final"] <= 1.0
