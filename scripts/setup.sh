@@ -21,11 +21,23 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# pip quietly; on failure show what it said (less this machine's notes about local wheel folders)
+pip_install() {
+  local log
+  log=$(mktemp)
+  if ! "$VENV/bin/python" -m pip install -q "$@" >"$log" 2>&1; then
+    grep -v "WARNING: Location" "$log" >&2 || true
+    rm -f "$log"
+    echo "setup: 'pip install $*' failed" >&2
+    exit 1
+  fi
+  rm -f "$log"
+}
+
 if [ ! -x "$VENV/bin/python" ]; then
   echo "setup: creating $VENV with $($PY --version)"
   "$PY" -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install -q --upgrade pip 2>&1 | grep -v "WARNING: Location" || true
 
 # torch is pinned here, not in the package (Jetson users bring NVIDIA's wheel). timm, used by the
 # tests to prove the face encoder loads its weights, needs a torchvision built for the same torch.
@@ -35,9 +47,9 @@ if ! "$VENV/bin/python" -c "import torch, torchvision" 2>/dev/null; then
     *) TORCH=(torch==2.14.1 torchvision==0.29.1) ;;
   esac
   echo "setup: installing ${TORCH[*]}"
-  "$VENV/bin/python" -m pip install -q "${TORCH[@]}" 2>&1 | grep -v "WARNING: Location" || true
+  pip_install "${TORCH[@]}"
 fi
 
 echo "setup: installing edge-mmer with extras train, onnx, dev"
-"$VENV/bin/python" -m pip install -q -e ".[train,onnx,dev]" 2>&1 | grep -v "WARNING: Location" || true
+pip_install -e ".[train,onnx,dev]"
 "$VENV/bin/python" -c "import edge_mmer, torch, libsvm, cv2; print('setup: ok (edge-mmer', edge_mmer.__version__, '| torch', torch.__version__, '| opencv', cv2.__version__ + ')')"

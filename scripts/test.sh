@@ -14,7 +14,11 @@ PY310=$(command -v python3.10 || ls /root/.pyenv/versions/3.10*/bin/python 2>/de
 if [ -n "$PY310" ] && [ $# -eq 0 ]; then
   echo "== pytest, torch-free core on $("$PY310" --version)"
   [ -x .venv-core/bin/python ] || "$PY310" -m venv .venv-core
-  .venv-core/bin/python -m pip install -q -e . pytest hypothesis scipy librosa 2>&1 | grep -v "WARNING: Location\|DEPRECATION" || true
+  if ! .venv-core/bin/python -m pip install -q -e . pytest hypothesis scipy librosa >.venv-core/install.log 2>&1; then
+    grep -v "WARNING: Location" .venv-core/install.log >&2 || true
+    echo "test: installing the core into .venv-core failed" >&2
+    exit 1
+  fi
   .venv-core/bin/python -m pytest -q -p no:cacheprovider tests/test_config.py tests/test_audio_features.py \
     tests/test_face_features.py tests/test_selection.py tests/test_fuzzy.py tests/test_svm.py tests/test_bundle.py \
     tests/test_lean_imports.py tests/test_demo_assets.py
