@@ -41,7 +41,7 @@ from edge_mmer.decision import CHANNELS, DecisionHead
 from edge_mmer.evaluate import channel_report, per_class_recall, plot_confusions
 from edge_mmer.features.audio import log_mel
 from edge_mmer.features.face import HaarFaceDetector, crop_face, largest_face, preprocess_faces, resize_face
-from edge_mmer.fuzzy import densities_from_recall, fit_fuzzy_measure, fuzzy_integral
+from edge_mmer.fuzzy import densities_from_recall, fit_fuzzy_measure
 from edge_mmer.models import ContextLSTM, FaceEncoder, FusionLSTM, SpeechEncoder
 from edge_mmer.selection import ChiSquareSelection, fit_chi_square
 from edge_mmer.svm import TrainedSVM, train_svm
@@ -522,7 +522,7 @@ def evaluate_split(head: DecisionHead, feats: dict[str, list[list[np.ndarray | N
             supports = {n: probs[n][si][ui] for n in CHANNELS if probs[n][si][ui] is not None}
             y_true.append(lab)
             for method in finals:
-                finals[method].append(int(np.argmax(fuzzy_integral(supports, head.measure, method))))
+                finals[method].append(int(np.argmax(head.fuse(supports, method))))
     y = np.asarray(y_true)
     reports["final"] = channel_report(y, np.asarray(finals[head.method]), cfg.labels)
     extra = {f"final_{m}_accuracy": float(np.mean(np.asarray(v) == y)) for m, v in finals.items()}
@@ -544,7 +544,7 @@ def _step_io(in_dim: int, hidden: int, out_name: str, out_dim: int) -> tuple[lis
 
 def write_bundle(
     opts: TrainOptions, cfg: ModelConfig, ds: SyntheticDataset, nets: dict[str, nn.Module], back: BackEnd,
-    dims: dict[str, int], metrics: dict[str, Any], reports_png: Path,
+    dims: dict[str, int], metrics: dict[str, Any], reports_png: Path, dataset_meta: dict[str, Any],
 ) -> Path:
     writer = BundleWriter(opts.out, overwrite=opts.overwrite)
     s_in, s_out = _step_io(dims["speech"], cfg.context.hidden, "y", cfg.context.hidden)
@@ -573,7 +573,6 @@ def write_bundle(
     svms = {name: writer.add_svm(name, svm) for name, svm in back.head.svms.items()}
     writer.add_file("reports/confusion.png", reports_png.read_bytes())
     writer.add_json("reports/metrics.json", metrics)
-    dataset_meta = json.loads((ds.root / "dataset.json").read_text(encoding="utf-8"))
     synthetic = bool(dataset_meta.get("synthetic", False))
     manifest = {
         "model_id": f"edge-mmer-{cfg.name}-{time.strftime('%Y%m%d')}-s{opts.seed}",
@@ -657,7 +656,8 @@ def train(cfg: ModelConfig, opts: TrainOptions) -> TrainResult:
     if opts.ablation and cfg.selection.keep_fraction < 1.0:
         ablation = fit_back_end(ctx, labels, cfg, 1.0, opts, device, rng)
 
-    metrics = build_metrics(cfg, ds, data, back, ablation,
+    dataset_meta = json.loads((ds.root / "dataset.json").read_text(encoding="utf-8"))
+    metrics = build_metrics(cfg, dataset_meta, data, back, ablation,
                             {"speech_encoder": speech_acc, "face_encoder": face_acc,
                              "speech_context": context_acc["speech"], "face_context": context_acc["face"],
                              "fusion": back.fusion_val_acc},
@@ -670,16 +670,15 @@ def train(cfg: ModelConfig, opts: TrainOptions) -> TrainResult:
     nets: dict[str, nn.Module] = {"speech_encoder": speech_enc, "face_encoder": face_enc,
                                   "speech_context": context_nets["speech"], "face_context": context_nets["face"],
                                   "fusion": back.fusion}
-    out = write_bundle(opts, cfg, ds, nets, back, dims, metrics, png)
+    out = write_bundle(opts, cfg, ds, nets, back, dims, metrics, png, dataset_meta)
     png.unlink(missing_ok=True)
     read_bundle(out, verify=True)  # what we wrote must verify
     log.info("bundle written to %s in %.0f s", out, time.monotonic() - started)
     return TrainResult(bundle_dir=out, metrics=metrics)
 
 
-def build_metrics(cfg: ModelConfig, ds: SyntheticDataset, data: dict[str, list[Session]], back: BackEnd,
+def build_metrics(cfg: ModelConfig, dataset_meta: dict[str, Any], data: dict[str, list[Session]], back: BackEnd,
                   ablation: BackEnd | None, val_acc: dict[str, float], seconds: float) -> dict[str, Any]:
-    dataset_meta = json.loads((ds.root / "dataset.json").read_text(encoding="utf-8"))
     metrics: dict[str, Any] = {
         "synthetic": bool(dataset_meta.get("synthetic", False)),
         "split": "test (held-out speakers)",
