@@ -10,7 +10,13 @@ echo "== pytest"; .venv/bin/python -m pytest -q "$@"
 
 # The device side must work on Python 3.10 (JetPack 6) and without torch installed at all: run the
 # torch-free tests in a second environment holding only the core package and the test tools.
-PY310=$(command -v python3.10 || ls /root/.pyenv/versions/3.10*/bin/python 2>/dev/null | head -n 1 || true)
+PY310=""
+for candidate in "$(command -v python3.10 || true)" /root/.pyenv/versions/3.10*/bin/python /usr/bin/python3.10; do
+  if [ -n "$candidate" ] && [ -x "$candidate" ] && "$candidate" -c "import sys; assert sys.version_info[:2] == (3, 10)" 2>/dev/null; then
+    PY310=$candidate
+    break
+  fi
+done
 if [ -n "$PY310" ] && [ $# -eq 0 ]; then
   echo "== pytest, torch-free core on $("$PY310" --version)"
   [ -x .venv-core/bin/python ] || "$PY310" -m venv .venv-core
