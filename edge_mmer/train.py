@@ -349,10 +349,15 @@ def encode(data: dict[str, list[Session]], speech: SpeechEncoder, face: FaceEnco
 # ----------------------------------------------------------------------------------- sequence models
 
 
-def _present(seq: Sequence[np.ndarray | None], labels: Sequence[int]) -> tuple[list[np.ndarray], list[int]]:
-    """The steps of a sequence where the modality is present (absent steps do not advance the LSTM)."""
-    keep = [i for i, v in enumerate(seq) if v is not None]
-    return [seq[i] for i in keep], [labels[i] for i in keep]  # type: ignore[misc]
+def _present(seqs: Sequence[Sequence[np.ndarray | None]], labels: Sequence[Sequence[int]]
+             ) -> tuple[list[list[np.ndarray]], list[list[int]]]:
+    """Per sequence, the steps where the modality is present (absent steps do not advance the LSTM)."""
+    xs, ys = [], []
+    for seq, lab in zip(seqs, labels, strict=True):
+        keep = [i for i, v in enumerate(seq) if v is not None]
+        xs.append([seq[i] for i in keep])
+        ys.append([lab[i] for i in keep])
+    return xs, ys  # type: ignore[return-value]
 
 
 def _pad_sequences(seqs: Sequence[Sequence[np.ndarray]], labels: Sequence[Sequence[int]]
@@ -464,11 +469,8 @@ def fit_back_end(
     in_dim = next(v for s in joint["train"] for v in s if v is not None).shape[0]
     fusion = FusionLSTM(in_dim, n_classes, cfg.fusion).to(device)
 
-    def present(split: str) -> tuple[list[list[np.ndarray]], list[list[int]]]:
-        pairs = [_present(s, lab) for s, lab in zip(joint[split], labels[split], strict=True)]
-        return [p[0] for p in pairs], [p[1] for p in pairs]
-
-    fusion_acc = fit_sequence_model(fusion, present("train"), present("val"),
+    fusion_acc = fit_sequence_model(fusion, _present(joint["train"], labels["train"]),
+                                    _present(joint["val"], labels["val"]),
                                     _epochs(cfg.train.fusion_epochs, opts.epochs_scale), cfg, rng, device,
                                     f"fusion LSTM ({tag})", opts.progress)
     fused = {split: run_sequences(fusion, joint[split], device) for split in SPLITS}
@@ -640,12 +642,9 @@ def train(cfg: ModelConfig, opts: TrainOptions) -> TrainResult:
     for modality in ("speech", "face"):
         net = ContextLSTM(dims[modality], n_classes, cfg.context).to(device)
 
-        def seqs(split: str, m: str = modality) -> tuple[list[list[np.ndarray]], list[list[int]]]:
-            pairs = [_present(s, lab) for s, lab in zip(getattr(enc[split], m), labels[split], strict=True)]
-            return [p[0] for p in pairs], [p[1] for p in pairs]
-
         context_acc[modality] = fit_sequence_model(
-            net, seqs("train"), seqs("val"), _epochs(cfg.train.context_epochs, opts.epochs_scale), cfg, rng, device,
+            net, _present(getattr(enc["train"], modality), labels["train"]),
+            _present(getattr(enc["val"], modality), labels["val"]), _epochs(cfg.train.context_epochs, opts.epochs_scale), cfg, rng, device,
             f"{modality} context LSTM", opts.progress)
         context_nets[modality] = net
         for split in SPLITS:
