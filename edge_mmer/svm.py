@@ -391,23 +391,23 @@ def _validate(data: bytes, source: str, n_classes: int | None, n_features: int |
             raise fail(line_of[key], f"'{key}' needs exactly one value")
         return header[key][0]
 
-    def ints(key: str, count: int) -> list[int]:
+    def values(key: str, count: int) -> list[str]:
         vals = header.get(key)
         if vals is None:
             raise fail(None, f"missing header line '{key}'")
         if len(vals) != count:
             raise fail(line_of[key], f"'{key}' needs {count} values, has {len(vals)}")
+        return vals
+
+    def ints(key: str, count: int) -> list[int]:
+        vals = values(key, count)  # outside the try: its errors are ValueErrors too
         try:
             return [int(v) for v in vals]
         except ValueError:
             raise fail(line_of[key], f"'{key}' values must be integers") from None
 
     def floats(key: str, count: int) -> list[float]:
-        vals = header.get(key)
-        if vals is None:
-            raise fail(None, f"missing header line '{key}'")
-        if len(vals) != count:
-            raise fail(line_of[key], f"'{key}' needs {count} values, has {len(vals)}")
+        vals = values(key, count)
         try:
             out = [float(v) for v in vals]
         except ValueError:
