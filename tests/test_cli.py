@@ -62,3 +62,14 @@ def test_train_refuses_an_existing_directory(tmp_path: Path) -> None:
     out = _run("train", "--dataset", "synthetic:" + str(tmp_path / "none"), "--out", str(tmp_path))
     assert out.returncode != 0 and "--overwrite" in out.stderr
     assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def test_synth_writes_a_dataset_and_the_demo_clip(tmp_path: Path) -> None:
+    out = _run("-q", "synth", "--out", str(tmp_path / "ds"), "--speakers", "3", "--sessions", "1",
+               "--utterances", "2", "--demo-clip", str(tmp_path / "clip.mp4"))
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "ds" / "dataset.json").is_file()
+    assert len((tmp_path / "ds" / "utterances.jsonl").read_text().splitlines()) == 6
+    assert (tmp_path / "clip.mp4").stat().st_size > 10_000 and (tmp_path / "clip.labels.json").is_file()
+    again = _run("-q", "synth", "--out", str(tmp_path / "ds"), "--speakers", "3")
+    assert again.returncode != 0 and "--overwrite" in again.stderr
