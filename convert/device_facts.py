@@ -1,0 +1,163 @@
+"""What a TensorRT plan is tied to: TensorRT version, GPU model, compute capability, Jetson L4T release.
+
+A serialized plan runs only where it was built (same TensorRT version, same GPU model); elsewhere
+``deserialize_cuda_engine`` returns None or worse. The builder records :class:`DeviceFacts` beside
+each plan and the runtime compares them with :func:`plan_compatibility` before loading one.
+
+Every probe is optional: on a machine without TensorRT, pycuda / cuda-python or
+``/etc/nv_tegra_release`` the field is None and nothing raises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+TEGRA_RELEASE_PATH = Path("/etc/nv_tegra_release")
+
+# L4T release -> JetPack release (NVIDIA's JetPack archive). A hint only: L4T is what plans depend on.
+_JETPACK_BY_L4T: dict[str, str] = {
+    "35.1.0": "5.0.2",
+    "35.2.1": "5.1",
+    "35.3.1": "5.1.1",
+    "35.4.1": "5.1.2",
+    "35.5.0": "5.1.3",
+    "35.6.0": "5.1.4",
+    "36.2.0": "6.0 DP",
+    "36.3.0": "6.0",
+    "36.4.0": "6.1",
+    "36.4.3": "6.2",
+    "36.4.4": "6.2.1",
+}
+
+_TEGRA_RE = re.compile(r"#\s*R(\d+)\s*\(release\),\s*REVISION:\s*(\d+)\.(\d+)")
+
+
+@dataclass(frozen=True)
+class DeviceFacts:
+    """The facts a plan is tied to; None where this machine cannot tell (or has no such thing)."""
+
+    tensorrt_version: str | None
+    gpu_name: str | None
+    compute_capability: str | None  # "8.7"
+    l4t_release: str | None  # "36.4.3" on Jetson, None elsewhere
+    jetpack_hint: str | None  # "6.2", from the L4T release
+    cuda_version: str | None = None  # CUDA runtime, "12.6"
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def read_l4t_release(text: str) -> str | None:
+    """``# R36 (release), REVISION: 4.3, GCID: ...`` (``/etc/nv_tegra_release``) -> ``"36.4.3"``; None if absent."""
+    match = _TEGRA_RE.search(text)
+    if match is None:
+        return None
+    major, minor, patch = match.groups()
+    return f"{int(major)}.{int(minor)}.{int(patch)}"
+
+
+def jetpack_hint(l4t_release: str | None) -> str | None:
+    """The JetPack release that ships an L4T release (e.g. 36.4.3 -> "6.2"); None if unknown."""
+    return None if l4t_release is None else _JETPACK_BY_L4T.get(l4t_release)
+
+
+def _probe_tensorrt() -> str | None:
+    try:
+        import tensorrt as trt  # optional, heavy
+    except Exception as exc:  # ImportError, or a broken install (missing libnvinfer)
+        logger.debug("TensorRT not importable: %s", exc)
+        return None
+    return str(getattr(trt, "__version__", None) or "") or None
+
+
+def _probe_gpu_pycuda(device: int) -> tuple[str, str, str | None]:
+    import pycuda.driver as cuda  # optional
+
+    cuda.init()
+    dev = cuda.Device(device)
+    major, minor = dev.compute_capability()
+    version = cuda.get_version()  # the CUDA version pycuda was built against
+    return str(dev.name()), f"{major}.{minor}", ".".join(str(v) for v in version[:2])
+
+
+def _probe_gpu_cuda_python(device: int) -> tuple[str, str, str | None]:
+    try:
+        from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
+    except ImportError:
+        from cuda import cudart  # older cuda-python
+
+    err, prop = cudart.cudaGetDeviceProperties(device)
+    if int(err) != 0:
+        raise RuntimeError(f"cudaGetDeviceProperties({device}) failed: {err}")
+    name = prop.name
+    if isinstance(name, bytes):
+        name = name.split(b"\x00", 1)[0].decode("utf-8", "replace")
+    err, version = cudart.cudaRuntimeGetVersion()
+    cuda_version = f"{int(version) // 1000}.{int(version) % 1000 // 10}" if int(err) == 0 else None
+    return str(name), f"{prop.major}.{prop.minor}", cuda_version
+
+
+def _probe_gpu(device: int) -> tuple[str | None, str | None, str | None]:
+    for probe in (_probe_gpu_pycuda, _probe_gpu_cuda_python):
+        try:
+            return probe(device)
+        except Exception as exc:  # not installed, no driver, no GPU: try the next one
+            logger.debug("GPU probe %s failed: %s", probe.__name__, exc)
+    return None, None, None
+
+
+def probe_device_facts(device: int = 0, tegra_release_path: Path = TEGRA_RELEASE_PATH) -> DeviceFacts:
+    """The facts of this machine; never raises for a missing TensorRT, CUDA binding or GPU."""
+    l4t: str | None = None
+    with contextlib.suppress(OSError):  # no such file: not a Jetson
+        l4t = read_l4t_release(tegra_release_path.read_text(encoding="utf-8", errors="replace"))
+    gpu_name, capability, cuda_version = _probe_gpu(device)
+    return DeviceFacts(
+        tensorrt_version=_probe_tensorrt(),
+        gpu_name=gpu_name,
+        compute_capability=capability,
+        l4t_release=l4t,
+        jetpack_hint=jetpack_hint(l4t),
+        cuda_version=cuda_version,
+    )
+
+
+_COMPARED = (
+    ("tensorrt_version", "TensorRT version"),
+    ("gpu_name", "GPU name"),
+    ("compute_capability", "compute capability"),
+    ("l4t_release", "L4T release"),
+)
+
+
+def plan_compatibility(recorded: Mapping[str, Any], current: DeviceFacts) -> list[str]:
+    """Why a plan built with ``recorded`` facts cannot run here; an empty list means it can.
+
+    TensorRT version, GPU name and compute capability must be recorded and equal; a value this
+    machine cannot probe counts as a mismatch (a plan is refused rather than trusted). The L4T
+    release must be equal, None on both sides (desktop) included.
+    """
+    problems: list[str] = []
+    for key, label in _COMPARED:
+        want = recorded.get(key)
+        have = getattr(current, key)
+        if key == "l4t_release":
+            if want != have:
+                built_on, here = want or "a non-Jetson machine", have or "not a Jetson"
+                problems.append(f"{label}: plan built on {built_on}, this device is {here}")
+            continue
+        if want is None:
+            problems.append(f"{label}: not recorded with the plan")
+        elif have is None:
+            problems.append(f"{label}: plan built with {want}, unknown on this device")
+        elif str(want) != str(have):
+            problems.append(f"{label}: plan built with {want}, this device has {have}")
+    return problems
