@@ -36,6 +36,7 @@ examples:
   edge-mmer train --dataset synthetic:data/synthetic --config demo --out runs/demo
   edge-mmer bundle verify runs/demo           check every file of a bundle against its manifest
   edge-mmer bundle show runs/demo             what a bundle holds, before you deploy it
+  edge-mmer convert --bundle runs/demo        add ONNX FP32/FP16 networks, checked against PyTorch
 """
 
 
@@ -90,6 +91,40 @@ def _add_bundle(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     s.add_argument("--no-verify", action="store_true", help="describe without checking hashes")
 
 
+def _add_convert(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "convert",
+        help="export the bundle's networks to ONNX (FP32, FP16), check them, and record them in the bundle",
+        description="Export every network of a bundle to ONNX (opset 17), clean it up (onnxslim), check its "
+        "operators against a TensorRT release's ONNX parser, and measure its parity with PyTorch on real "
+        "validation samples of the bundle's dataset (FP32 must be within 1e-4). The ONNX files and their "
+        "facts are added to the bundle's manifest (networks.<name>.artifacts); nothing is written if a check fails.",
+    )
+    p.add_argument("--bundle", type=Path, required=True, help="bundle directory to convert (updated in place)")
+    p.add_argument("--precision", default="fp32,fp16",
+                   help="comma-separated precisions to write: fp32, fp16 (default: %(default)s)")
+    p.add_argument("--data", type=Path, default=None,
+                   help="dataset for the parity samples (default: the manifest's provenance.dataset.path)")
+    p.add_argument("--trt-version", default="10.3", choices=("8.6", "10.3", "10.15"),
+                   help="TensorRT release whose ONNX operator list the graphs must pass (default: %(default)s)")
+    p.add_argument("--samples", type=int, default=16, help="validation utterances for parity (default: %(default)s)")
+    p.add_argument("--overwrite-artifacts", action="store_true",
+                   help="replace ONNX artifacts an earlier conversion wrote (their files are removed)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    trt = p.add_argument_group("TensorRT plans (run on the target device: a plan is tied to its TensorRT and GPU)")
+    trt.add_argument("--tensorrt", action="store_true",
+                     help="also build a TensorRT plan per network from its ONNX artifact and record the build facts; "
+                     "existing ONNX artifacts of --plan-precision are used as they are (no torch needed)")
+    trt.add_argument("--plan-precision", default="fp16", choices=("fp16", "fp32"),
+                     help="which ONNX artifact to compile (default: %(default)s)")
+    trt.add_argument("--workspace-mib", type=int, default=1024, help="builder workspace limit (default: %(default)s)")
+    trt.add_argument("--dla-core", type=int, default=None,
+                     help="put the face encoder on this DLA core with GPU fallback (Orin AGX / NX); static batch")
+    trt.add_argument("--timing-cache", type=Path, default=None, help="timing cache file to reuse and update")
+    trt.add_argument("--strongly-typed", action="store_true",
+                     help="strongly typed network (types from the ONNX file; TensorRT 10 and 11)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edge-mmer", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -97,10 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"edge-mmer {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
-    sub = parser.add_subparsers(dest="command", metavar="{synth,train,bundle}")
+    sub = parser.add_subparsers(dest="command", metavar="{synth,train,bundle,convert}")
     _add_synth(sub)
     _add_train(sub)
     _add_bundle(sub)
+    _add_convert(sub)
     return parser
 
 
@@ -186,6 +222,68 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert(args: argparse.Namespace) -> int:
+    precisions = tuple(p.strip() for p in args.precision.split(",") if p.strip())
+    if not precisions or any(p not in ("fp32", "fp16") for p in precisions):
+        raise SystemExit(f"edge-mmer convert: --precision {args.precision!r}: expected fp32, fp16 or fp32,fp16")
+    if args.samples < 1:
+        raise SystemExit("edge-mmer convert: --samples must be >= 1")
+    from edge_mmer.bundle import BundleError
+
+    try:  # torch, onnx: only once the arguments are good
+        from edge_mmer.convert.bundle_convert import ConvertError, ConvertOptions, convert_bundle
+    except ImportError as exc:
+        raise SystemExit(f"edge-mmer convert: {exc}: install the 'train' and 'onnx' extras") from exc
+
+    export = True
+    if args.tensorrt:
+        from edge_mmer.bundle import read_bundle
+        from edge_mmer.convert.tensorrt_build import tensorrt_available
+
+        ok, reason = tensorrt_available()  # before any work: nothing is written without it
+        if not ok:
+            sys.stderr.write(f"edge-mmer convert: FAILED: --tensorrt: {reason}. Build plans on the target device.\n")
+            return 1
+        try:
+            networks = read_bundle(args.bundle).networks.values()
+        except BundleError as exc:
+            sys.stderr.write(f"edge-mmer convert: FAILED: {exc}\n")
+            return 1
+        have_onnx = all(f"onnx-{args.plan_precision}" in n["artifacts"] for n in networks)
+        export = not have_onnx or args.overwrite_artifacts
+    if export:
+        opts = ConvertOptions(bundle=args.bundle, precisions=precisions, data=args.data, trt_version=args.trt_version,
+                              overwrite_artifacts=args.overwrite_artifacts, samples=args.samples,
+                              progress=not (args.no_progress or args.quiet))
+        try:
+            result = convert_bundle(opts)
+        except (ConvertError, BundleError) as exc:
+            sys.stderr.write(f"edge-mmer convert: FAILED: {exc}\n")
+            return 1
+        for name, kinds in result.artifacts.items():
+            for kind, spec in kinds.items():
+                par = spec["parity"]
+                sys.stdout.write(f"{name:15s} {kind:10s} {spec['file']:34s} max abs {par['max_abs']:.2e}  "
+                                 f"cosine {par['cosine']:.8f}  ({par['samples']} outputs)\n")
+        sys.stdout.write(f"OK: {result.bundle_dir}: {result.added_bytes / 1e6:.2f} MB of ONNX added; operators "
+                         f"checked for TensorRT {args.trt_version}; bundle verified\n")
+    if args.tensorrt:
+        from edge_mmer.convert.tensorrt_plans import PlanOptions, TensorRTPlanError, build_bundle_plans
+
+        plan_opts = PlanOptions(precision=args.plan_precision, workspace_mib=args.workspace_mib,
+                                dla_core=args.dla_core, timing_cache=args.timing_cache,
+                                strongly_typed=args.strongly_typed, overwrite=args.overwrite_artifacts)
+        try:
+            plans = build_bundle_plans(args.bundle, plan_opts)
+        except (TensorRTPlanError, BundleError) as exc:
+            sys.stderr.write(f"edge-mmer convert: FAILED: {exc}\n")
+            return 1
+        for name, spec in plans.items():
+            sys.stdout.write(f"{name:15s} tensorrt-{args.plan_precision} {spec['file']}  TensorRT "
+                             f"{spec.get('tensorrt_version')} on {spec.get('gpu_name')}\n")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -195,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # which belongs to this default job and is replaced on every run.
         args = parser.parse_args([*(sys.argv[1:] if argv is None else argv), "train", "--overwrite"])
         _setup_logging(args.verbose, args.quiet)
-    handlers = {"synth": cmd_synth, "train": cmd_train, "bundle": cmd_bundle}
+    handlers = {"synth": cmd_synth, "train": cmd_train, "bundle": cmd_bundle, "convert": cmd_convert}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:

@@ -21,6 +21,10 @@ TORCH_FREE = [
     "edge_mmer.datasets.synthetic",
     "edge_mmer.cli",
     "edge_mmer.runtime",
+    "edge_mmer.convert.profiles",
+    "edge_mmer.convert.device_facts",
+    "edge_mmer.convert.tensorrt_build",
+    "edge_mmer.convert.tensorrt_plans",
     "edge_mmer.calibration",
 ]
 
