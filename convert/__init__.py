@@ -1,5 +1,8 @@
-"""Conversion of a trained bundle into deployable artifacts (ONNX FP32/FP16, INT8 Q/DQ, TensorRT plans).
+"""Conversion of a trained bundle into deployable artifacts, imported as ``edge_mmer.convert``.
 
-Imported as ``edge_mmer.convert``. The converters land with the conversion issue; this package
-exists now so the import namespace and packaging are settled from the first release.
+``bundle_convert`` (ONNX FP32/FP16 export, onnxslim, parity with PyTorch, recorded in the
+manifest), ``opcheck`` (TensorRT ONNX-parser operator lists), ``profiles`` / ``tensorrt_build`` /
+``tensorrt_plans`` (TensorRT 10 plans built on the device, with their build facts) and
+``device_facts`` (what a plan is tied to). INT8 Q/DQ lands with the rest of the conversion issue.
+Importing this package imports nothing heavy; torch is needed only for the export.
 """

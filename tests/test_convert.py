@@ -24,19 +24,11 @@ from edge_mmer.convert.bundle_convert import ConvertError, ConvertOptions, Conve
 from edge_mmer.convert.onnx_export import ort_session
 from edge_mmer.convert.opcheck import UnsupportedOpError, check_tensorrt_ops
 from edge_mmer.models.from_bundle import load_torch_networks
-from edge_mmer.synth import SynthConfig, generate_dataset
 from edge_mmer.train import TrainOptions, train
 
 pytestmark = pytest.mark.slow
 
 NETWORKS = ("speech_encoder", "face_encoder", "speech_context", "face_context", "fusion")
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return generate_dataset(tmp_path_factory.mktemp("data") / "synthetic",
-                            SynthConfig(seed=3, n_speakers=3, sessions_per_speaker=2, utterances_per_session=4),
-                            progress=False, workers=1)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ pytest.importorskip("torch", reason="training needs torch (the 'train' extra)")
 from edge_mmer.bundle import BundleError, read_bundle
 from edge_mmer.config import SVMConfig, TrainConfig, demo_config
 from edge_mmer.decision import CHANNELS, DecisionHead
-from edge_mmer.synth import SynthConfig, generate_dataset
 from edge_mmer.train import TrainOptions, format_metrics, train
 
 pytestmark = pytest.mark.slow
@@ -27,13 +26,6 @@ TINY = replace(
     svm=SVMConfig(c_grid=(1.0, 8.0), gamma_grid=(0.01, 0.1), folds=2),
     train=TrainConfig(speech_epochs=2, face_epochs=2, context_epochs=3, fusion_epochs=3, batch_size=16),
 )
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return generate_dataset(tmp_path_factory.mktemp("data") / "synthetic",
-                            SynthConfig(seed=3, n_speakers=3, sessions_per_speaker=2, utterances_per_session=4),
-                            progress=False, workers=1)
 
 
 @pytest.fixture(scope="module")
