@@ -2,7 +2,8 @@
 
 ``bundle_convert`` (ONNX FP32/FP16 export, onnxslim, parity with PyTorch, recorded in the
 manifest), ``opcheck`` (TensorRT ONNX-parser operator lists), ``profiles`` / ``tensorrt_build`` /
-``tensorrt_plans`` (TensorRT 10 plans built on the device, with their build facts) and
-``device_facts`` (what a plan is tied to). INT8 Q/DQ lands with the rest of the conversion issue.
+``tensorrt_plans`` (TensorRT 10 plans built on the device, with their build facts),
+``device_facts`` (what a plan is tied to), ``quantize`` (INT8 Q/DQ, flavours int8-cpu / int8-trt) and
+``int8`` (INT8 artifacts with drift measured on the test split).
 Importing this package imports nothing heavy; torch is needed only for the export.
 """

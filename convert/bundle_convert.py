@@ -21,9 +21,12 @@ from edge_mmer.bundle import read_bundle, update_manifest
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PRECISIONS", "ConvertError", "ConvertOptions", "ConvertResult", "convert_bundle"]
+__all__ = ["ALL_PRECISIONS", "INT8_PRECISIONS", "PRECISIONS", "ConvertError", "ConvertOptions", "ConvertResult",
+           "convert_bundle"]
 
 PRECISIONS = ("fp32", "fp16")
+INT8_PRECISIONS = ("int8-cpu", "int8-trt")  # = edge_mmer.convert.quantize.INT8_FLAVOURS
+ALL_PRECISIONS = (*PRECISIONS, *INT8_PRECISIONS)
 
 
 class ConvertError(RuntimeError):
@@ -39,6 +42,14 @@ class ConvertOptions:
     overwrite_artifacts: bool = False
     samples: int = 16
     progress: bool = True
+    # INT8 (int8-cpu / int8-trt in precisions): calibration set file, or built from the train split
+    calibration: Path | None = None
+    calibration_utterances: int = 200
+    calibrate_method: str = "minmax"
+    drift_utterances: int | None = None  # test utterances for the drift figures (None: the whole split)
+    min_agreement: float = 0.99
+    max_accuracy_drop: float = 0.01
+    min_cosine: float = 0.99
 
 
 @dataclass
@@ -67,16 +78,56 @@ def _progress(items: list[str], enabled: bool) -> Any:
 
 
 def convert_bundle(opts: ConvertOptions) -> ConvertResult:
-    """Convert every network of ``opts.bundle``; see the module docstring. Raises :class:`ConvertError`."""
-    from edge_mmer.convert.opcheck import TENSORRT_RELEASES, UnsupportedOpError, check_tensorrt_ops
+    """Convert every network of ``opts.bundle``; see the module docstring. Raises :class:`ConvertError`.
 
-    bad = [p for p in opts.precisions if p not in PRECISIONS]
+    FP32/FP16 first (when asked); then the INT8 flavours from the recorded ``onnx-fp32`` artifacts
+    (:func:`edge_mmer.convert.int8.convert_int8`)."""
+    from edge_mmer.convert.opcheck import TENSORRT_RELEASES
+
+    bad = [p for p in opts.precisions if p not in ALL_PRECISIONS]
     if bad or not opts.precisions:
-        raise ConvertError(f"precision {bad or opts.precisions!r}: expected a list of {', '.join(PRECISIONS)}")
+        raise ConvertError(f"precision {bad or opts.precisions!r}: expected a list of {', '.join(ALL_PRECISIONS)}")
     if opts.trt_version not in TENSORRT_RELEASES:
         raise ConvertError(f"TensorRT release {opts.trt_version!r}: expected one of {', '.join(TENSORRT_RELEASES)}")
+    int8 = tuple(p for p in opts.precisions if p in INT8_PRECISIONS)
+    if int8:
+        bundle = read_bundle(opts.bundle)
+        if "fp32" not in opts.precisions and not all("onnx-fp32" in n["artifacts"] for n in bundle.networks.values()):
+            raise ConvertError("INT8 is quantized from the onnx-fp32 artifacts, which this bundle lacks: "
+                               "add fp32 to --precision")
+        if not opts.overwrite_artifacts:
+            clash = sorted({k for n in bundle.networks.values() for k in n["artifacts"] if k in int8})
+            if clash:
+                raise ConvertError(f"{opts.bundle} already has {', '.join(clash)} artifacts; pass --overwrite-artifacts "
+                                   "to replace them")
+    onnx_precisions = tuple(p for p in opts.precisions if p in PRECISIONS)
+    result = _convert_onnx(opts, onnx_precisions) if onnx_precisions else ConvertResult(bundle_dir=Path(opts.bundle))
+    if int8:
+        from edge_mmer.convert.int8 import DriftThresholds, convert_int8
+        from edge_mmer.convert.parity import DatasetMissingError
+
+        try:
+            dataset = _resolve(read_bundle(opts.bundle), opts.data)
+        except DatasetMissingError as exc:
+            raise ConvertError(str(exc)) from None
+        thresholds = DriftThresholds(opts.min_agreement, opts.max_accuracy_drop, opts.min_cosine)
+        specs, added = convert_int8(Path(opts.bundle), int8, dataset, calibration=opts.calibration,
+                                    calibration_utterances=opts.calibration_utterances,
+                                    calibrate_method=opts.calibrate_method, thresholds=thresholds,
+                                    drift_utterances=opts.drift_utterances, overwrite=opts.overwrite_artifacts,
+                                    progress=opts.progress)
+        for name, kinds in specs.items():
+            result.artifacts.setdefault(name, {}).update(kinds)
+        result.added_bytes += added
+    return result
+
+
+def _convert_onnx(opts: ConvertOptions, precisions: tuple[str, ...]) -> ConvertResult:
+    """The FP32/FP16 export, checks, parity and recording."""
+    from edge_mmer.convert.opcheck import UnsupportedOpError, check_tensorrt_ops
+
     bundle = read_bundle(opts.bundle)
-    kinds = [f"onnx-{p}" for p in opts.precisions]
+    kinds = [f"onnx-{p}" for p in precisions]
     existing = {name: [k for k in kinds if k in net["artifacts"]] for name, net in bundle.networks.items()}
     clash = {n: k for n, k in existing.items() if k}
     if clash and not opts.overwrite_artifacts:
@@ -109,11 +160,11 @@ def convert_bundle(opts: ConvertOptions) -> ConvertResult:
         except ExportError as exc:
             raise ConvertError(f"{name}: ONNX export failed: {exc}") from exc
         models: dict[str, tuple[Any, list[str]]] = {"fp32": (graph.model, [])}
-        if "fp16" in opts.precisions:
+        if "fp16" in precisions:
             models["fp16"] = to_fp16(graph.model, name)
         artifacts = {k: v for k, v in entry["artifacts"].items() if k not in kinds}
         files: dict[str, bytes] = {}
-        for precision in opts.precisions:
+        for precision in precisions:
             model, fp32_ops = models[precision]
             try:
                 check_tensorrt_ops(model, opts.trt_version)

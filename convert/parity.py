@@ -104,9 +104,11 @@ def compare_outputs(ref: list[np.ndarray], got: list[np.ndarray]) -> ParityResul
 
 
 @torch.no_grad()
-def build_parity_inputs(bundle: Bundle, nets: dict[str, nn.Module], dataset_dir: Path, n: int = 16) -> ParityInputs:
-    """Front ends over the first ``n`` validation utterances (whole sessions in order, the last one
-    cut), then the torch encoders and context LSTMs to get each later network's real inputs."""
+def build_parity_inputs(bundle: Bundle, nets: dict[str, nn.Module], dataset_dir: Path, n: int = 16,
+                        split: str = "val") -> ParityInputs:
+    """Front ends over the first ``n`` utterances of ``split`` (validation by default; whole sessions
+    in order, the last one cut), then the torch encoders and context LSTMs to get each later
+    network's real inputs. The INT8 calibration builder calls it with ``split="train"``."""
     from edge_mmer.datasets.synthetic import load_synthetic
     from edge_mmer.features.face import HaarFaceDetector
     from edge_mmer.train import _prepare_utterance
@@ -118,13 +120,13 @@ def build_parity_inputs(bundle: Bundle, nets: dict[str, nn.Module], dataset_dir:
     detector = HaarFaceDetector()
     sessions = []
     left = n
-    for utts in ds.sessions("val"):
+    for utts in ds.sessions(split):
         if left <= 0:
             break
         sessions.append([_prepare_utterance(u, cfg, detector) for u in utts[:left]])
         left -= len(sessions[-1])
     if not sessions:
-        raise ValueError(f"dataset {dataset_dir} has no validation utterances")
+        raise ValueError(f"dataset {dataset_dir} has no {split} utterances")
     out = ParityInputs(n_utterances=sum(len(s) for s in sessions))
     speech, face = nets["speech_encoder"], nets["face_encoder"]
     masks = {m: ChiSquareSelection.from_arrays(bundle.load_tensors(bundle.selection_file(m))) for m in ("speech", "face")}
@@ -152,7 +154,7 @@ def build_parity_inputs(bundle: Bundle, nets: dict[str, nn.Module], dataset_dir:
             f_ctx = nets["face_context"](torch.from_numpy(f_seq)[None])[0][0].numpy()
             joint = np.concatenate([masks["speech"].apply(s_ctx[present]), masks["face"].apply(f_ctx)], axis=1)
             out.sequences["fusion"].append(joint.astype(np.float32))
-    logger.info("parity: %d validation utterances in %d sessions (%d with a face)", out.n_utterances,
+    logger.info("real inputs: %d %s utterances in %d sessions (%d with a face)", out.n_utterances, split,
                 len(sessions), len(out.faces))
     return out
 

@@ -37,7 +37,11 @@ examples:
   edge-mmer bundle verify runs/demo           check every file of a bundle against its manifest
   edge-mmer bundle show runs/demo             what a bundle holds, before you deploy it
   edge-mmer convert --bundle runs/demo        add ONNX FP32/FP16 networks, checked against PyTorch
+  edge-mmer calibrate build --bundle runs/demo --out calib.npz   INT8 calibration set (train split)
+  edge-mmer convert --bundle runs/demo --precision int8-cpu,int8-trt --calibration calib.npz
 """
+
+PRECISION_CHOICES = ("fp32", "fp16", "int8-cpu", "int8-trt")
 
 
 def _add_synth(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -102,7 +106,8 @@ def _add_convert(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     p.add_argument("--bundle", type=Path, required=True, help="bundle directory to convert (updated in place)")
     p.add_argument("--precision", default="fp32,fp16",
-                   help="comma-separated precisions to write: fp32, fp16 (default: %(default)s)")
+                   help="comma-separated precisions to write: fp32, fp16, int8-cpu (Q/DQ, UINT8 activations, for "
+                   "ONNX Runtime on CPUs), int8-trt (Q/DQ, symmetric INT8, TensorRT's rules) (default: %(default)s)")
     p.add_argument("--data", type=Path, default=None,
                    help="dataset for the parity samples (default: the manifest's provenance.dataset.path)")
     p.add_argument("--trt-version", default="10.3", choices=("8.6", "10.3", "10.15"),
@@ -111,6 +116,23 @@ def _add_convert(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--overwrite-artifacts", action="store_true",
                    help="replace ONNX artifacts an earlier conversion wrote (their files are removed)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    q = p.add_argument_group("INT8 (quantized from the onnx-fp32 artifacts; drift measured on the test split)")
+    q.add_argument("--calibration", type=Path, default=None,
+                   help="calibration set (.npz from `edge-mmer calibrate build`); default: build one from the "
+                   "dataset's train split and save it beside the bundle as <bundle>.calibration.npz")
+    q.add_argument("--calibration-utterances", type=int, default=200,
+                   help="train utterances for a calibration set built here (default: %(default)s)")
+    q.add_argument("--calibrate-method", default="minmax", choices=("minmax", "entropy", "percentile"),
+                   help="activation range calibration (default: %(default)s)")
+    q.add_argument("--drift-utterances", type=int, default=None,
+                   help="test utterances for the drift figures (default: the whole test split)")
+    q.add_argument("--min-agreement", type=float, default=0.99,
+                   help="end-to-end top-1 agreement with FP32 below which an INT8 artifact is not deployable "
+                   "(default: %(default)s)")
+    q.add_argument("--max-accuracy-drop", type=float, default=0.01,
+                   help="test accuracy drop vs FP32 above which it is not deployable (default: %(default)s)")
+    q.add_argument("--min-cosine", type=float, default=0.99,
+                   help="per-network output cosine vs FP32 below which it is not deployable (default: %(default)s)")
     trt = p.add_argument_group("TensorRT plans (run on the target device: a plan is tied to its TensorRT and GPU)")
     trt.add_argument("--tensorrt", action="store_true",
                      help="also build a TensorRT plan per network from its ONNX artifact and record the build facts; "
@@ -125,6 +147,24 @@ def _add_convert(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
                      help="strongly typed network (types from the ONNX file; TensorRT 10 and 11)")
 
 
+def _add_calibrate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("calibrate", help="build INT8 calibration sets (real inputs per network, with provenance)",
+                       description="Calibration sets for INT8 quantization: the inputs every network of a bundle sees, "
+                       "through the training front ends, saved as .npz (no pickle) with their provenance and sha256.")
+    csub = p.add_subparsers(dest="calibrate_command", metavar="{build}", required=True)
+    b = csub.add_parser("build", help="from a dataset split (train or val; never test)",
+                        description="Run the training front ends and the bundle's torch networks over the first N "
+                        "utterances of a train/val split and save every network's inputs.")
+    b.add_argument("--bundle", type=Path, required=True, help="bundle directory")
+    b.add_argument("--data", type=Path, default=None,
+                   help="dataset directory (default: the manifest's provenance.dataset.path)")
+    b.add_argument("--split", default="train", choices=("train", "val"),
+                   help="split to sample (the test split is never used for calibration) (default: %(default)s)")
+    b.add_argument("--utterances", type=int, default=200, help="utterances to use (default: %(default)s)")
+    b.add_argument("--out", type=Path, required=True, help="output .npz file")
+    b.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edge-mmer", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -132,11 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"edge-mmer {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
-    sub = parser.add_subparsers(dest="command", metavar="{synth,train,bundle,convert}")
+    sub = parser.add_subparsers(dest="command", metavar="{synth,train,bundle,convert,calibrate}")
     _add_synth(sub)
     _add_train(sub)
     _add_bundle(sub)
     _add_convert(sub)
+    _add_calibrate(sub)
     return parser
 
 
@@ -224,10 +265,13 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 def cmd_convert(args: argparse.Namespace) -> int:
     precisions = tuple(p.strip() for p in args.precision.split(",") if p.strip())
-    if not precisions or any(p not in ("fp32", "fp16") for p in precisions):
-        raise SystemExit(f"edge-mmer convert: --precision {args.precision!r}: expected fp32, fp16 or fp32,fp16")
+    if not precisions or any(p not in PRECISION_CHOICES for p in precisions):
+        raise SystemExit(f"edge-mmer convert: --precision {args.precision!r}: expected a comma-separated list of "
+                         f"{', '.join(PRECISION_CHOICES)}")
     if args.samples < 1:
         raise SystemExit("edge-mmer convert: --samples must be >= 1")
+    if args.calibration_utterances < 1:
+        raise SystemExit("edge-mmer convert: --calibration-utterances must be >= 1")
     from edge_mmer.bundle import BundleError
 
     try:  # torch, onnx: only once the arguments are good
@@ -254,7 +298,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if export:
         opts = ConvertOptions(bundle=args.bundle, precisions=precisions, data=args.data, trt_version=args.trt_version,
                               overwrite_artifacts=args.overwrite_artifacts, samples=args.samples,
-                              progress=not (args.no_progress or args.quiet))
+                              progress=not (args.no_progress or args.quiet), calibration=args.calibration,
+                              calibration_utterances=args.calibration_utterances,
+                              calibrate_method=args.calibrate_method, drift_utterances=args.drift_utterances,
+                              min_agreement=args.min_agreement, max_accuracy_drop=args.max_accuracy_drop,
+                              min_cosine=args.min_cosine)
         try:
             result = convert_bundle(opts)
         except (ConvertError, BundleError) as exc:
@@ -262,10 +310,17 @@ def cmd_convert(args: argparse.Namespace) -> int:
             return 1
         for name, kinds in result.artifacts.items():
             for kind, spec in kinds.items():
+                if "drift" in spec:
+                    net, e2e = spec["drift"]["network"], spec["drift"]["end_to_end"]
+                    sys.stdout.write(f"{name:15s} {kind:10s} {spec['file']:34s} cosine {net['cosine']:.6f}  max abs "
+                                     f"{net['max_abs']:.2e}  agreement {e2e['agreement']:.4f}  accuracy "
+                                     f"{e2e['accuracy_fp32']:.4f} -> {e2e['accuracy_int8']:.4f}  "
+                                     f"{'deployable' if spec['deployable'] else 'NOT DEPLOYABLE'}\n")
+                    continue
                 par = spec["parity"]
                 sys.stdout.write(f"{name:15s} {kind:10s} {spec['file']:34s} max abs {par['max_abs']:.2e}  "
                                  f"cosine {par['cosine']:.8f}  ({par['samples']} outputs)\n")
-        sys.stdout.write(f"OK: {result.bundle_dir}: {result.added_bytes / 1e6:.2f} MB of ONNX added; operators "
+        sys.stdout.write(f"OK: {result.bundle_dir}: {result.added_bytes / 1e6:.2f} MB added; operators "
                          f"checked for TensorRT {args.trt_version}; bundle verified\n")
     if args.tensorrt:
         from edge_mmer.convert.tensorrt_plans import PlanOptions, TensorRTPlanError, build_bundle_plans
@@ -284,6 +339,29 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    if args.utterances < 1:
+        raise SystemExit("edge-mmer calibrate build: --utterances must be >= 1")
+    from edge_mmer.bundle import BundleError
+
+    try:  # torch: the builder runs the bundle's encoders
+        from edge_mmer.calibration.from_dataset import build_from_dataset
+        from edge_mmer.calibration.sets import save_calibration_set
+    except ImportError as exc:
+        raise SystemExit(f"edge-mmer calibrate: {exc}: install the 'train' extra") from exc
+    try:
+        cs = build_from_dataset(args.bundle, args.data, args.split, args.utterances,
+                                progress=not (args.no_progress or args.quiet))
+        digest = save_calibration_set(cs, args.out)
+    except (BundleError, ValueError, FileNotFoundError) as exc:
+        sys.stderr.write(f"edge-mmer calibrate build: FAILED: {exc}\n")
+        return 1
+    counts = ", ".join(f"{k} {v}" for k, v in cs.counts().items())
+    sys.stdout.write(f"OK: {args.out}: {cs.provenance['source']}, {cs.provenance['utterances']} utterances; "
+                     f"samples per network: {counts}; sha256 {digest}\n")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -293,7 +371,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # which belongs to this default job and is replaced on every run.
         args = parser.parse_args([*(sys.argv[1:] if argv is None else argv), "train", "--overwrite"])
         _setup_logging(args.verbose, args.quiet)
-    handlers = {"synth": cmd_synth, "train": cmd_train, "bundle": cmd_bundle, "convert": cmd_convert}
+    handlers = {"synth": cmd_synth, "train": cmd_train, "bundle": cmd_bundle, "convert": cmd_convert,
+                "calibrate": cmd_calibrate}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:

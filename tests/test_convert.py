@@ -17,14 +17,12 @@ pytest.importorskip("onnxslim", reason="conversion needs the 'onnx' extra")
 import onnx
 import torch
 from onnx import TensorProto, helper
-from test_train import TINY
 
 from edge_mmer.bundle import BundleError, read_bundle
 from edge_mmer.convert.bundle_convert import ConvertError, ConvertOptions, ConvertResult, convert_bundle
 from edge_mmer.convert.onnx_export import ort_session
 from edge_mmer.convert.opcheck import UnsupportedOpError, check_tensorrt_ops
 from edge_mmer.models.from_bundle import load_torch_networks
-from edge_mmer.train import TrainOptions, train
 
 pytestmark = pytest.mark.slow
 
@@ -32,10 +30,8 @@ NETWORKS = ("speech_encoder", "face_encoder", "speech_context", "face_context", 
 
 
 @pytest.fixture(scope="module")
-def trained(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("train") / "bundle"
-    return train(TINY, TrainOptions(dataset=dataset, out=out, seed=1, device="cpu", progress=False,
-                                    ablation=False)).bundle_dir
+def trained(tiny_bundle: Path) -> Path:
+    return tiny_bundle  # trained once per session (conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,9 @@ TORCH_FREE = [
     "edge_mmer.convert.tensorrt_build",
     "edge_mmer.convert.tensorrt_plans",
     "edge_mmer.calibration",
+    "edge_mmer.calibration.reader",
+    "edge_mmer.calibration.from_dataset",
+    "edge_mmer.convert.quantize",
 ]
 
 
