@@ -1,0 +1,679 @@
+"""Latency of the five networks per runtime variant: PyTorch eager, ONNX Runtime FP32 / INT8, TensorRT.
+
+``python -m benchmarks.bench_networks [--configs demo,paper] [--networks ...] [--runs 30] [--warmup 5]
+[--threads N] [--out benchmarks/results]``
+
+Per config (``demo``, ``paper``) every network is built with seeded random weights (latency does not
+depend on the weight values), exported to ONNX FP32 exactly as ``edge-mmer convert`` does
+(:func:`edge_mmer.convert.onnx_export.export_network`) and quantized to the ``int8-cpu`` and
+``int8-trt`` Q/DQ flavours (:func:`edge_mmer.convert.quantize.quantize_int8`) calibrated on a few
+synthetic, realistically scaled inputs (calibration quality changes accuracy, not speed).
+
+All variants of one case run in one process, interleaved per repetition round (A, B, C, D, then
+again, the starting variant rotating each round) so that drift in machine load hits them equally;
+per variant: median, p90 and min latency over the timed runs and the speed-up relative to ONNX
+Runtime FP32 and to PyTorch eager (baseline median / variant median: > 1 is faster). Results go to
+``networks.md`` and ``networks.json`` (schema ``edge-mmer/bench-networks``, version 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import functools
+import importlib.metadata
+import json
+import logging
+import os
+import platform
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_mmer.config import PRESETS, ModelConfig
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "NETWORKS",
+    "SCHEMA",
+    "VARIANTS",
+    "VERSION",
+    "Case",
+    "build_network",
+    "calibration_samples",
+    "case_inputs",
+    "cases_for",
+    "machine_info",
+    "main",
+    "network_entry",
+    "render_markdown",
+    "run_benchmark",
+    "summarize",
+    "time_interleaved",
+    "write_results",
+]
+
+SCHEMA = "edge-mmer/bench-networks"
+VERSION = 1
+NETWORKS = ("speech_encoder", "face_encoder", "speech_context", "face_context", "fusion")
+VARIANTS = ("torch-eager", "ort-fp32", "ort-int8-cpu", "ort-int8-trt", "trt-fp16", "trt-int8")
+ORT_VARIANTS = {"ort-fp32": None, "ort-int8-cpu": "int8-cpu", "ort-int8-trt": "int8-trt"}
+TRT_VARIANTS = ("trt-fp16", "trt-int8")
+VARIANT_NOTES = {
+    "torch-eager": "PyTorch eager, torch.inference_mode",
+    "ort-fp32": "ONNX Runtime CPU, FP32 (the exported graph)",
+    "ort-int8-cpu": "ONNX Runtime CPU, Q/DQ U8 activations + S8 per-channel weights",
+    "ort-int8-trt": "ONNX Runtime CPU running the TensorRT Q/DQ form (S8 symmetric): not meant for CPU speed",
+    "trt-fp16": "TensorRT FP16 plan",
+    "trt-int8": "TensorRT INT8 plan (from the int8-trt Q/DQ graph)",
+}
+SPEECH_FRAMES = 300  # 3 s of 10 ms log-mel frames
+HEAVY_CROP = 224  # face encoders at this crop size or above (the paper's 299 px) get --heavy-runs
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
+_LOG_MEL_MEAN, _LOG_MEL_STD = -6.0, 2.5  # synthetic log-mel statistics (natural log of power)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One timed input: a network of a config at one input shape."""
+
+    config: str
+    network: str
+    label: str  # e.g. "batch 8"
+    shapes: dict[str, tuple[int, ...]]
+    runs: int
+    warmup: int
+
+
+@dataclass
+class VariantResult:
+    variant: str
+    status: str = "ok"  # "ok", "n/a (...)" or "error: ..."
+    times_ms: list[float] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------- networks
+
+
+def _fusion_input_dim(cfg: ModelConfig) -> int:
+    """What a trained bundle's fusion LSTM takes: the selected speech + face context features."""
+    per_modality = max(1, round(cfg.context.hidden * cfg.selection.keep_fraction))
+    return 2 * per_modality
+
+
+def _io(name: str, shape: list[int | str]) -> dict[str, Any]:
+    return {"name": name, "shape": shape, "dtype": "float32"}
+
+
+def _step_entry(cls: str, in_dim: int, hidden: int, out_name: str, out_dim: int, n_classes: int) -> dict[str, Any]:
+    return {
+        "class": cls,
+        "arch": {"input_dim": in_dim, "n_classes": n_classes},
+        "inputs": [_io("x", [1, in_dim]), _io("h", [1, hidden]), _io("c", [1, hidden])],
+        "outputs": [_io(out_name, [1, out_dim]), _io("h_out", [1, hidden]), _io("c_out", [1, hidden])],
+    }
+
+
+def network_entry(cfg: ModelConfig, name: str) -> dict[str, Any]:
+    """The manifest entry (class, arch, inputs, outputs) a bundle of ``cfg`` records for ``name``,
+    as ``edge_mmer.train.write_bundle`` writes it."""
+    n_classes = len(cfg.labels)
+    crop = cfg.face.crop_size
+    if name == "speech_encoder":
+        return {"class": "SpeechEncoder", "arch": {"n_mels": cfg.audio.n_mels, "n_classes": n_classes},
+                "inputs": [_io("log_mel", [1, "time", cfg.audio.n_mels])],
+                "outputs": [_io("features", [1, cfg.speech_encoder.lstm_hidden])]}
+    if name == "face_encoder":
+        return {"class": "FaceEncoder", "arch": {"img_size": crop, "n_classes": n_classes},
+                "inputs": [_io("face", ["batch", 3, crop, crop])],
+                "outputs": [_io("embedding", ["batch", cfg.face_encoder.embedding_dim])]}
+    if name == "speech_context":
+        return _step_entry("ContextLSTM", cfg.speech_encoder.lstm_hidden, cfg.context.hidden, "y", cfg.context.hidden, n_classes)
+    if name == "face_context":
+        return _step_entry("ContextLSTM", cfg.face_encoder.embedding_dim, cfg.context.hidden, "y", cfg.context.hidden, n_classes)
+    if name == "fusion":
+        return _step_entry("FusionLSTM", _fusion_input_dim(cfg), cfg.fusion.hidden, "features", cfg.fusion.fc, n_classes)
+    raise ValueError(f"unknown network {name!r} (known: {', '.join(NETWORKS)})")
+
+
+def build_network(cfg: ModelConfig, name: str, seed: int = 0) -> Any:
+    """The torch module for ``name`` with seeded random weights, in eval mode, on the CPU."""
+    import torch
+
+    from edge_mmer.models import ContextLSTM, FaceEncoder, FusionLSTM, SpeechEncoder
+
+    entry = network_entry(cfg, name)
+    arch = entry["arch"]
+    torch.manual_seed(seed + NETWORKS.index(name))
+    module: torch.nn.Module
+    if name == "speech_encoder":
+        speech = SpeechEncoder(arch["n_mels"], arch["n_classes"], cfg.speech_encoder)
+        # as the trainer would: normalise the synthetic log-mel statistics away
+        speech.set_input_normalization(torch.full((cfg.audio.n_mels,), _LOG_MEL_MEAN),
+                                       torch.full((cfg.audio.n_mels,), _LOG_MEL_STD))
+        module = speech
+    elif name == "face_encoder":
+        module = FaceEncoder(arch["n_classes"], cfg.face_encoder, arch["img_size"])
+    elif entry["class"] == "ContextLSTM":
+        module = ContextLSTM(arch["input_dim"], arch["n_classes"], cfg.context)
+    else:
+        module = FusionLSTM(arch["input_dim"], arch["n_classes"], cfg.fusion)
+    return module.eval().cpu()
+
+
+# ----------------------------------------------------------------------------------------- inputs
+
+
+def _log_mel(rng: np.random.Generator, frames: int, n_mels: int) -> np.ndarray:
+    """Log-mel-like (1, frames, n_mels): smooth spectral envelope + frame energy + noise."""
+    envelope = np.convolve(rng.normal(0, 1.5, n_mels + 8), np.ones(9) / 9, mode="valid")[:n_mels]
+    energy = np.convolve(rng.normal(0, 2.0, frames + 20), np.ones(21) / 21, mode="valid")[:frames]
+    x = _LOG_MEL_MEAN + envelope[None, :] + 3 * energy[:, None] + rng.normal(0, 1.0, (frames, n_mels))
+    return x[None].astype(np.float32)
+
+
+def _faces(rng: np.random.Generator, batch: int, size: int, cfg: ModelConfig) -> np.ndarray:
+    """Normalised image-like crops (batch, 3, size, size): smooth blobs in [0, 1], then (x - mean) / std."""
+    coarse = rng.uniform(0, 1, (batch, 3, 8, 8))
+    idx = np.minimum((np.arange(size) * 8) // size, 7)
+    img = coarse[:, :, idx][:, :, :, idx] * 0.8 + rng.uniform(0, 0.2, (batch, 3, size, size))
+    mean = np.asarray(cfg.face.mean).reshape(1, 3, 1, 1)
+    std = np.asarray(cfg.face.std).reshape(1, 3, 1, 1)
+    return ((img - mean) / std).astype(np.float32)
+
+
+def _input(cfg: ModelConfig, name: str, io_spec: dict[str, Any], shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    if name == "speech_encoder":
+        return _log_mel(rng, shape[1], shape[2])
+    if name == "face_encoder":
+        return _faces(rng, shape[0], shape[2], cfg)
+    if io_spec["name"] == "c":  # LSTM cell state: unbounded, mostly within a few units
+        return rng.normal(0, 1.0, shape).astype(np.float32)
+    if name == "fusion" and io_spec["name"] == "x":  # selected context features: LSTM outputs
+        return np.tanh(rng.normal(0, 0.7, shape)).astype(np.float32)
+    if name == "face_context" and io_spec["name"] == "x":  # ReLU embeddings: non-negative
+        return np.maximum(rng.normal(0, 1.0, shape), 0).astype(np.float32)
+    return np.tanh(rng.normal(0, 0.7, shape)).astype(np.float32)  # speech features, h
+
+
+def case_inputs(cfg: ModelConfig, case: Case, seed: int = 0) -> dict[str, np.ndarray]:
+    """The case's input arrays by ONNX input name."""
+    entry = network_entry(cfg, case.network)
+    rng = np.random.default_rng(seed)
+    return {spec["name"]: _input(cfg, case.network, spec, case.shapes[spec["name"]], rng) for spec in entry["inputs"]}
+
+
+def cases_for(cfg: ModelConfig, name: str, runs: int, warmup: int, heavy_runs: int) -> list[Case]:
+    """Speech encoder (1, 300 frames, n_mels); face encoder at frames_per_utterance crops and at 1;
+    step graphs at batch 1. Face encoders at >= HEAVY_CROP px are timed ``heavy_runs`` times."""
+    entry = network_entry(cfg, name)
+    if name == "speech_encoder":
+        return [Case(cfg.name, name, f"{SPEECH_FRAMES} frames", {"log_mel": (1, SPEECH_FRAMES, cfg.audio.n_mels)}, runs, warmup)]
+    if name == "face_encoder":
+        crop = cfg.face.crop_size
+        n = heavy_runs if crop >= HEAVY_CROP else runs
+        batches = sorted({cfg.face.frames_per_utterance, 1}, reverse=True)
+        return [Case(cfg.name, name, f"batch {b}", {"face": (b, 3, crop, crop)}, n, warmup) for b in batches]
+    shapes = {spec["name"]: tuple(int(d) for d in spec["shape"]) for spec in entry["inputs"]}
+    return [Case(cfg.name, name, "step, batch 1", shapes, runs, warmup)]
+
+
+class _Reader:
+    """An ONNX Runtime ``CalibrationDataReader`` over a list of feeds."""
+
+    def __init__(self, feeds: list[dict[str, np.ndarray]]) -> None:
+        self.feeds = feeds
+        self._it: Iterator[dict[str, np.ndarray]] = iter(feeds)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._it, None)
+
+    def rewind(self) -> None:
+        self._it = iter(self.feeds)
+
+    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+        return iter(self.feeds)
+
+    def __len__(self) -> int:
+        return len(self.feeds)
+
+
+def calibration_samples(cfg: ModelConfig, name: str, n: int, seed: int = 1000) -> list[dict[str, np.ndarray]]:
+    """``n`` realistic-scale single inputs (batch 1; speech at 100..500 frames) for calibration."""
+    entry = network_entry(cfg, name)
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        feed = {}
+        for spec in entry["inputs"]:
+            if name == "speech_encoder":
+                shape: tuple[int, ...] = (1, int(rng.integers(100, 500)), cfg.audio.n_mels)
+            elif name == "face_encoder":
+                shape = (1, 3, cfg.face.crop_size, cfg.face.crop_size)
+            else:
+                shape = tuple(int(d) for d in spec["shape"])
+            feed[spec["name"]] = _input(cfg, name, spec, shape, rng)
+        out.append(feed)
+    return out
+
+
+def _make_reader(feeds: list[dict[str, np.ndarray]]) -> Any:
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(_Reader, CalibrationDataReader):
+        pass
+
+    return Reader(feeds)
+
+
+# ---------------------------------------------------------------------------------------- timing
+
+
+def summarize(times_ms: Sequence[float]) -> dict[str, float | int]:
+    """median, p90, min, mean (ms) and the number of runs."""
+    a = np.asarray(times_ms, dtype=np.float64)
+    return {"median_ms": float(np.median(a)), "p90_ms": float(np.percentile(a, 90)), "min_ms": float(a.min()),
+            "mean_ms": float(a.mean()), "n": int(a.size)}
+
+
+def time_interleaved(runners: dict[str, Callable[[], object]], runs: int, warmup: int,
+                     tick: Callable[[], None] | None = None) -> dict[str, list[float]]:
+    """``warmup`` untimed then ``runs`` timed rounds; each round calls every runner once, the first
+    runner rotating per round. Returns the timed latencies (ms) per runner."""
+    names = list(runners)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(warmup + runs):
+        k = r % len(names) if names else 0
+        for name in names[k:] + names[:k]:
+            t0 = time.perf_counter_ns()
+            runners[name]()
+            dt = (time.perf_counter_ns() - t0) / 1e6
+            if r >= warmup:
+                times[name].append(dt)
+        if tick is not None:
+            tick()
+    return times
+
+
+def _ort_session(path: Path, threads: int) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    # no busy-waiting after a run: the next variant in the round would compete with spinning workers
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def _tensorrt_status() -> str | None:
+    """None when TensorRT imports, else the "n/a" status for the TensorRT variants."""
+    try:
+        import tensorrt  # noqa: F401
+    except Exception:
+        return "n/a (no TensorRT)"
+    return None
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the exporter's / quantizer's warnings and INFO logging while preparing."""
+    root = logging.getLogger()
+    old = root.level
+    root.setLevel(max(old, logging.WARNING))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        root.setLevel(old)
+
+
+# ------------------------------------------------------------------------------------------- run
+
+
+def _versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for dist in ("torch", "onnxruntime", "onnx", "onnxslim", "numpy", "tensorrt"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def machine_info(threads: int) -> dict[str, Any]:
+    """CPU model, cores, the SIMD flags that matter for INT8 / FP32 kernels, versions, threads."""
+    model, flags = platform.processor() or "unknown", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model in ("unknown", platform.processor()):
+                model = value.strip()
+            elif key.strip() in ("flags", "Features"):
+                flags.update(value.split())
+    except OSError:
+        pass
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return {
+        "cpu": model,
+        "cores": cores,
+        "cpu_flags": {f: f in flags for f in CPU_FLAGS},
+        "machine": platform.machine(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "versions": _versions(),
+        "threads": threads,
+        "env": {k: os.environ[k] for k in sorted(os.environ) if k.startswith(("OMP_", "OPENBLAS_", "MKL_"))},
+    }
+
+
+@dataclass
+class _Prepared:
+    runners: dict[str, Callable[[], object]]
+    statuses: dict[str, str]
+    quantization: dict[str, Any]
+    onnx_bytes: dict[str, int]
+
+
+def _prepare(cfg: ModelConfig, name: str, workdir: Path, threads: int, calib_n: int, seed: int,
+             set_desc: Callable[[str], None]) -> tuple[Any, dict[str, Any]]:
+    """Build, export and quantize one network; returns (torch wrapper, {variant: session | status})."""
+    from edge_mmer.convert.onnx_export import export_network
+    from edge_mmer.convert.quantize import QUANTIZED_OP_TYPES, quantize_int8
+    from edge_mmer.models import FeaturesGraph, StepGraph
+
+    entry = network_entry(cfg, name)
+    module = build_network(cfg, name, seed)
+    set_desc(f"{cfg.name} {name}: export")
+    with _quiet():
+        graph = export_network(name, module, entry)
+    fp32 = workdir / f"{cfg.name}.{name}.fp32.onnx"
+    fp32.write_bytes(graph.serialize())
+    made: dict[str, Any] = {"paths": {"ort-fp32": fp32}, "quantization": {}, "errors": {}}
+    feeds = calibration_samples(cfg, name, calib_n, seed=seed + 1000)
+    quantizable = any(n.op_type in QUANTIZED_OP_TYPES for n in graph.model.graph.node)
+    for variant, flavour in ORT_VARIANTS.items():
+        if flavour is None:
+            continue
+        if not quantizable:
+            made["errors"][variant] = f"n/a (no {'/'.join(QUANTIZED_OP_TYPES)} node: the LSTM stays FP32)"
+            continue
+        set_desc(f"{cfg.name} {name}: {flavour}")
+        out = workdir / f"{cfg.name}.{name}.{flavour}.onnx"
+        try:
+            with _quiet():
+                made["quantization"][flavour] = quantize_int8(fp32, out, flavour, _make_reader(feeds))
+            made["paths"][variant] = out
+        except Exception as exc:  # a failed flavour is reported, the others still run
+            logger.warning("%s %s: %s failed: %s", cfg.name, name, flavour, exc)
+            made["errors"][variant] = f"error: {type(exc).__name__}: {str(exc)[:200]}"
+    wrapper = StepGraph(module) if entry["class"] in ("ContextLSTM", "FusionLSTM") else FeaturesGraph(module)
+    return wrapper.eval(), made
+
+
+def _runners(wrapper: Any, made: dict[str, Any], inputs: dict[str, np.ndarray], threads: int,
+             sessions: dict[str, Any]) -> tuple[dict[str, Callable[[], object]], dict[str, str]]:
+    import torch
+
+    tensors = [torch.from_numpy(a) for a in inputs.values()]
+
+    def run_torch() -> object:
+        with torch.inference_mode():
+            return wrapper(*tensors)
+
+    runners: dict[str, Callable[[], object]] = {"torch-eager": run_torch}
+    statuses: dict[str, str] = dict(made["errors"])
+    for variant in ORT_VARIANTS:
+        if variant in statuses:
+            continue
+        if variant not in sessions:
+            sessions[variant] = _ort_session(made["paths"][variant], threads)
+        sess = sessions[variant]
+        runners[variant] = functools.partial(sess.run, None, inputs)
+    trt = _tensorrt_status()
+    for variant in TRT_VARIANTS:
+        # TensorRT plans are built and timed on the device (trtexec / the runtime); not in this process
+        statuses[variant] = trt or "n/a (TensorRT present: time plans on the device, not in this benchmark)"
+    return runners, statuses
+
+
+def _case_record(case: Case, inputs: dict[str, np.ndarray], results: dict[str, VariantResult]) -> dict[str, Any]:
+    stats = {v: summarize(r.times_ms) for v, r in results.items() if r.status == "ok" and r.times_ms}
+    variants: dict[str, Any] = {}
+    for v in VARIANTS:
+        r = results.get(v)
+        if r is None:
+            continue
+        rec: dict[str, Any] = {"status": r.status, "note": VARIANT_NOTES[v]}
+        if v in stats:
+            rec.update(stats[v])
+            for base, key in (("ort-fp32", "speedup_vs_ort_fp32"), ("torch-eager", "speedup_vs_torch_eager")):
+                rec[key] = stats[base]["median_ms"] / stats[v]["median_ms"] if base in stats else None
+            rec["times_ms"] = [round(t, 4) for t in r.times_ms]
+        variants[v] = rec
+    return {"config": case.config, "network": case.network, "case": case.label,
+            "inputs": {k: list(a.shape) for k, a in inputs.items()}, "runs": case.runs, "warmup": case.warmup,
+            "variants": variants}
+
+
+def run_benchmark(configs: Sequence[str] = ("demo", "paper"), networks: Sequence[str] = NETWORKS, *,
+                  runs: int = 30, warmup: int = 5, heavy_runs: int = 20, threads: int | None = None,
+                  calibration: int = 16, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+    """Run every case and return the JSON document (see the module docstring)."""
+    import torch
+
+    threads = threads or machine_info(1)["cores"]
+    torch.set_num_threads(threads)
+    unknown = [c for c in configs if c not in PRESETS] + [n for n in networks if n not in NETWORKS]
+    if unknown:
+        raise ValueError(f"unknown config or network: {', '.join(unknown)}")
+    plan = [(PRESETS[c](), n) for c in configs for n in NETWORKS if n in networks]
+    all_cases = {(cfg.name, n): cases_for(cfg, n, runs, warmup, heavy_runs) for cfg, n in plan}
+    total = sum(c.runs + c.warmup for cases in all_cases.values() for c in cases)
+    bar: Any = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, unit="round", dynamic_ncols=True, file=sys.stderr)
+
+    def set_desc(text: str) -> None:
+        if bar is not None:
+            bar.set_description(text)
+
+    def tick() -> None:
+        if bar is not None:
+            bar.update(1)
+
+    started = time.perf_counter()
+    load_start = _loadavg()
+    records: list[dict[str, Any]] = []
+    networks_meta: list[dict[str, Any]] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="edge-mmer-bench-") as tmp:
+            for cfg, name in plan:
+                wrapper, made = _prepare(cfg, name, Path(tmp), threads, calibration, seed, set_desc)
+                networks_meta.append({
+                    "config": cfg.name, "network": name, "class": network_entry(cfg, name)["class"],
+                    "parameters": int(sum(p.numel() for p in wrapper.parameters())),
+                    "onnx_bytes": {v: p.stat().st_size for v, p in made["paths"].items()},
+                    "quantization": made["quantization"], "calibration_samples": calibration,
+                })
+                sessions: dict[str, Any] = {}
+                for case in all_cases[(cfg.name, name)]:
+                    set_desc(f"{cfg.name} {name} {case.label}")
+                    inputs = case_inputs(cfg, case, seed)
+                    runners, statuses = _runners(wrapper, made, inputs, threads, sessions)
+                    times = time_interleaved(runners, case.runs, case.warmup, tick)
+                    results = {v: VariantResult(v, times_ms=t) for v, t in times.items()}
+                    results.update({v: VariantResult(v, status=s) for v, s in statuses.items()})
+                    records.append(_case_record(case, inputs, results))
+                del sessions
+    finally:
+        if bar is not None:
+            bar.close()
+    return {
+        "schema": SCHEMA,
+        "version": VERSION,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine_info(threads),
+        "settings": {
+            "configs": list(configs), "networks": list(networks), "runs": runs, "warmup": warmup,
+            "heavy_runs": heavy_runs, "heavy_crop_px": HEAVY_CROP, "threads": threads,
+            "torch_threads": threads, "ort": {"intra_op_num_threads": threads, "inter_op_num_threads": 1,
+                                               "graph_optimization_level": "ORT_ENABLE_ALL", "allow_spinning": False,
+                                               "provider": "CPUExecutionProvider"},
+            "interleaved": True, "speech_frames": SPEECH_FRAMES, "calibration_samples": calibration, "seed": seed,
+            "speedup": "baseline median / variant median (> 1: faster than the baseline)",
+        },
+        "networks": networks_meta,
+        "results": records,
+        "elapsed_s": round(time.perf_counter() - started, 1),
+        "load_average": {"start": load_start, "end": _loadavg()},
+    }
+
+
+def _loadavg() -> list[float] | None:
+    """1/5/15-minute load averages: another busy process makes every latency here suspect."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+# ----------------------------------------------------------------------------------------- output
+
+
+def _fmt_ms(v: float) -> str:
+    return f"{v:.3f}" if v < 1 else f"{v:.2f}" if v < 100 else f"{v:.0f}"
+
+
+def _fmt_x(v: float | None) -> str:
+    return "–" if v is None else f"{v:.2f}×"
+
+
+def render_markdown(doc: dict[str, Any], command: str | None = None) -> str:
+    """The results as a Markdown page: machine header, then one row per network × case × variant."""
+    m = doc["machine"]
+    flags = ", ".join(f"{f} {'yes' if on else 'no'}" for f, on in m["cpu_flags"].items() if f in ("avx2", "avx512_vnni", "avx_vnni", "amx_int8") or on)
+    v = m["versions"]
+    s = doc["settings"]
+    lines = [
+        "# edge-mmer network latency",
+        "",
+        f"- **Machine**: {m['cpu']}, {m['cores']} cores ({m['machine']}); {flags}",
+        f"- **Software**: torch {v.get('torch')}, onnxruntime {v.get('onnxruntime')}, onnx {v.get('onnx')}, "
+        f"Python {m['python']}; TensorRT {v.get('tensorrt') or 'not installed'}",
+        f"- **Threads**: {s['threads']} (torch.set_num_threads and ORT intra_op_num_threads; ORT inter-op 1, "
+        f"ORT_ENABLE_ALL, no spinning)",
+        f"- **Date**: {doc['created']}; {s['warmup']} warm-up + {s['runs']} timed runs per case "
+        f"({s['heavy_runs']} for face encoders at ≥ {s['heavy_crop_px']} px), variants interleaved per round",
+    ]
+    if command:
+        lines.append(f"- **Command**: `{command}`")
+    if m.get("env"):
+        lines.append("- **Environment**: " + ", ".join(f"`{k}={val}`" for k, val in m["env"].items()))
+    lines += [
+        "",
+        "Latency in ms (median / p90 / min). Speed-up = baseline median / variant median (> 1 is faster). "
+        "Random seeded weights; INT8 calibrated on "
+        f"{s['calibration_samples']} synthetic samples (speed does not depend on calibration quality). "
+        "`ort-int8-trt` is the TensorRT Q/DQ form run by ONNX Runtime's CPU provider: not meant for CPU speed.",
+        "",
+        "| config | network | input | variant | median ms | p90 ms | min ms | vs ORT FP32 | vs torch eager |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for rec in doc["results"]:
+        shape = "; ".join(f"{k} {tuple(sh)}" for k, sh in rec["inputs"].items()) if rec["network"] in ("speech_encoder", "face_encoder") else rec["case"]
+        for variant, r in rec["variants"].items():
+            if r["status"] == "ok":
+                cells = [_fmt_ms(r["median_ms"]), _fmt_ms(r["p90_ms"]), _fmt_ms(r["min_ms"]),
+                         _fmt_x(r["speedup_vs_ort_fp32"]), _fmt_x(r["speedup_vs_torch_eager"])]
+            else:
+                cells = [r["status"], "", "", "", ""]
+            lines.append(f"| {rec['config']} | {rec['network']} | {shape} | {variant} | " + " | ".join(cells) + " |")
+    load = doc.get("load_average") or {}
+    if load.get("start") and load.get("end"):
+        lines += ["", f"Load average (1/5/15 min) at start {load['start']}, at end {load['end']} "
+                  f"(it counts this benchmark's own threads too; a 1-minute value well above {m['cores']} "
+                  "means another process competed for the cores)."]
+    lines += ["", f"Total time {doc['elapsed_s']} s. Machine-readable: `networks.json` "
+              f"(schema `{doc['schema']}`, version {doc['version']}).", ""]
+    return "\n".join(lines)
+
+
+def write_results(doc: dict[str, Any], out: Path, command: str | None = None) -> tuple[Path, Path]:
+    """Write ``networks.md`` and ``networks.json`` under ``out``; returns their paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    md, js = out / "networks.md", out / "networks.json"
+    if command:
+        doc = {**doc, "command": command}
+    md.write_text(render_markdown(doc, command), encoding="utf-8")
+    js.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    return md, js
+
+
+def _csv(value: str, known: Sequence[str], what: str) -> list[str]:
+    items = [x.strip() for x in value.split(",") if x.strip()]
+    bad = [x for x in items if x not in known]
+    if bad or not items:
+        raise argparse.ArgumentTypeError(f"{what}: {', '.join(bad) or value!r} (known: {', '.join(known)})")
+    return items
+
+
+def _positive(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return n
+
+
+def _configs_arg(value: str) -> list[str]:
+    return _csv(value, tuple(PRESETS), "config")
+
+
+def _networks_arg(value: str) -> list[str]:
+    return _csv(value, NETWORKS, "network")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bench_networks", description=__doc__.split("\n\n")[0])
+    p.add_argument("--configs", type=_configs_arg, default=["demo", "paper"])
+    p.add_argument("--networks", type=_networks_arg, default=list(NETWORKS))
+    p.add_argument("--runs", type=_positive, default=30, help="timed runs per case (default 30)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed warm-up runs per case (default 5)")
+    p.add_argument("--heavy-runs", type=_positive, default=20,
+                   help=f"timed runs for face encoders at >= {HEAVY_CROP} px, i.e. the paper's (default 20)")
+    p.add_argument("--threads", type=_positive, default=None, help="torch and ORT intra-op threads (default: cores)")
+    p.add_argument("--calibration", type=_positive, default=16, help="INT8 calibration samples (default 16)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    doc = run_benchmark(args.configs, args.networks, runs=args.runs, warmup=max(0, args.warmup),
+                        heavy_runs=args.heavy_runs, threads=args.threads, calibration=args.calibration,
+                        seed=args.seed, progress=not args.no_progress)
+    command = "python -m benchmarks.bench_networks" + (" " + " ".join(sys.argv[1:]) if argv is None and sys.argv[1:] else "")
+    md, js = write_results(doc, args.out, command)
+    print(render_markdown(doc, command))
+    print(f"wrote {md} and {js}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
