@@ -20,7 +20,9 @@ done
 if [ -n "$PY310" ] && [ $# -eq 0 ]; then
   echo "== pytest, torch-free core on $("$PY310" --version)"
   [ -x .venv-core/bin/python ] || "$PY310" -m venv .venv-core
-  if ! .venv-core/bin/python -m pip install -q -e . pytest hypothesis scipy librosa >.venv-core/install.log 2>&1; then
+  # onnxruntime (+ onnx, which its quantization module imports) too: a device carries ORT, and the
+  # calibration reader subclasses its CalibrationDataReader
+  if ! .venv-core/bin/python -m pip install -q -e . onnxruntime onnx pytest hypothesis scipy librosa >.venv-core/install.log 2>&1; then
     grep -v "WARNING: Location" .venv-core/install.log >&2 || true
     echo "test: installing the core into .venv-core failed" >&2
     exit 1
