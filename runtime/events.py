@@ -1,0 +1,105 @@
+"""The emotion event: one versioned JSON shape on every sink.
+
+The schema lives in ``schema/emotion-event.v1.json`` (JSON Schema 2020-12); the README documents it
+and the tests validate every event the runtime produces against it. Events are built here and only
+here, so no sink can drift from the schema.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import resources
+from typing import Any
+
+SCHEMA_ID = "edge-mmer/emotion-event/v1"
+TRIGGERS = ("utterance", "face_only", "interval")
+
+
+@dataclass(frozen=True)
+class ChannelResult:
+    """One channel's LIBSVM outcome (speech, face or fused)."""
+
+    label: str
+    confidence: float
+    scores: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "confidence": self.confidence, "scores": dict(self.scores)}
+
+
+def scores_by_label(labels: tuple[str, ...] | list[str], values: Any) -> dict[str, float]:
+    """Class scores as ``{label: value}``, rounded to 6 decimals and clipped to [0, 1]."""
+    out = {}
+    for name, v in zip(labels, values, strict=True):
+        x = float(v)
+        if not math.isfinite(x):
+            raise ValueError(f"score for {name!r} is not finite: {x}")
+        out[name] = round(min(1.0, max(0.0, x)), 6)
+    return out
+
+
+def channel_result(labels: tuple[str, ...] | list[str], probs: Any) -> ChannelResult:
+    """(K,) probabilities -> :class:`ChannelResult`."""
+    scores = scores_by_label(labels, probs)
+    best = max(scores, key=lambda k: scores[k])
+    return ChannelResult(label=best, confidence=scores[best], scores=scores)
+
+
+def utc_now_iso() -> str:
+    """Now, UTC, ISO 8601 with milliseconds and a ``Z``."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class EmotionEvent:
+    """One event. ``label``/``confidence``/``scores`` are the announced (smoothed) state."""
+
+    device_id: str
+    session_id: str
+    seq: int
+    wall_time: str
+    monotonic_s: float
+    trigger: str
+    utterance: tuple[float, float] | None
+    label: str
+    confidence: float
+    scores: dict[str, float]
+    channels: dict[str, ChannelResult | None]
+    decision_latency_ms: float | None
+    model_id: str
+    synthetic_model: bool
+    extra: dict[str, Any] = field(default_factory=dict)  # not serialised; for in-process consumers
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA_ID,
+            "device_id": self.device_id,
+            "session_id": self.session_id,
+            "seq": self.seq,
+            "wall_time": self.wall_time,
+            "monotonic_s": round(self.monotonic_s, 6),
+            "trigger": self.trigger,
+            "utterance": None if self.utterance is None
+            else {"start_s": round(self.utterance[0], 6), "end_s": round(self.utterance[1], 6)},
+            "label": self.label,
+            "confidence": self.confidence,
+            "scores": dict(self.scores),
+            "channels": {k: (None if v is None else v.to_dict()) for k, v in self.channels.items()},
+            "decision_latency_ms": None if self.decision_latency_ms is None else round(self.decision_latency_ms, 3),
+            "model_id": self.model_id,
+            "synthetic_model": self.synthetic_model,
+        }
+
+    def to_json(self) -> str:
+        """One line of compact JSON (no NaN: scores are checked when built)."""
+        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
+
+
+def load_schema() -> dict[str, Any]:
+    """The JSON Schema of :class:`EmotionEvent` (for validation and the docs)."""
+    text = resources.files("edge_mmer.runtime").joinpath("schema/emotion-event.v1.json").read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema

@@ -1,0 +1,1 @@
+"""Runners: one interface over ONNX Runtime and native TensorRT."""

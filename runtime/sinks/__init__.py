@@ -1,0 +1,1 @@
+"""Sinks: where emotion events go — stdout, a JSONL file, an MQTT broker."""

@@ -1,0 +1,33 @@
+"""The sink contract: ``emit(event)``, ``publish_stats(stats)``, ``close()``."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+from edge_mmer.runtime.events import EmotionEvent
+
+
+class SinkError(RuntimeError):
+    """A sink that cannot be set up (bad URL, unreadable password file ...); the message names it."""
+
+
+class Sink(ABC):
+    """Where events go. ``emit`` must not block the pipeline for long (MQTT spools instead)."""
+
+    name: str = "sink"
+
+    @abstractmethod
+    def emit(self, event: EmotionEvent) -> None: ...
+
+    def publish_stats(self, stats: dict[str, Any]) -> None:  # noqa: B027 - optional for sinks
+        """Periodic runtime statistics (per-stage latency, fps, drops); sinks may ignore them."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Sink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
