@@ -1,0 +1,163 @@
+"""Faces over time: detect at the analysis rate, keep the largest face's crop, hand out windows.
+
+Frames are analysed on a fixed grid of the stream clock (slot ``floor(t * analysis_fps)``: the
+first frame of each slot), so which frames are analysed depends only on their timestamps, not on
+how fast they arrive. Each analysed frame leaves a crop of its largest face, resized to the
+encoder's size exactly as at training time (:func:`edge_mmer.features.face.crop_face` /
+``resize_face``), or a "no face" mark. An utterance then takes the crops inside its time window,
+evenly subsampled to ``frames_per_utterance`` as training does.
+
+Only small uint8 crops are kept (a few seconds' worth), never full frames, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from edge_mmer.config import FaceConfig
+from edge_mmer.features.face import FaceBox, HaarFaceDetector, crop_face, largest_face, resize_face
+from edge_mmer.runtime.chunks import VideoFrame
+
+log = logging.getLogger(__name__)
+
+
+class FaceDetector(Protocol):
+    def detect(self, frame_bgr: np.ndarray) -> list[FaceBox]: ...
+
+
+class YuNetFaceDetector:
+    """OpenCV's YuNet (``cv2.FaceDetectorYN``) from a model file the user provides (``.onnx``).
+
+    The model is not shipped (download ``face_detection_yunet_2023mar.onnx`` from the OpenCV Zoo);
+    its sha256 is logged so a deployment can pin it.
+    """
+
+    def __init__(self, model_path: str | Path, score_threshold: float = 0.7) -> None:
+        import cv2
+
+        from edge_mmer.hashing import sha256_file
+
+        path = Path(model_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"YuNet model file {path} does not exist (faces.yunet_model: download "
+                                    "face_detection_yunet_2023mar.onnx from the OpenCV Zoo)")
+        self.sha256 = sha256_file(path)
+        try:
+            self._det = cv2.FaceDetectorYN.create(str(path), "", (320, 320), score_threshold)
+        except cv2.error as exc:
+            raise ValueError(f"YuNet model file {path}: OpenCV cannot load it: {exc}") from exc
+        self._size: tuple[int, int] | None = None
+        log.info("YuNet face detector %s (sha256 %s)", path, self.sha256)
+
+    def detect(self, frame_bgr: np.ndarray) -> list[FaceBox]:
+        h, w = frame_bgr.shape[:2]
+        if self._size != (w, h):
+            self._det.setInputSize((w, h))
+            self._size = (w, h)
+        _, faces = self._det.detect(frame_bgr)
+        if faces is None:
+            return []
+        out = []
+        for row in faces:
+            x, y, bw, bh = (round(float(v)) for v in row[:4])
+            x0, y0 = max(0, x), max(0, y)
+            bw, bh = min(w, x + bw) - x0, min(h, y + bh) - y0
+            if bw > 0 and bh > 0:
+                out.append(FaceBox(x0, y0, bw, bh))
+        return out
+
+
+def make_detector(cfg: FaceConfig, yunet_model: str | Path | None = None) -> FaceDetector:
+    """The bundle's detector: Haar by default, YuNet when ``face.detector = "yunet"`` or a model is given."""
+    if yunet_model is not None:
+        return YuNetFaceDetector(yunet_model)
+    if cfg.detector == "yunet":
+        raise ValueError("the bundle's face detector is 'yunet': pass its model file (faces.yunet_model / "
+                         "--yunet-model PATH)")
+    return HaarFaceDetector()
+
+
+@dataclass(frozen=True)
+class FaceObservation:
+    t: float
+    crop: np.ndarray | None  # (crop_size, crop_size, 3) uint8, None = no face in the analysed frame
+
+
+def pick_evenly(items: list[np.ndarray], n: int) -> list[np.ndarray]:
+    """At most ``n`` items, evenly spread (the training front end's subsampling)."""
+    if len(items) <= n:
+        return items
+    idx = np.linspace(0, len(items) - 1, n).round().astype(int)
+    return [items[i] for i in idx]
+
+
+class FaceTracker:
+    """Feed :class:`VideoFrame` s; ask for the face crops of a time window."""
+
+    def __init__(self, cfg: FaceConfig, detector: FaceDetector, analysis_fps: float | None = None,
+                 keep_s: float = 20.0) -> None:
+        self.cfg = cfg
+        self.detector = detector
+        self.analysis_fps = analysis_fps or cfg.analysis_fps
+        if not 0 < self.analysis_fps <= 60:
+            raise ValueError(f"analysis fps must be in (0, 60], got {self.analysis_fps}")
+        self.keep_s = keep_s
+        self.frames_seen = 0
+        self.frames_analysed = 0
+        self.frames_with_face = 0
+        self.bad_frames = 0
+        self._obs: collections.deque[FaceObservation] = collections.deque()
+        self._last_slot: int | None = None
+        self.last_t: float | None = None
+
+    def reset(self) -> None:
+        self._obs.clear()
+        self._last_slot = None
+
+    def wants(self, t: float) -> bool:
+        """Whether a frame at ``t`` would be analysed (the analysis-fps cap)."""
+        slot = math.floor(t * self.analysis_fps + 1e-9)
+        return self._last_slot is None or slot > self._last_slot
+
+    def feed(self, frame: VideoFrame) -> FaceObservation | None:
+        """Analyse the frame if its slot is new; returns the observation made, if any."""
+        self.frames_seen += 1
+        self.last_t = frame.t if self.last_t is None else max(self.last_t, frame.t)
+        if not self.wants(frame.t):
+            return None
+        img = frame.image
+        if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3 \
+                or img.shape[0] < 8 or img.shape[1] < 8:
+            self.bad_frames += 1
+            log.debug("face tracker: skipped a malformed frame %s", getattr(img, "shape", type(img)))
+            return None
+        self._last_slot = math.floor(frame.t * self.analysis_fps + 1e-9)
+        self.frames_analysed += 1
+        box = largest_face(self.detector.detect(img))
+        crop = None
+        if box is not None:
+            try:
+                crop = resize_face(crop_face(img, box, self.cfg.margin), self.cfg.crop_size)
+                self.frames_with_face += 1
+            except ValueError as exc:
+                log.debug("face tracker: crop failed: %s", exc)
+        obs = FaceObservation(frame.t, crop)
+        self._obs.append(obs)
+        return obs
+
+    def prune(self, before: float) -> None:
+        """Forget observations older than ``before`` (the pipeline calls this as its clock advances)."""
+        while self._obs and self._obs[0].t < before:
+            self._obs.popleft()
+
+    def crops_between(self, start: float, end: float, limit: int | None = None) -> list[np.ndarray]:
+        """Face crops observed in ``[start, end]``, evenly subsampled to ``limit`` (default: frames per utterance)."""
+        crops: list[np.ndarray] = [o.crop for o in self._obs if start <= o.t <= end and o.crop is not None]
+        return pick_evenly(crops, limit or self.cfg.frames_per_utterance)

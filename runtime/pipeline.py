@@ -1,0 +1,320 @@
+"""The pipeline: the one place where chunks become decisions and events.
+
+Per utterance (from the VAD): log-mel -> speech encoder -> speech context step; the face crops seen
+during the utterance -> face encoder (mean over frames) -> face context step; chi-square masks;
+fusion step on the concatenated masked features; the three LIBSVMs; the fuzzy integral over the
+channels present; smoothing. A missing modality is a normal case: no face in view -> the speech
+channel alone (the face context and the fusion do not step, as in training); a face in view during
+a long silence -> a face-only decision every ``face_only_interval_s`` (it reads the face context
+without advancing it).
+
+Everything is driven by the stream clock, never by the wall clock, and work is released in the
+order it was triggered, so feeding a clip chunk by chunk gives exactly the events of feeding all
+its frames and then all its audio at once (:func:`run_offline`; a test proves it on the demo clip).
+An utterance waits (at most ``video_wait_s`` of audio) until the camera has delivered the frames
+up to its end, so late frames are not missed.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edge_mmer.bundle import Bundle
+from edge_mmer.decision import CHANNELS, DecisionHead
+from edge_mmer.features.audio import log_mel, pcm16_to_float
+from edge_mmer.features.face import preprocess_faces
+from edge_mmer.runtime.chunks import AudioChunk, Chunk, VideoFrame
+from edge_mmer.runtime.events import EmotionEvent, channel_result, scores_by_label, utc_now_iso
+from edge_mmer.runtime.faces import FaceDetector, FaceTracker, make_detector
+from edge_mmer.runtime.networks import Networks
+from edge_mmer.runtime.smoothing import Smoother, SmoothingSettings
+from edge_mmer.runtime.stats import RuntimeStats
+from edge_mmer.runtime.vad import Utterance, VadSegmenter, VadSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    vad: VadSettings = field(default_factory=VadSettings)
+    smoothing: SmoothingSettings = field(default_factory=SmoothingSettings)
+    analysis_fps: float | None = None  # None: the bundle's face.analysis_fps
+    face_only_interval_s: float = 5.0  # face-only decisions during silence (0 = off)
+    min_face_frames: int = 2  # crops needed for a face-only decision
+    context_reset_gap_s: float | None = None  # None: the bundle's context.reset_gap_s
+    video_wait_s: float = 0.5  # how long an utterance waits for late frames
+    yunet_model: str | None = None
+
+
+@dataclass
+class _Work:
+    kind: str  # "utterance" | "face_only" | "interval"
+    t: float  # stream clock when triggered
+    start: float
+    end: float
+    video_until: float
+    detected: float  # perf_counter when triggered
+    utterance: Utterance | None = None
+
+
+class Pipeline:
+    """Feed chunks, get :class:`EmotionEvent` s. ``flush()`` at the end of a stream."""
+
+    def __init__(self, bundle: Bundle, networks: Networks, settings: PipelineSettings | None = None, *,
+                 device_id: str = "edge-mmer", session_id: str | None = None, expect_video: bool = True,
+                 expect_audio: bool = True, stats: RuntimeStats | None = None,
+                 detector: FaceDetector | None = None, head: DecisionHead | None = None,
+                 wall_clock: Callable[[], str] = utc_now_iso) -> None:
+        self.settings = settings or PipelineSettings()
+        self.bundle = bundle
+        self.cfg = bundle.config
+        self.labels = tuple(bundle.labels)
+        self.networks = networks
+        self.head = head or DecisionHead.from_bundle(bundle)
+        self.stats = stats or RuntimeStats()
+        s = self.settings
+        vad = s.vad
+        if (vad.min_utterance_s, vad.max_utterance_s) == (VadSettings.min_utterance_s, VadSettings.max_utterance_s):
+            vad = VadSettings(**{**vad.__dict__, "min_utterance_s": self.cfg.audio.min_utterance_s,
+                                 "max_utterance_s": self.cfg.audio.max_utterance_s})
+        self.vad = VadSegmenter(vad)
+        analysis_fps = s.analysis_fps or self.cfg.face.analysis_fps
+        keep = vad.max_utterance_s + max(s.face_only_interval_s, 0) + vad.trigger_delay_s + s.video_wait_s + 5.0
+        self.faces = FaceTracker(self.cfg.face, detector or make_detector(self.cfg.face, s.yunet_model),
+                                 analysis_fps, keep_s=keep)
+        self.smoother = Smoother(s.smoothing)
+        self.reset_gap = s.context_reset_gap_s or self.cfg.context.reset_gap_s
+        self.device_id = device_id
+        self.session_id = session_id or uuid.uuid4().hex
+        self.expect_video = expect_video
+        self.expect_audio = expect_audio
+        self.wall_clock = wall_clock
+        self.seq = 0
+        self._queue: collections.deque[_Work] = collections.deque()
+        self._silence_since: float | None = None
+        self._face_k = 0
+        self._last_activity: float | None = None
+        self._heartbeat_queued = False
+        self.decisions = 0
+
+    # ------------------------------------------------------------------------------------- feeding
+
+    def feed(self, chunk: Chunk) -> list[EmotionEvent]:
+        if isinstance(chunk, AudioChunk):
+            return self._feed_audio(chunk)
+        if isinstance(chunk, VideoFrame):
+            return self._feed_video(chunk)
+        raise TypeError(f"pipeline: expected an AudioChunk or a VideoFrame, got {type(chunk).__name__}")
+
+    def feed_all(self, chunks: Iterable[Chunk]) -> list[EmotionEvent]:
+        out: list[EmotionEvent] = []
+        for c in chunks:
+            out.extend(self.feed(c))
+        return out
+
+    def _feed_audio(self, chunk: AudioChunk) -> list[EmotionEvent]:
+        out: list[EmotionEvent] = []
+        vad_s = 0.0
+        it = self.vad.iter_frames(chunk)
+        while True:
+            ts = time.perf_counter()
+            step = next(it, None)
+            vad_s += time.perf_counter() - ts
+            if step is None:
+                break
+            clock, utt = step
+            if self._silence_since is None:
+                self._silence_since = clock
+            if utt is not None:
+                self._queue.append(_Work("utterance", clock, utt.start, utt.end, utt.end, time.perf_counter(), utt))
+                self._silence_since, self._face_k = utt.end, 0
+            self._advance(clock)
+            out.extend(self._release(clock))
+        self.stats.record("vad", vad_s)
+        self.stats.count("audio_chunks")
+        return out
+
+    def _feed_video(self, frame: VideoFrame) -> list[EmotionEvent]:
+        with self.stats.stage("face_detection"):
+            obs = self.faces.feed(frame)
+        self.stats.count("frames")
+        if obs is not None:
+            self.stats.count("frames_analysed")
+        if self.expect_audio:
+            clock = self.vad.clock
+            return self._release(clock) if clock is not None else []
+        # no microphone: the video clock drives face-only decisions
+        if self._silence_since is None:
+            self._silence_since = frame.t
+        self._advance(frame.t)
+        return self._release(frame.t)
+
+    def flush(self) -> list[EmotionEvent]:
+        """End of stream: close an utterance in progress and release everything waiting."""
+        clock = self.vad.clock
+        for utt in self.vad.flush():
+            self._queue.append(_Work("utterance", utt.end, utt.start, utt.end, utt.end, time.perf_counter(), utt))
+        return self._release(clock if clock is not None else 0.0, force=True)
+
+    def reset_states(self) -> None:
+        """Start a new conversation: recurrent states, smoothing and pending work are cleared."""
+        self.networks.reset_states()
+        self.smoother.reset()
+        self._queue.clear()
+        self._heartbeat_queued = False
+        self._last_activity = None
+
+    # ------------------------------------------------------------------------------ scheduling
+
+    def _advance(self, clock: float) -> None:
+        """Clock-driven work: face-only windows during silence, heartbeats."""
+        s = self.settings
+        iv = s.face_only_interval_s
+        if iv > 0 and self._silence_since is not None:
+            delay = self.vad.settings.trigger_delay_s if self.expect_audio else 0.0
+            while True:
+                w_end = self._silence_since + (self._face_k + 1) * iv
+                if clock < w_end + delay:
+                    break
+                start = self.vad.active_start
+                if start is not None and start < w_end:
+                    break  # speech overlaps this window: wait for the utterance to end
+                self._queue.append(_Work("face_only", clock, w_end - iv, w_end, w_end, time.perf_counter()))
+                self._face_k += 1
+        if not self._heartbeat_queued and self.smoother.heartbeat_due(clock):
+            self._queue.append(_Work("interval", clock, clock, clock, clock, time.perf_counter()))
+            self._heartbeat_queued = True
+        self.faces.prune(clock - self.faces.keep_s)
+
+    def _ready(self, work: _Work, clock: float) -> bool:
+        if not self.expect_video or work.kind == "interval":
+            return True
+        last = self.faces.last_t
+        return (last is not None and last >= work.video_until) or clock >= work.video_until + self.settings.video_wait_s
+
+    def _release(self, clock: float, force: bool = False) -> list[EmotionEvent]:
+        out: list[EmotionEvent] = []
+        while self._queue and (force or self._ready(self._queue[0], clock)):
+            work = self._queue.popleft()
+            ev = self._process(work)
+            if ev is not None:
+                out.append(ev)
+        return out
+
+    # ------------------------------------------------------------------------------- decisions
+
+    def _expire(self, now: float) -> None:
+        if self._last_activity is not None and now - self._last_activity > self.reset_gap:
+            log.debug("no activity for %.1f s: context and smoothing reset", now - self._last_activity)
+            self.networks.reset_states()
+            self.smoother.reset()
+            self._last_activity = None
+            self.stats.count("context_resets")
+
+    def _process(self, work: _Work) -> EmotionEvent | None:
+        if work.kind == "interval":
+            self._heartbeat_queued = False
+            self._expire(work.t)
+            if not self.smoother.heartbeat_due(work.t):
+                return None
+            return self._event(work, None, {c: None for c in CHANNELS})
+        self._expire(work.start)
+        crops = self.faces.crops_between(work.start, work.end)
+        if work.kind == "utterance":
+            assert work.utterance is not None
+            channels = self._utterance_channels(work.utterance, crops)
+        else:
+            if len(crops) < self.settings.min_face_frames:
+                return None
+            channels = self._face_only_channels(crops)
+        with self.stats.stage("decision"):
+            probs = self._svm(channels)
+            with self.stats.stage("fuzzy"):
+                scores = self.head.fuse(probs)
+        self._last_activity = work.end
+        self.decisions += 1
+        if not self.smoother.update(scores):
+            return None
+        return self._event(work, scores, probs)
+
+    def _utterance_channels(self, utt: Utterance, crops: list[np.ndarray]) -> dict[str, np.ndarray | None]:
+        st, net, head = self.stats, self.networks, self.head
+        with st.stage("log_mel"):
+            mel = log_mel(pcm16_to_float(utt.samples), self.cfg.audio)
+        with st.stage("speech_encoder"):
+            speech = net.speech_features(mel)
+        with st.stage("speech_context"):
+            speech_ctx = net.speech_context.step(speech)
+        face_ctx = None
+        if crops:
+            with st.stage("face_encoder"):
+                emb = net.face_embedding(preprocess_faces(crops, self.cfg.face))
+            with st.stage("face_context"):
+                face_ctx = net.face_context.step(emb)
+        with st.stage("mask"):
+            speech_m = head.mask("speech", speech_ctx)
+            face_m = None if face_ctx is None else head.mask("face", face_ctx)
+        fused = None
+        if face_m is not None:
+            with st.stage("fusion"):
+                fused = net.fusion.step(np.concatenate([speech_m, face_m]).astype(np.float32))
+        return {"speech": speech_m, "face": face_m, "fused": fused}
+
+    def _face_only_channels(self, crops: list[np.ndarray]) -> dict[str, np.ndarray | None]:
+        st, net = self.stats, self.networks
+        with st.stage("face_encoder"):
+            emb = net.face_embedding(preprocess_faces(crops, self.cfg.face))
+        with st.stage("face_context"):
+            face_ctx = net.face_context.peek(emb)
+        with st.stage("mask"):
+            face_m = self.head.mask("face", face_ctx)
+        return {"speech": None, "face": face_m, "fused": None}
+
+    def _svm(self, channels: dict[str, np.ndarray | None]) -> dict[str, np.ndarray | None]:
+        with self.stats.stage("svm"):
+            probs = self.head.channel_probabilities(channels)
+        return {k: (None if v is None else v[0]) for k, v in probs.items()}
+
+    def _event(self, work: _Work, scores: np.ndarray | None, probs: dict[str, np.ndarray | None]) -> EmotionEvent:
+        sm = self.smoother
+        assert sm.scores is not None and sm.label is not None
+        self.seq += 1
+        sm.last_emit_t = work.t
+        state = scores_by_label(self.labels, sm.scores)
+        label = self.labels[sm.label]
+        latency = (time.perf_counter() - work.detected) * 1000.0 if work.kind != "interval" else None
+        ev = EmotionEvent(
+            device_id=self.device_id, session_id=self.session_id, seq=self.seq, wall_time=self.wall_clock(),
+            monotonic_s=work.t, trigger=work.kind,
+            utterance=None if work.kind == "interval" else (work.start, work.end),
+            label=label, confidence=state[label], scores=state,
+            channels={c: (None if p is None else channel_result(self.labels, p)) for c, p in probs.items()},
+            decision_latency_ms=latency, model_id=self.bundle.model_id, synthetic_model=self.bundle.synthetic,
+            extra={"decision_scores": None if scores is None else scores.tolist()},
+        )
+        if latency is not None:
+            self.stats.record("decision_latency", latency / 1000.0)
+        self.stats.count("events")
+        return ev
+
+
+def run_offline(pipeline: Pipeline, audio: np.ndarray | None, frames: Iterable[VideoFrame],
+                audio_start: float = 0.0) -> list[EmotionEvent]:
+    """A whole clip at once: every frame, then all the audio in one chunk, then flush.
+
+    The reference the streaming path is tested against (and what offline evaluation of a clip uses).
+    """
+    events: list[EmotionEvent] = []
+    for frame in frames:
+        events.extend(pipeline.feed(frame))
+    if audio is not None and len(audio):
+        events.extend(pipeline.feed(AudioChunk(audio_start, np.asarray(audio, dtype=np.int16), 16000)))
+    events.extend(pipeline.flush())
+    return events
