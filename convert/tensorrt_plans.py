@@ -5,26 +5,58 @@ ONNX artifact of the requested precision must already be in the bundle; profiles
 manifest (:mod:`.profiles`); the build facts (:func:`.tensorrt_build.build_plan`) are recorded
 beside the plan as ``networks.<name>.artifacts["tensorrt-<precision>"]`` so the runtime can refuse a
 plan built for another device. Nothing is written unless every network built. Torch-free.
+
+Which ONNX artifact each plan precision compiles (:func:`plan_requests`):
+
+* ``fp32`` -> ``onnx-fp32``; ``fp16`` -> ``onnx-fp16`` (``BuilderFlag.FP16``);
+* ``int8`` -> the ``int8-trt`` Q/DQ model with ``BuilderFlag.INT8`` + ``FP16`` (explicit quantization:
+  no calibrator; the unquantized layers run FP16), recorded as ``tensorrt-int8`` with the calibration
+  set hash and the INT8 artifact's ``deployable`` flag. A network with no ``int8-trt`` artifact (the
+  context LSTMs are never quantized) or with one marked not deployable gets an FP16 plan instead,
+  recorded as what it is, ``tensorrt-fp16`` (built from ``onnx-fp16``, or from ``onnx-fp32`` with the
+  FP16 flag); an existing ``tensorrt-fp16`` plan is kept unless ``overwrite``. The runtime's INT8
+  precision runs ``tensorrt-int8`` where it exists and ``tensorrt-fp16`` elsewhere.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge_mmer.bundle import read_bundle, update_manifest
+from edge_mmer.bundle import Bundle, read_bundle, update_manifest
 
 from .profiles import derive_profiles, static_profile_for_dla
-from .tensorrt_build import BuildOptionsError, TensorRTBuildError, TensorRTBuildOptions, build_plan, tensorrt_available
+from .tensorrt_build import (
+    PRECISIONS,
+    BuildOptionsError,
+    TensorRTBuildError,
+    TensorRTBuildOptions,
+    build_plan,
+    preflight,
+    tensorrt_available,
+)
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DLA_NETWORKS", "PlanOptions", "TensorRTPlanError", "build_bundle_plans"]
+__all__ = [
+    "DLA_NETWORKS",
+    "SOURCE_KINDS",
+    "PlanOptions",
+    "PlanRequest",
+    "TensorRTPlanError",
+    "build_bundle_plans",
+    "missing_plan_sources",
+    "plan_requests",
+]
 
 # Loops (LSTMs) cannot run on DLA: only the face CNN is a DLA candidate (reference/tensorrt.md).
 DLA_NETWORKS = ("face_encoder",)
+
+SOURCE_KINDS: dict[str, str] = {"fp32": "onnx-fp32", "fp16": "onnx-fp16", "int8": "int8-trt"}
+"""Plan precision -> the ONNX artifact it compiles."""
 
 
 class TensorRTPlanError(RuntimeError):
@@ -33,7 +65,7 @@ class TensorRTPlanError(RuntimeError):
 
 @dataclass(frozen=True)
 class PlanOptions:
-    precision: str = "fp16"  # which ONNX artifact to compile: fp16 (or fp32)
+    precision: str = "fp16"  # which ONNX artifact to compile: fp16, fp32, or int8 (the int8-trt Q/DQ model)
     workspace_mib: int = 1024
     dla_core: int | None = None  # face encoder on this DLA core, GPU fallback
     timing_cache: Path | None = None
@@ -41,43 +73,152 @@ class PlanOptions:
     overwrite: bool = False
 
 
+@dataclass(frozen=True)
+class PlanRequest:
+    """One plan to build (or an existing one to keep): everything but the TensorRT call."""
+
+    network: str
+    kind: str  # "tensorrt-int8", or "tensorrt-fp16" for a network without INT8
+    precision: str  # the plan's precision: "int8", "fp16", "fp32"
+    onnx_kind: str  # "int8-trt", "onnx-fp16", ...
+    onnx_file: str  # relative to the bundle
+    options: TensorRTBuildOptions | None  # None: an existing plan is kept
+    note: str = ""  # why this differs from what was asked
+
+    @property
+    def file(self) -> str:
+        return f"tensorrt/{self.network}.{self.precision}.plan"
+
+
+def _int8_fallback(name: str, artifacts: Mapping[str, Any], opts: PlanOptions) -> tuple[str, str] | None:
+    """Why network ``name`` gets an FP16 plan instead of INT8, and from which ONNX kind; None: INT8 it is."""
+    art = artifacts.get("int8-trt")
+    if art is not None and art.get("deployable") is not False:
+        return None
+    if art is None:
+        why = "no int8-trt artifact (LSTM step graphs are never quantized)"
+    else:
+        because = "; ".join(str(r) for r in art.get("not_deployable_because") or []) or "drift over the thresholds"
+        why = f"its int8-trt artifact is not deployable ({because})"
+    if "onnx-fp16" in artifacts:
+        return why, "onnx-fp16"
+    if "onnx-fp32" in artifacts and not opts.strongly_typed:  # weakly typed: the FP16 flag converts it
+        return why, "onnx-fp32"
+    return why, "onnx-fp16"  # reported missing
+
+
+def _wanted(name: str, artifacts: Mapping[str, Any], opts: PlanOptions) -> tuple[str, str, str]:
+    """(plan precision, ONNX kind, note) for one network."""
+    if opts.precision != "int8":
+        return opts.precision, SOURCE_KINDS[opts.precision], ""
+    fallback = _int8_fallback(name, artifacts, opts)
+    if fallback is None:
+        return "int8", "int8-trt", ""
+    why, onnx_kind = fallback
+    return "fp16", onnx_kind, f"{why}: FP16 plan from {onnx_kind}"
+
+
+def missing_plan_sources(networks: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
+                         precision: str, strongly_typed: bool = False) -> list[str]:
+    """``"<network>: <kind>"`` for every ONNX artifact a ``precision`` plan build needs and the bundle lacks.
+
+    ``networks`` is ``bundle.networks`` (or its values; names are then ``#i``)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"plan precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    items = (list(networks.items()) if isinstance(networks, Mapping)
+             else [(f"#{i}", n) for i, n in enumerate(networks)])
+    opts = PlanOptions(precision=precision, strongly_typed=strongly_typed)
+    if precision == "int8" and not any("int8-trt" in entry["artifacts"] for _, entry in items):
+        return [f"{name}: int8-trt" for name, _ in items]
+    out = []
+    for name, entry in items:
+        _, onnx_kind, _ = _wanted(name, entry["artifacts"], opts)
+        if onnx_kind not in entry["artifacts"]:
+            out.append(f"{name}: {onnx_kind}")
+    return out
+
+
+def plan_requests(bundle: Bundle, opts: PlanOptions) -> list[PlanRequest]:
+    """What :func:`build_bundle_plans` will build, checked without TensorRT (:func:`preflight` on every
+    ONNX file against its profile and precision). Raises :class:`TensorRTPlanError`."""
+    if opts.precision not in PRECISIONS:
+        raise TensorRTPlanError(f"plan precision must be one of {', '.join(PRECISIONS)}, got {opts.precision!r}")
+    bundle_dir = bundle.path
+    if opts.precision == "int8" and not any("int8-trt" in e["artifacts"] for e in bundle.networks.values()):
+        raise TensorRTPlanError(f"{bundle_dir}: no network has an 'int8-trt' artifact (the Q/DQ model INT8 plans are "
+                                f"built from): run 'edge-mmer convert --bundle {bundle_dir} --precision int8-trt' first")
+    out: list[PlanRequest] = []
+    for name, entry in bundle.networks.items():
+        artifacts = dict(entry["artifacts"])
+        precision, onnx_kind, note = _wanted(name, artifacts, opts)
+        kind = f"tensorrt-{precision}"
+        if onnx_kind not in artifacts:
+            flag = {"int8-trt": "int8-trt", "onnx-fp16": "fp16", "onnx-fp32": "fp32"}[onnx_kind]
+            raise TensorRTPlanError(f"{bundle_dir}: network '{name}' has no '{onnx_kind}' artifact: run "
+                                    f"'edge-mmer convert --bundle {bundle_dir} --precision {flag}' first")
+        onnx_file = artifacts[onnx_kind]["file"]
+        if kind in artifacts and not opts.overwrite:
+            if precision == opts.precision:
+                raise TensorRTPlanError(f"{bundle_dir}: network '{name}' already has a '{kind}' plan; "
+                                        "pass --overwrite-artifacts to rebuild it")
+            out.append(PlanRequest(name, kind, precision, onnx_kind, onnx_file, None,
+                                   f"{note}; keeping the existing {kind} plan"))
+            continue
+        profiles: Any = derive_profiles(name, entry, bundle.config)
+        dla = opts.dla_core if name in DLA_NETWORKS else None
+        if dla is not None:
+            profiles = static_profile_for_dla(profiles)
+        try:
+            build = TensorRTBuildOptions(precision=precision, workspace_mib=opts.workspace_mib,
+                                         timing_cache=opts.timing_cache, dla_core=dla,
+                                         strongly_typed=opts.strongly_typed, profiles=profiles)
+            preflight(bundle.file(onnx_file), build)
+        except BuildOptionsError as exc:
+            raise TensorRTPlanError(f"{name}: {exc}") from exc
+        out.append(PlanRequest(name, kind, precision, onnx_kind, onnx_file, build, note))
+    return out
+
+
+def _record(req: PlanRequest, artifacts: Mapping[str, Any], facts: Mapping[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = {"file": req.file, "format": "tensorrt-plan", "precision": req.precision,
+                            "onnx": req.onnx_file, "onnx_artifact": req.onnx_kind, **facts}
+    if req.precision == "int8":
+        source = artifacts[req.onnx_kind]
+        spec["calibration_sha256"] = (source.get("calibration") or {}).get("sha256")
+        spec["deployable"] = source.get("deployable")
+    return spec
+
+
 def build_bundle_plans(bundle_dir: Path, opts: PlanOptions) -> dict[str, dict[str, Any]]:
-    """Build and record one plan per network; returns ``network -> artifact spec``."""
+    """Build and record one plan per network; returns ``network -> artifact spec`` (its ``precision``
+    says what each network got: with ``int8``, FP16 for the networks without INT8)."""
     ok, reason = tensorrt_available()
     if not ok:
         raise TensorRTPlanError(f"--tensorrt: {reason}. Build plans on the target device (Jetson or a "
                                 "GPU with TensorRT 10): a plan only runs on the TensorRT version and GPU it was built on")
     bundle = read_bundle(bundle_dir)
-    onnx_kind, plan_kind = f"onnx-{opts.precision}", f"tensorrt-{opts.precision}"
+    requests = plan_requests(bundle, opts)
     staged: dict[str, tuple[dict[str, Any], dict[str, bytes], list[str]]] = {}
-    for name, entry in bundle.networks.items():
-        artifacts = dict(entry["artifacts"])
-        if onnx_kind not in artifacts:
-            raise TensorRTPlanError(f"{bundle_dir}: network '{name}' has no '{onnx_kind}' artifact: run "
-                                    f"'edge-mmer convert --bundle {bundle_dir} --precision {opts.precision}' first")
-        if plan_kind in artifacts and not opts.overwrite:
-            raise TensorRTPlanError(f"{bundle_dir}: network '{name}' already has a '{plan_kind}' plan; "
-                                    "pass --overwrite-artifacts to rebuild it")
-        profiles: Any = derive_profiles(name, entry, bundle.config)
-        dla = opts.dla_core if name in DLA_NETWORKS else None
-        if dla is not None:
-            profiles = static_profile_for_dla(profiles)
-        onnx_path = bundle.file(artifacts[onnx_kind]["file"])
-        bundle.read_bytes(artifacts[onnx_kind]["file"])  # verify its sha256 before compiling it
+    result: dict[str, dict[str, Any]] = {}
+    for req in requests:
+        artifacts = dict(bundle.networks[req.network]["artifacts"])
+        if req.note:
+            logger.info("%s: %s", req.network, req.note)
+        if req.options is None:
+            result[req.network] = artifacts[req.kind]
+            continue
+        bundle.read_bytes(req.onnx_file)  # verify its sha256 before compiling it
         try:
-            build = TensorRTBuildOptions(precision=opts.precision, workspace_mib=opts.workspace_mib,
-                                         timing_cache=opts.timing_cache, dla_core=dla,
-                                         strongly_typed=opts.strongly_typed, profiles=profiles)
-            plan, facts = build_plan(onnx_path, build)
+            plan, facts = build_plan(bundle.file(req.onnx_file), req.options)
         except (BuildOptionsError, TensorRTBuildError) as exc:
-            raise TensorRTPlanError(f"{name}: {exc}") from exc
-        rel = f"tensorrt/{name}.{opts.precision}.plan"
-        old = [artifacts[plan_kind]["file"]] if plan_kind in artifacts and artifacts[plan_kind]["file"] != rel else []
-        artifacts[plan_kind] = {"file": rel, "format": "tensorrt-plan", "precision": opts.precision,
-                                "onnx": artifacts[onnx_kind]["file"], **facts}
-        staged[name] = (artifacts, {rel: plan}, old)
-        logger.info("%s: %s plan built (%d bytes)", name, opts.precision, len(plan))
+            raise TensorRTPlanError(f"{req.network}: {exc}") from exc
+        old = ([artifacts[req.kind]["file"]] if req.kind in artifacts and artifacts[req.kind]["file"] != req.file
+               else [])
+        artifacts[req.kind] = _record(req, artifacts, facts)
+        staged[req.network] = (artifacts, {req.file: plan}, old)
+        result[req.network] = artifacts[req.kind]
+        logger.info("%s: %s plan built from %s (%d bytes)", req.network, req.precision, req.onnx_kind, len(plan))
     for name, (artifacts, files, old) in staged.items():
         update_manifest(bundle_dir, f"networks.{name}.artifacts", artifacts, new_files=files, remove_files=old)
     read_bundle(bundle_dir)  # what we wrote must verify
-    return {name: artifacts[plan_kind] for name, (artifacts, _, _) in staged.items()}
+    return result

@@ -23,15 +23,16 @@ DEFAULT_OUT = Path("runs/demo")
 DESCRIPTION = """\
 edge-mmer: multimodal (speech + face) emotion recognition for robots and kiosks.
 
-Run with no subcommand to do the embedded default job: train the demo configuration on the
-built-in synthetic audio-visual set (generated on first use into data/synthetic) and print its
-metrics. The demo model is trained on SYNTHETIC data: its figures say the code works, not how
-well it recognises real people.
+Run with no subcommand to do the embedded default job: the live loop ('edge-mmer run') with the
+committed demo bundle on the committed demo clip, one emotion event per line on stdout, exiting
+when the clip ends. The demo model is trained on SYNTHETIC data: its events show that the loop
+works, not how well it recognises real people.
 """
 
 EPILOG = """\
 examples:
-  edge-mmer                                   train the demo on the synthetic set, print metrics
+  edge-mmer                                   the live loop: demo bundle on the demo clip, events on stdout
+  edge-mmer run --bundle runs/demo --camera 0 --mic default --sink mqtt://localhost:1883/edge-mmer
   edge-mmer synth --out data/synthetic        generate the synthetic dataset
   edge-mmer train --dataset synthetic:data/synthetic --config demo --out runs/demo
   edge-mmer bundle verify runs/demo           check every file of a bundle against its manifest
@@ -69,8 +70,16 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description="Train the paper's pipeline end to end and write a verified model bundle with metrics "
         "(per channel and per class, with and without chi-square selection) and a confusion-matrix PNG.",
     )
-    p.add_argument("--dataset", default=DEFAULT_DATASET,
-                   help="'synthetic' (generated into data/synthetic on first use) or 'synthetic:DIR' (default: %(default)s)")
+    p.add_argument("--dataset", default=DEFAULT_DATASET, metavar="KIND:PATH",
+                   help="'synthetic' (generated into data/synthetic on first use), 'synthetic:DIR', or a real dataset: "
+                   "ravdess:DIR, cremad:DIR, meld:DIR[?target=sentiment], mosi:DIR|FILE.pkl, csv:FILE.csv; options "
+                   "after '?' (see the README's Datasets section). Its labels become the bundle's (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="front-end worker processes for decoding and face detection (0 = up to 4; default: %(default)s)")
+    p.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                   help="feature cache (log-mels and face crops, npz): a second run skips decoding, an interrupted one "
+                   "resumes (default for real datasets: $XDG_CACHE_HOME/edge-mmer/features; none for synthetic)")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
     p.add_argument("--config", default="demo", help="'demo', 'paper' or a TOML file (default: %(default)s)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="bundle directory to write (default: %(default)s)")
     p.add_argument("--seed", type=int, default=None, help="override the config's seed")
@@ -137,8 +146,10 @@ def _add_convert(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     trt.add_argument("--tensorrt", action="store_true",
                      help="also build a TensorRT plan per network from its ONNX artifact and record the build facts; "
                      "existing ONNX artifacts of --plan-precision are used as they are (no torch needed)")
-    trt.add_argument("--plan-precision", default="fp16", choices=("fp16", "fp32"),
-                     help="which ONNX artifact to compile (default: %(default)s)")
+    trt.add_argument("--plan-precision", default="fp16", choices=("fp16", "fp32", "int8"),
+                     help="which ONNX artifact to compile: fp16 -> onnx-fp16, fp32 -> onnx-fp32, int8 -> the int8-trt "
+                     "Q/DQ model (INT8 + FP16 flags; networks without one, the LSTMs, get an FP16 plan) "
+                     "(default: %(default)s)")
     trt.add_argument("--workspace-mib", type=int, default=1024, help="builder workspace limit (default: %(default)s)")
     trt.add_argument("--dla-core", type=int, default=None,
                      help="put the face encoder on this DLA core with GPU fallback (Orin AGX / NX); static batch")
@@ -151,7 +162,7 @@ def _add_calibrate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p = sub.add_parser("calibrate", help="build INT8 calibration sets (real inputs per network, with provenance)",
                        description="Calibration sets for INT8 quantization: the inputs every network of a bundle sees, "
                        "through the training front ends, saved as .npz (no pickle) with their provenance and sha256.")
-    csub = p.add_subparsers(dest="calibrate_command", metavar="{build}", required=True)
+    csub = p.add_subparsers(dest="calibrate_command", metavar="{build,record}", required=True)
     b = csub.add_parser("build", help="from a dataset split (train or val; never test)",
                         description="Run the training front ends and the bundle's torch networks over the first N "
                         "utterances of a train/val split and save every network's inputs.")
@@ -163,6 +174,72 @@ def _add_calibrate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     b.add_argument("--utterances", type=int, default=200, help="utterances to use (default: %(default)s)")
     b.add_argument("--out", type=Path, required=True, help="output .npz file")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r = csub.add_parser(
+        "record", help="on the device: through the runtime's own sources and front ends (torch-free)",
+        description="Run the runtime loop on a camera + microphone (or files) with the bundle's FP32 ONNX networks "
+        "and keep every network's inputs until N utterances and M face windows are recorded. The file holds "
+        "what the networks see (log-mel matrices, face crops): it is written because you ask for it; keep it "
+        "as private as the recordings it comes from.",
+        epilog="example: edge-mmer calibrate record --bundle runs/demo --camera 0 --mic USB --utterances 200 "
+        "--out calib-device.npz",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("--bundle", default=None, help="bundle directory (default: the committed demo bundle)")
+    r.add_argument("--camera", default=None, help="as for 'edge-mmer run' (index, file, rtsp://, GStreamer, none)")
+    r.add_argument("--mic", default=None, help="as for 'edge-mmer run' (default, index, name, .wav, none)")
+    r.add_argument("--config", default=None, metavar="FILE.toml", help="runtime settings (as for 'edge-mmer run')")
+    r.add_argument("--utterances", type=int, default=200, help="utterances to record (default: %(default)s)")
+    r.add_argument("--faces", type=int, default=200,
+                   help="face windows to record (utterances with a face in view; default: %(default)s)")
+    r.add_argument("--realtime", action="store_true", default=None, help="pace file sources to real time")
+    r.add_argument("--out", type=Path, required=True, help="output .npz file")
+
+
+def _add_evaluate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="score a bundle on a dataset split: the paper's Table 3 and Fig. 8, the dataset's official score",
+        description="Run a bundle over a dataset split (sessions in order, the context carried, as in training) and "
+        "write report.json, report.md and confusion.png: accuracy, weighted F1 and per-class accuracy for the "
+        "speech, face and fused LIBSVMs and the fuzzy-integral decision; with vs without chi-square; for MELD the "
+        "weighted F1 (its official score), for CMU-MOSI Acc-2 Has0 / Non0 with their F1.",
+        epilog="example: edge-mmer evaluate --bundle runs/meld --dataset meld:/data/MELD --out runs/meld-eval",
+    )
+    p.add_argument("--bundle", type=Path, required=True, help="bundle directory")
+    p.add_argument("--dataset", required=True, metavar="KIND:PATH",
+                   help="the dataset (as for 'train'; same kind and target as the bundle was trained on)")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"), help="split to score (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="report directory (default: <bundle>.eval/<kind>-<split> beside the bundle)")
+    p.add_argument("--ablation", action="store_true",
+                   help="measure 'without chi-square' here: retrain the back end keeping all features on the "
+                   "dataset's train/val splits (slower); otherwise the bundle's training-time figures are quoted")
+    p.add_argument("--epochs-scale", type=float, default=1.0, help="epoch multiplier for --ablation (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=0, help="front-end worker processes (0 = up to 4)")
+    p.add_argument("--cache", type=Path, default=None, metavar="DIR", help="feature cache (as for 'train')")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
+    p.add_argument("--device", default="cpu", help="'cpu', 'cuda' or 'cuda:N' for the networks (default: %(default)s)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from edge_mmer.bundle import BundleError
+
+    progress = not (args.no_progress or args.quiet)
+    dataset, workers, cache = _resolve_dataset(args, progress)
+    from edge_mmer.datasets.base import DatasetError
+    from edge_mmer.evaluate import EvaluateOptions, EvaluationError, evaluate_bundle  # torch when it runs
+
+    opts = EvaluateOptions(bundle=args.bundle, dataset=dataset, out=args.out, split=args.split, workers=workers,
+                           cache_dir=cache, device=args.device, ablation=args.ablation,
+                           epochs_scale=args.epochs_scale, progress=progress)
+    try:
+        result = evaluate_bundle(opts)
+    except (BundleError, DatasetError, EvaluationError) as exc:
+        sys.stderr.write(f"edge-mmer evaluate: FAILED: {exc}\n")
+        return 1
+    sys.stdout.write(result.files["markdown"].read_text(encoding="utf-8"))
+    sys.stdout.write(f"reports written to {result.out_dir} (report.json, report.md, confusion.png)\n")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -172,12 +249,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"edge-mmer {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
-    sub = parser.add_subparsers(dest="command", metavar="{synth,train,bundle,convert,calibrate}")
+    sub = parser.add_subparsers(dest="command", metavar="{run,profile,synth,train,evaluate,bundle,convert,calibrate}")
     _add_synth(sub)
     _add_train(sub)
     _add_bundle(sub)
     _add_convert(sub)
     _add_calibrate(sub)
+    _add_evaluate_parser(sub)
+    from edge_mmer.runtime.cli_run import add_run_parser
+    from edge_mmer.runtime.profiling.cli import add_profile_parser
+
+    add_run_parser(sub)
+    add_profile_parser(sub)
     return parser
 
 
@@ -199,6 +282,30 @@ def _resolve_synthetic(spec: str, seed: int, progress: bool) -> Path:
         log.info("synthetic dataset not found at %s: generating it (seed %d)", path, seed)
         generate_dataset(path, SynthConfig(seed=seed), progress=progress)
     return path
+
+
+def _resolve_dataset(args: argparse.Namespace, progress: bool) -> tuple[Path | str, int, Path | None]:
+    """--dataset, --workers, --cache / --no-cache -> (synthetic dir or KIND:PATH spec, workers, cache dir).
+    Checked before torch is imported: an unknown kind or a missing path stops here."""
+    from edge_mmer.datasets.base import DatasetError
+    from edge_mmer.datasets.cache import default_cache_dir
+    from edge_mmer.datasets.frontend import default_workers
+    from edge_mmer.datasets.registry import parse_spec
+
+    if args.workers < 0:
+        raise SystemExit("edge-mmer: --workers must be >= 0")
+    workers = args.workers or default_workers()
+    if args.dataset == "synthetic" or args.dataset.startswith("synthetic:"):
+        cache = None if args.no_cache else args.cache
+        return _resolve_synthetic(args.dataset, seed=0, progress=progress), workers, cache
+    try:
+        spec = parse_spec(args.dataset)
+    except DatasetError as exc:
+        raise SystemExit(f"edge-mmer: --dataset: {exc}") from None
+    if not spec.path.exists():
+        raise SystemExit(f"edge-mmer: --dataset {args.dataset!r}: {spec.path} does not exist (expected KIND:PATH, "
+                         "e.g. synthetic:DIR, ravdess:DIR, cremad:DIR, meld:DIR, mosi:DIR, csv:FILE.csv)")
+    return spec.text, workers, None if args.no_cache else (args.cache or default_cache_dir())
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -232,12 +339,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise SystemExit(f"edge-mmer train: {args.out} exists and is not empty (use --overwrite)")
     progress = not (args.no_progress or args.quiet)
     seed = cfg.train.seed if args.seed is None else args.seed
-    dataset = _resolve_synthetic(args.dataset, seed=0, progress=progress)
+    dataset, workers, cache = _resolve_dataset(args, progress)
     from edge_mmer.train import TrainOptions, format_metrics, train  # torch: only once the arguments are good
 
     opts = TrainOptions(
         dataset=dataset, out=args.out, seed=seed, device=args.device or cfg.train.device,
         epochs_scale=args.epochs_scale, ablation=not args.no_ablation, overwrite=args.overwrite, progress=progress,
+        workers=workers, cache_dir=cache,
     )
     result = train(cfg, opts)
     sys.stdout.write(format_metrics(result.metrics) + "\n")
@@ -293,7 +401,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
         except BundleError as exc:
             sys.stderr.write(f"edge-mmer convert: FAILED: {exc}\n")
             return 1
-        have_onnx = all(f"onnx-{args.plan_precision}" in n["artifacts"] for n in networks)
+        from edge_mmer.convert.tensorrt_plans import missing_plan_sources
+
+        have_onnx = not missing_plan_sources(list(networks), args.plan_precision, strongly_typed=args.strongly_typed)
         export = not have_onnx or args.overwrite_artifacts
     if export:
         opts = ConvertOptions(bundle=args.bundle, precisions=precisions, data=args.data, trt_version=args.trt_version,
@@ -334,12 +444,35 @@ def cmd_convert(args: argparse.Namespace) -> int:
             sys.stderr.write(f"edge-mmer convert: FAILED: {exc}\n")
             return 1
         for name, spec in plans.items():
-            sys.stdout.write(f"{name:15s} tensorrt-{args.plan_precision} {spec['file']}  TensorRT "
+            sys.stdout.write(f"{name:15s} tensorrt-{spec['precision']} {spec['file']}  TensorRT "
                              f"{spec.get('tensorrt_version')} on {spec.get('gpu_name')}\n")
     return 0
 
 
+def cmd_calibrate_record(args: argparse.Namespace) -> int:
+    from edge_mmer.calibration.record import record_calibration_set
+    from edge_mmer.calibration.sets import CalibrationError, save_calibration_set
+    from edge_mmer.config import ConfigError
+    from edge_mmer.runtime.loop import RunError
+    from edge_mmer.runtime.settings import load_settings, with_run_overrides
+
+    try:
+        settings = with_run_overrides(load_settings(args.config), bundle=args.bundle, camera=args.camera,
+                                      mic=args.mic, realtime=args.realtime)
+        cs = record_calibration_set(settings, utterances=args.utterances, faces=args.faces)
+        digest = save_calibration_set(cs, args.out)
+    except (ConfigError, RunError, CalibrationError, ValueError) as exc:
+        sys.stderr.write(f"edge-mmer calibrate record: FAILED: {exc}\n")
+        return 1
+    counts = ", ".join(f"{k} {v}" for k, v in cs.counts().items())
+    sys.stdout.write(f"OK: {args.out}: {cs.provenance['source']}, {cs.provenance['utterances']} utterances; "
+                     f"samples per network: {counts}; sha256 {digest}\n")
+    return 0
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
+    if args.calibrate_command == "record":
+        return cmd_calibrate_record(args)
     if args.utterances < 1:
         raise SystemExit("edge-mmer calibrate build: --utterances must be >= 1")
     from edge_mmer.bundle import BundleError
@@ -367,12 +500,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _setup_logging(args.verbose, args.quiet)
     if args.command is None:
-        # The embedded default: train the demo configuration on the synthetic set into runs/demo,
-        # which belongs to this default job and is replaced on every run.
-        args = parser.parse_args([*(sys.argv[1:] if argv is None else argv), "train", "--overwrite"])
+        # The embedded default: the live loop with the committed demo bundle on the demo clip.
+        args = parser.parse_args([*(sys.argv[1:] if argv is None else argv), "run"])
         _setup_logging(args.verbose, args.quiet)
+    from edge_mmer.runtime.cli_run import cmd_run
+    from edge_mmer.runtime.profiling.cli import cmd_profile
+
     handlers = {"synth": cmd_synth, "train": cmd_train, "bundle": cmd_bundle, "convert": cmd_convert,
-                "calibrate": cmd_calibrate}
+                "calibrate": cmd_calibrate, "evaluate": _cmd_evaluate, "run": cmd_run,
+                "profile": cmd_profile}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:

@@ -81,9 +81,6 @@ class Pipeline:
         self.stats = stats or RuntimeStats()
         s = self.settings
         vad = s.vad
-        if (vad.min_utterance_s, vad.max_utterance_s) == (VadSettings.min_utterance_s, VadSettings.max_utterance_s):
-            vad = VadSettings(**{**vad.__dict__, "min_utterance_s": self.cfg.audio.min_utterance_s,
-                                 "max_utterance_s": self.cfg.audio.max_utterance_s})
         self.vad = VadSegmenter(vad)
         analysis_fps = s.analysis_fps or self.cfg.face.analysis_fps
         keep = vad.max_utterance_s + max(s.face_only_interval_s, 0) + vad.trigger_delay_s + s.video_wait_s + 5.0

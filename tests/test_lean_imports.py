@@ -29,6 +29,16 @@ TORCH_FREE = [
     "edge_mmer.calibration.reader",
     "edge_mmer.calibration.from_dataset",
     "edge_mmer.convert.quantize",
+    "edge_mmer.runtime.pipeline",
+    "edge_mmer.runtime.loop",
+    "edge_mmer.runtime.cli_run",
+    "edge_mmer.runtime.runners.select",
+    "edge_mmer.runtime.runners.tensorrt_runner",
+    "edge_mmer.runtime.sources.factory",
+    "edge_mmer.runtime.watchdog",
+    "edge_mmer.runtime.sinks.factory",
+    "edge_mmer.runtime.sinks.mqtt",
+    "edge_mmer.calibration.record",
 ]
 
 
@@ -46,3 +56,16 @@ def test_bundle_cli_runs_without_torch(tmp_path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip().startswith("False"), out.stdout + out.stderr
+
+
+def test_the_runtime_loop_runs_without_torch() -> None:
+    """The whole loop (demo bundle on the demo clip) in a fresh process: events out, torch never imported."""
+    code = (
+        "import sys, io, contextlib; from edge_mmer.cli import main\n"
+        "buf = io.StringIO()\n"
+        "with contextlib.redirect_stdout(buf): rc = main(['-q', 'run', '--max-events', '2'])\n"
+        "heavy = [m for m in ('torch', 'timm', 'torchvision') if m in sys.modules]\n"
+        "print(rc, len(buf.getvalue().splitlines()), heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip() == "0 2 []", out.stdout + out.stderr

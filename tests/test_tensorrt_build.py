@@ -405,3 +405,150 @@ def test_build_plan_dla_where_present(trt_ready, tmp_path: Path) -> None:
         return
     _, facts = build_plan(path, opts)
     assert facts["dla"] == {"core": 0, "gpu_fallback": True} and "GPU_FALLBACK" in facts["builder_flags"]
+
+
+# ---------------------------------------------------------------- bundle plans: which ONNX each precision compiles
+
+
+def _bundle_copy(tmp_path: Path) -> Path:
+    import shutil
+
+    dst = tmp_path / "bundle"
+    shutil.copytree(REPO / "demo" / "bundle", dst)
+    return dst
+
+
+def _set_artifacts(path: Path, name: str, change) -> None:
+    from edge_mmer.bundle import update_manifest
+
+    arts = dict(read_bundle(path).networks[name]["artifacts"])
+    change(arts)
+    update_manifest(path, f"networks.{name}.artifacts", arts)
+
+
+QUANTIZED = ("speech_encoder", "face_encoder", "fusion")
+LSTMS = ("speech_context", "face_context")
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_plan_requests_float(precision: str) -> None:
+    from edge_mmer.convert.tensorrt_plans import PlanOptions, plan_requests
+
+    reqs = plan_requests(read_bundle(REPO / "demo" / "bundle"), PlanOptions(precision=precision))
+    assert [r.network for r in reqs] == [*QUANTIZED[:2], *LSTMS, "fusion"]
+    for r in reqs:
+        assert (r.kind, r.precision, r.onnx_kind, r.note) == (f"tensorrt-{precision}", precision, f"onnx-{precision}", "")
+        assert r.file == f"tensorrt/{r.network}.{precision}.plan" and r.options.precision == precision
+
+
+def test_plan_requests_int8_from_int8_trt_and_fp16_for_the_lstms() -> None:
+    from edge_mmer.convert.tensorrt_plans import PlanOptions, missing_plan_sources, plan_requests
+
+    bundle = read_bundle(REPO / "demo" / "bundle")
+    reqs = {r.network: r for r in plan_requests(bundle, PlanOptions(precision="int8", dla_core=0))}
+    for name in QUANTIZED:
+        r = reqs[name]
+        assert (r.kind, r.precision, r.onnx_kind) == ("tensorrt-int8", "int8", "int8-trt")
+        assert r.onnx_file == f"onnx/{name}.int8-trt.onnx" and r.options.precision == "int8" and not r.note
+    assert reqs["face_encoder"].options.dla_core == 0 and reqs["face_encoder"].options.profile.is_static
+    assert reqs["speech_encoder"].options.dla_core is None
+    for name in LSTMS:
+        r = reqs[name]
+        assert (r.kind, r.precision, r.onnx_kind, r.options.precision) == ("tensorrt-fp16", "fp16", "onnx-fp16", "fp16")
+        assert "never quantized" in r.note
+    assert missing_plan_sources(bundle.networks, "int8") == []
+    assert missing_plan_sources(bundle.networks, "fp16") == []
+
+
+def test_int8_plan_record_carries_calibration_and_deployable() -> None:
+    from edge_mmer.convert.tensorrt_plans import PlanOptions, _record, plan_requests
+
+    bundle = read_bundle(REPO / "demo" / "bundle")
+    req = next(r for r in plan_requests(bundle, PlanOptions(precision="int8")) if r.network == "fusion")
+    arts = bundle.networks["fusion"]["artifacts"]
+    rec = _record(req, arts, {"tensorrt_version": "10.3.0", "precision": "int8"})
+    assert rec["file"] == "tensorrt/fusion.int8.plan" and rec["onnx"] == "onnx/fusion.int8-trt.onnx"
+    assert rec["onnx_artifact"] == "int8-trt" and rec["deployable"] is True
+    assert rec["calibration_sha256"] == arts["int8-trt"]["calibration"]["sha256"]
+
+
+def test_int8_plans_non_deployable_and_existing_fp16(tmp_path: Path) -> None:
+    from edge_mmer.bundle import update_manifest
+    from edge_mmer.convert.tensorrt_plans import PlanOptions, TensorRTPlanError, plan_requests
+
+    path = _bundle_copy(tmp_path)
+
+    def refuse(arts):
+        arts["int8-trt"] = {**arts["int8-trt"], "deployable": False, "not_deployable_because": ["cosine 0.95 < 0.99"]}
+
+    _set_artifacts(path, "fusion", refuse)
+    # an existing FP16 plan of an LSTM is kept (not rebuilt) unless overwrite
+    arts = dict(read_bundle(path).networks["speech_context"]["artifacts"])
+    arts["tensorrt-fp16"] = {"file": "tensorrt/speech_context.fp16.plan", "precision": "fp16"}
+    update_manifest(path, "networks.speech_context.artifacts", arts,
+                    new_files={"tensorrt/speech_context.fp16.plan": b"plan"})
+    reqs = {r.network: r for r in plan_requests(read_bundle(path), PlanOptions(precision="int8"))}
+    assert reqs["fusion"].kind == "tensorrt-fp16" and reqs["fusion"].onnx_kind == "onnx-fp16"
+    assert "not deployable (cosine 0.95 < 0.99)" in reqs["fusion"].note
+    assert reqs["speech_context"].options is None and "keeping the existing tensorrt-fp16" in reqs["speech_context"].note
+    assert reqs["face_context"].options is not None
+    again = {r.network: r for r in plan_requests(read_bundle(path), PlanOptions(precision="int8", overwrite=True))}
+    assert again["speech_context"].options is not None
+    # the precision asked for is never silently kept
+    with pytest.raises(TensorRTPlanError, match=r"speech_context' already has a 'tensorrt-fp16' plan.*--overwrite"):
+        plan_requests(read_bundle(path), PlanOptions(precision="fp16"))
+
+
+def test_int8_plans_need_int8_trt_and_fp16_sources(tmp_path: Path) -> None:
+    from edge_mmer.convert.tensorrt_plans import PlanOptions, TensorRTPlanError, missing_plan_sources, plan_requests
+
+    path = _bundle_copy(tmp_path)
+    _set_artifacts(path, "face_context", lambda arts: arts.pop("onnx-fp16"))
+    bundle = read_bundle(path)
+    # weakly typed: the FP16 flag turns the FP32 graph into an FP16 plan
+    r = next(r for r in plan_requests(bundle, PlanOptions(precision="int8")) if r.network == "face_context")
+    assert (r.onnx_kind, r.precision, r.kind) == ("onnx-fp32", "fp16", "tensorrt-fp16")
+    # strongly typed takes types from the file: it needs the FP16 graph
+    assert missing_plan_sources(bundle.networks, "int8", strongly_typed=True) == ["face_context: onnx-fp16"]
+    with pytest.raises(TensorRTPlanError, match=r"face_context' has no 'onnx-fp16'.*--precision fp16"):
+        plan_requests(bundle, PlanOptions(precision="int8", strongly_typed=True))
+    for name in QUANTIZED:
+        _set_artifacts(path, name, lambda arts: arts.pop("int8-trt"))
+    bundle = read_bundle(path)
+    with pytest.raises(TensorRTPlanError, match=r"no network has an 'int8-trt' artifact.*--precision int8-trt"):
+        plan_requests(bundle, PlanOptions(precision="int8"))
+    assert len(missing_plan_sources(bundle.networks, "int8")) == 5
+    with pytest.raises(ValueError, match="plan precision"):
+        missing_plan_sources(bundle.networks, "int4")
+
+
+def test_build_bundle_plans_without_tensorrt_writes_nothing(tmp_path: Path) -> None:
+    from edge_mmer.convert.tensorrt_plans import PlanOptions, TensorRTPlanError, build_bundle_plans
+
+    ok, reason = tensorrt_available()
+    if ok:
+        pytest.skip(f"{reason} is usable here: the real INT8 build below runs instead")
+    path = _bundle_copy(tmp_path)
+    before = (path / "manifest.json").read_bytes()
+    with pytest.raises(TensorRTPlanError, match=r"--tensorrt: TensorRT is not installed.*target device"):
+        build_bundle_plans(path, PlanOptions(precision="int8"))
+    assert (path / "manifest.json").read_bytes() == before and not (path / "tensorrt").exists()
+
+
+def test_build_bundle_plans_int8_real(trt_ready, tmp_path: Path) -> None:
+    from edge_mmer.convert.tensorrt_plans import PlanOptions, build_bundle_plans
+
+    path = _bundle_copy(tmp_path)
+    plans = build_bundle_plans(path, PlanOptions(precision="int8", workspace_mib=512))
+    bundle = read_bundle(path)
+    for name in QUANTIZED:
+        assert plans[name]["precision"] == "int8" and "INT8" in plans[name]["builder_flags"]
+        assert bundle.networks[name]["artifacts"]["tensorrt-int8"]["onnx"] == f"onnx/{name}.int8-trt.onnx"
+    for name in LSTMS:
+        assert plans[name]["precision"] == "fp16" and "tensorrt-int8" not in bundle.networks[name]["artifacts"]
+        assert bundle.networks[name]["artifacts"]["tensorrt-fp16"]["onnx_artifact"] == "onnx-fp16"
+    from edge_mmer.runtime.runners.select import load_runners
+
+    with load_runners(path, backend="tensorrt", precision="int8") as loaded:
+        assert loaded.backend == "tensorrt"
+        assert loaded.artifacts == {**dict.fromkeys(QUANTIZED, "tensorrt-int8"), **dict.fromkeys(LSTMS, "tensorrt-fp16")}

@@ -1,0 +1,236 @@
+"""A camera through OpenCV: a device index, a file, an RTSP/HTTP stream or a GStreamer pipeline.
+
+``spec`` forms:
+
+* ``0`` (an int): ``/dev/video0`` through V4L2 (USB webcams).
+* ``"rtsp://user:pass@192.168.1.20:554/stream1"`` / ``"http://…"``: a network camera (FFmpeg backend).
+* a string containing ``!``: a GStreamer pipeline ending in ``appsink`` (OpenCV must be built with
+  GStreamer — JetPack's system OpenCV is, the pip ``opencv-python-headless`` wheel is not). A Jetson
+  CSI camera::
+
+      nvarguscamerasrc sensor-id=0 ! video/x-raw(memory:NVMM),width=1280,height=720,framerate=30/1 !
+      nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR !
+      appsink drop=true max-buffers=1
+
+* a path to a video file (``live`` is False then; ``t`` is the frame's media time).
+
+A live camera stamps each frame with ``time.monotonic()`` right after the read. Frames that are not a
+non-empty ``(H, W, 3)`` uint8 image of the size the stream started with are skipped and counted in
+``bad_frames`` (grey and BGRA frames are converted to BGR). ``close()`` may be called from another
+thread to end a blocked read.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_mmer.runtime.chunks import Chunk, VideoFrame
+from edge_mmer.runtime.sources.base import Source, SourceError
+
+log = logging.getLogger(__name__)
+
+CLOSE_GRACE_S = 1.0
+"""How long ``close()`` from another thread waits for a read in progress before releasing anyway."""
+
+
+def redact(spec: str) -> str:
+    """A URL with its password hidden, for logs and errors."""
+    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", spec)
+
+
+def _is_pipeline(spec: str) -> bool:
+    return "!" in spec
+
+
+def _is_url(spec: str) -> bool:
+    return "://" in spec
+
+
+class CameraSource(Source):
+    """Video frames from ``cv2.VideoCapture``.
+
+    ``fps_cap`` drops frames (not counted as bad) so that at most that many per second are passed
+    on. ``max_failed_reads`` consecutive failed reads of a live camera raise :class:`SourceError`
+    (a watchdog then reopens it); for a file a failed read is the end of the stream.
+    """
+
+    kind = "video"
+    has_video = True
+    has_audio = False
+
+    def __init__(self, spec: int | str, fps_cap: float | None = None, max_failed_reads: int = 25) -> None:
+        if isinstance(spec, str) and spec.strip().isdigit():
+            spec = int(spec)
+        self.spec = spec
+        self.fps_cap = fps_cap
+        self.max_failed_reads = max_failed_reads
+        self.is_file = isinstance(spec, str) and not _is_pipeline(spec) and not _is_url(spec) and Path(spec).is_file()
+        self.live = not self.is_file
+        if isinstance(spec, int):
+            self.name = f"camera {spec}"
+        elif _is_pipeline(spec):
+            self.name = "camera pipeline"
+        else:
+            self.name = f"camera {redact(spec)}"
+        self.bad_frames = 0
+        self.skipped_frames = 0
+        self.frames = 0
+        self._cap: Any = None
+        self._size: tuple[int, int] | None = None
+        self._next_due: float | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._reader_done = threading.Event()
+        self._reader_done.set()
+
+    # -- device -------------------------------------------------------------------------------------
+
+    def open(self) -> None:
+        import cv2
+
+        self._release()
+        self._stop = threading.Event()
+        spec = self.spec
+        if isinstance(spec, str) and not _is_pipeline(spec) and not _is_url(spec) and not Path(spec).exists():
+            raise SourceError(f"{self.name}: no such file or device (expected a camera index such as 0, "
+                              f"a video file, an rtsp:// URL or a GStreamer pipeline)")
+        if isinstance(spec, str) and _is_pipeline(spec):
+            cap = cv2.VideoCapture(spec, cv2.CAP_GSTREAMER)
+        else:
+            cap = cv2.VideoCapture(spec)
+        if not cap.isOpened():
+            cap.release()
+            raise SourceError(self._open_error())
+        with self._lock:
+            self._cap = cap
+        self._size = None
+        self._next_due = None
+        log.info("%s: opened (%s)", self.name, cap.getBackendName())
+
+    def _open_error(self) -> str:
+        spec = self.spec
+        if isinstance(spec, int):
+            return (f"camera {spec}: cannot open video device {spec} (is it connected? is another program using it? "
+                    f"try --camera 0, and ls /dev/video*)")
+        if _is_pipeline(spec):
+            import cv2
+
+            gst = re.search(r"GStreamer:\s*(\S+)", cv2.getBuildInformation())
+            built = gst.group(1) if gst else "unknown"
+            return (f"camera pipeline '{spec}': cannot open it (this OpenCV's GStreamer support: {built}; the pip "
+                    f"opencv wheels have none — use the system OpenCV on a Jetson; test the pipeline with "
+                    f"gst-launch-1.0 and end it in appsink)")
+        if _is_url(spec):
+            return f"camera {redact(spec)}: cannot open the stream (check the URL, the credentials and the network)"
+        return f"camera {spec}: cannot open it (not a video device or a video file OpenCV can read)"
+
+    def close(self) -> None:
+        """Stop reading; from another thread, waits briefly for a read in progress to finish first."""
+        with self._lock:  # after this no new read starts; one in progress is waited for
+            self._stop.set()
+        if not self._reader_done.wait(CLOSE_GRACE_S):
+            log.warning("%s: a read is still blocked after %.1f s; releasing the device under it", self.name, CLOSE_GRACE_S)
+        self._release()
+
+    def _release(self) -> None:
+        with self._lock:
+            cap, self._cap = self._cap, None
+        if cap is not None:
+            cap.release()
+
+    # -- frames -------------------------------------------------------------------------------------
+
+    def _read(self) -> tuple[bool, np.ndarray | None]:
+        """One ``VideoCapture.read`` (a seam: tests subclass it to inject damaged frames)."""
+        cap = self._cap
+        if cap is None:
+            return False, None
+        ok, image = cap.read()
+        return bool(ok), image
+
+    def _frame_time(self) -> float:
+        if self.live:
+            return time.monotonic()
+        import cv2
+
+        cap = self._cap
+        return float(cap.get(cv2.CAP_PROP_POS_MSEC)) / 1000.0 if cap is not None else 0.0
+
+    def _valid(self, image: Any) -> np.ndarray | None:
+        """The frame as (H, W, 3) uint8 BGR, or None when it is garbage."""
+        if not isinstance(image, np.ndarray) or image.size == 0 or image.dtype != np.uint8:
+            return None
+        if image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 4)):
+            import cv2
+
+            code = cv2.COLOR_BGRA2BGR if image.ndim == 3 and image.shape[2] == 4 else cv2.COLOR_GRAY2BGR
+            image = cv2.cvtColor(image, code)
+        if image.ndim != 3 or image.shape[2] != 3:
+            return None
+        size = (image.shape[0], image.shape[1])
+        if self._size is None:
+            self._size = size
+        elif size != self._size:
+            return None
+        return image
+
+    def _capped(self, t: float) -> bool:
+        """True when ``fps_cap`` says to drop this frame."""
+        if not self.fps_cap:
+            return False
+        period = 1.0 / self.fps_cap
+        if self._next_due is not None and t < self._next_due - 0.1 * period:
+            return True
+        self._next_due = max((self._next_due or t) + period, t)
+        return False
+
+    def chunks(self) -> Iterator[Chunk]:
+        if self._cap is None:
+            self.open()
+        return self._frames(self._stop)
+
+    def _begin_read(self, stop: threading.Event) -> bool:
+        with self._lock:
+            if stop.is_set() or self._cap is None:
+                return False
+            self._reader_done.clear()
+            return True
+
+    def _frames(self, stop: threading.Event) -> Iterator[Chunk]:
+        failed = 0
+        while self._begin_read(stop):
+            try:
+                ok, image = self._read()
+                t = self._frame_time()
+            finally:
+                self._reader_done.set()
+            if stop.is_set():
+                return
+            if not ok:
+                if not self.live:
+                    return  # end of the file
+                self.bad_frames += 1
+                failed += 1
+                if failed >= self.max_failed_reads:
+                    raise SourceError(f"{self.name}: {failed} reads in a row failed (device unplugged or stream lost?)")
+                stop.wait(0.01)
+                continue
+            frame = self._valid(image)
+            if frame is None:
+                self.bad_frames += 1
+                log.debug("%s: skipped a damaged frame (%d so far)", self.name, self.bad_frames)
+                continue
+            failed = 0
+            if self._capped(t):
+                self.skipped_frames += 1
+                continue
+            yield VideoFrame(t, frame, self.frames)
+            self.frames += 1

@@ -1,0 +1,279 @@
+"""Supervision of a source: a capture thread, a bounded queue, and a watchdog that restarts it.
+
+:class:`SupervisedSource` runs one :class:`~edge_mmer.runtime.sources.base.Source` in its own capture
+thread and puts its chunks into a :class:`~edge_mmer.runtime.queues.DropOldestQueue`. A live source
+(camera, microphone) that raises, ends, or goes stale — no chunk for ``stale_timeout_s`` — is
+restarted: the watchdog thread closes it (which unblocks a read stuck in the driver), and the capture
+thread reopens it after an exponential backoff (``backoff_initial_s`` doubling up to
+``backoff_max_s``; back to the initial delay once a run has stayed healthy for ``healthy_after_s``).
+This is the camera watchdog of NVR software such as Frigate: a stale-frame timeout and paced restarts,
+so an unplugged device is retried without spinning.
+
+A file source is not restarted: its end (or an error, which would only repeat) is the end of the
+stream — the queue is closed, and consumers see :class:`~edge_mmer.runtime.queues.QueueClosed`. By
+default a file source also waits for room in the queue instead of dropping chunks (``lossless``).
+Audio and video each get their own ``SupervisedSource``; they may share a queue made with
+``DropOldestQueue(maxsize, producers=2)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from edge_mmer.runtime.chunks import Chunk
+from edge_mmer.runtime.queues import DropOldestQueue
+from edge_mmer.runtime.sources.base import Source, SourceError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Restart:
+    """One restart, as reported to ``on_restart``."""
+
+    source: str
+    restarts: int  # count so far, this one included
+    reason: str  # "error" | "stale" | "ended"
+    error: str | None
+    delay_s: float  # the backoff before the reopen
+
+
+class Backoff:
+    """Exponential delays: ``initial``, ``2 * initial``, … capped at ``maximum``; ``reset()`` starts over."""
+
+    def __init__(self, initial: float, maximum: float) -> None:
+        if initial <= 0 or maximum < initial:
+            raise ValueError(f"Backoff: expected 0 < initial <= maximum, got {initial}, {maximum}")
+        self.initial = initial
+        self.maximum = maximum
+        self._next = initial
+
+    def next(self) -> float:
+        delay = self._next
+        self._next = min(self.maximum, self._next * 2)
+        return delay
+
+    def peek(self) -> float:
+        return self._next
+
+    def reset(self) -> None:
+        self._next = self.initial
+
+
+class SupervisedSource:
+    """A source in a capture thread, watched for errors and staleness, restarted with backoff.
+
+    ``start()`` launches the threads, ``stop()`` closes the source and joins them; ``stats()`` reports
+    chunks, restarts, stale detections, the last error and the queue's drops. ``on_restart`` is
+    called (from the capture thread) before each backoff delay.
+    """
+
+    def __init__(self, source: Source, queue: DropOldestQueue[Chunk] | None = None, *, maxsize: int = 256,
+                 stale_timeout_s: float = 5.0, backoff_initial_s: float = 0.5, backoff_max_s: float = 30.0,
+                 healthy_after_s: float = 10.0, on_restart: Callable[[Restart], None] | None = None,
+                 lossless: bool | None = None) -> None:
+        if stale_timeout_s <= 0:
+            raise ValueError(f"SupervisedSource: stale_timeout_s must be > 0, got {stale_timeout_s}")
+        self.source = source
+        self.queue: DropOldestQueue[Chunk] = queue if queue is not None else DropOldestQueue(maxsize)
+        self.stale_timeout_s = stale_timeout_s
+        self.healthy_after_s = healthy_after_s
+        self.backoff = Backoff(backoff_initial_s, backoff_max_s)
+        self.on_restart = on_restart
+        self.lossless = (not source.live) if lossless is None else lossless
+        self.restart_delays: list[float] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._queue_closed = False
+        self._streaming = False
+        self._stale = False
+        self._last_progress = time.monotonic()
+        self._chunks = 0
+        self._restarts = 0
+        self._stale_count = 0
+        self._errors = 0
+        self._last_error: str | None = None
+        self._state = "new"
+        self._capture: threading.Thread | None = None
+        self._watchdog: threading.Thread | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    def start(self) -> SupervisedSource:
+        if self._capture is not None:
+            raise RuntimeError(f"{self.source.name}: already started")
+        self._capture = threading.Thread(target=self._run, name=f"capture:{self.source.name}", daemon=True)
+        self._watchdog = threading.Thread(target=self._watch, name=f"watchdog:{self.source.name}", daemon=True)
+        self._capture.start()
+        self._watchdog.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Close the source and join the threads; False when the capture thread did not come back."""
+        self._stop.set()
+        self._close_source()
+        joined = True
+        for thread in (self._capture, self._watchdog):
+            if thread is not None:
+                thread.join(timeout)
+                if thread.is_alive():
+                    joined = False
+                    log.warning("%s: %s did not stop within %.1f s", self.source.name, thread.name, timeout)
+        self._close_queue()
+        self._state = "stopped"
+        return joined
+
+    def __enter__(self) -> SupervisedSource:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def finished(self) -> bool:
+        """The stream is over (a file ended, or ``stop()`` was called) and the capture thread is done."""
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the end of the stream; True when it ended."""
+        return self._done.wait(timeout)
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "source": self.source.name,
+                "live": self.source.live,
+                "state": self._state,
+                "chunks": self._chunks,
+                "restarts": self._restarts,
+                "stale": self._stale_count,
+                "errors": self._errors,
+                "last_error": self._last_error,
+                "drops": self.queue.dropped,
+                "queued": len(self.queue),
+                "next_backoff_s": self.backoff.peek(),
+                "bad_frames": getattr(self.source, "bad_frames", None),
+            }
+
+    # -- capture thread -----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                reason, error = self._one_run()
+                if self._stop.is_set():
+                    break
+                if not self.source.live:
+                    if reason != "ended":
+                        log.error("%s: %s; the file is not replayed, end of stream", self.source.name,
+                                  error or "stalled")
+                    else:
+                        log.info("%s: end of stream", self.source.name)
+                    break
+                delay = self.backoff.next()
+                with self._lock:
+                    self._restarts += 1
+                    self._state = "backoff"
+                    restarts = self._restarts
+                self.restart_delays.append(delay)
+                log.warning("%s: %s%s; restart %d in %.1f s", self.source.name, reason,
+                            f" ({error})" if error else "", restarts, delay)
+                if self.on_restart is not None:
+                    try:
+                        self.on_restart(Restart(self.source.name, restarts, reason, error, delay))
+                    except Exception:
+                        log.exception("%s: on_restart callback failed", self.source.name)
+                if self._stop.wait(delay):
+                    break
+        finally:
+            self._close_queue()
+            with self._lock:
+                self._state = "stopped" if self._stop.is_set() else "ended"
+            self._done.set()
+
+    def _one_run(self) -> tuple[str, str | None]:
+        """Open the source and pump its chunks: ("ended" | "error" | "stale", error text)."""
+        with self._lock:
+            self._stale = False
+            self._state = "opening"
+        try:
+            self.source.open()
+            self._mark_progress(streaming=True)
+            run_start = time.monotonic()
+            healthy = False
+            for chunk in self.source.chunks():
+                if self._stop.is_set():
+                    break
+                self._put(chunk)
+                with self._lock:
+                    self._chunks += 1
+                self._mark_progress()
+                if not healthy and time.monotonic() - run_start >= self.healthy_after_s:
+                    healthy = True
+                    self.backoff.reset()
+        except Exception as e:
+            if self._stale or self._stop.is_set():
+                return ("stale", None) if self._stale else ("ended", None)
+            text = str(e) if isinstance(e, SourceError) else f"{type(e).__name__}: {e}"
+            with self._lock:
+                self._errors += 1
+                self._last_error = text
+            return "error", text
+        finally:
+            with self._lock:
+                self._streaming = False
+            self._close_source()
+        return ("stale", None) if self._stale else ("ended", None)
+
+    def _put(self, chunk: Chunk) -> None:
+        if not self.lossless:
+            self.queue.put(chunk)
+            return
+        while not self._stop.is_set():
+            if self.queue.put_wait(chunk, timeout=0.1):
+                return
+            if self.queue.closed:
+                return
+            self._mark_progress()  # waiting for the consumer is not a stall
+
+    def _mark_progress(self, streaming: bool | None = None) -> None:
+        with self._lock:
+            self._last_progress = time.monotonic()
+            if streaming is not None:
+                self._streaming = streaming
+                self._state = "streaming" if streaming else self._state
+
+    def _close_source(self) -> None:
+        try:
+            self.source.close()
+        except Exception:
+            log.exception("%s: close failed", self.source.name)
+
+    def _close_queue(self) -> None:
+        with self._lock:
+            if self._queue_closed:
+                return
+            self._queue_closed = True
+        self.queue.close()
+
+    # -- watchdog thread ----------------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        period = min(0.5, self.stale_timeout_s / 4)
+        while not self._stop.wait(period) and not self._done.is_set():
+            with self._lock:
+                idle = time.monotonic() - self._last_progress
+                stale = self._streaming and not self._stale and idle > self.stale_timeout_s
+                if stale:
+                    self._stale = True
+                    self._stale_count += 1
+                    self._last_error = f"no chunk for {idle:.1f} s (stale)"
+            if stale:
+                log.warning("%s: no chunk for %.1f s; closing it to restart", self.source.name, idle)
+                self._close_source()
