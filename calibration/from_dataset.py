@@ -1,11 +1,16 @@
 """Build a calibration set from a dataset split with the training front ends and torch networks.
 
-The samples are exactly what the deployed networks see: log-mel and face crops from
-:func:`edge_mmer.train._prepare_utterance` / ``preprocess_faces`` (through
+The dataset is the bundle's own, of any kind: ``provenance.dataset.spec`` (RAVDESS, CREMA-D, MELD,
+CMU-MOSI media, CSV manifests, the synthetic set), or a path / ``KIND:PATH`` spec given by the user
+(:func:`edge_mmer.convert.parity.resolve_dataset`). The samples are exactly what the deployed
+networks see: log-mel and face crops from the training front ends
+(:func:`edge_mmer.datasets.frontend.extract_all`, as ``edge-mmer train`` runs them; defective media
+skipped and counted) and ``preprocess_faces`` (through
 :func:`edge_mmer.convert.parity.build_parity_inputs`, the code parity uses), the step graphs'
 ``x``/``h``/``c`` from stepping the torch context and fusion LSTMs over each session. The test
-split is refused: calibration must never see the data the model is evaluated on.
-torch is imported when the builder runs, not when this module is imported.
+split is refused: calibration must never see the data the model is evaluated on. A bundle trained on
+precomputed features (no encoders) is refused too. torch is imported when the builder runs, not when
+this module is imported.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,10 +34,15 @@ _STEP_NETWORKS = ("speech_context", "face_context", "fusion")
 
 
 def build_from_dataset(bundle: Any, dataset_dir: str | os.PathLike[str] | None, split: str = "train",
-                       n_utterances: int = 200, progress: bool = True) -> CalibrationSet:
+                       n_utterances: int = 200, progress: bool = True, *, workers: int = 1,
+                       cache_dir: str | os.PathLike[str] | None = None) -> CalibrationSet:
     """Calibration samples for every network of ``bundle`` (a :class:`~edge_mmer.bundle.Bundle` or
-    its directory) from the first ``n_utterances`` of ``split`` (``train`` or ``val``) of
-    ``dataset_dir`` (default: the manifest's ``provenance.dataset.path``)."""
+    its directory) from the first ``n_utterances`` usable utterances of ``split`` (``train`` or
+    ``val``) of its dataset: ``dataset_dir`` (a synthetic directory, the recorded dataset kind's root,
+    or a ``KIND:PATH[?options]`` spec) or, when None, the one the manifest records
+    (``provenance.dataset``). ``workers`` / ``cache_dir``: the front ends' processes and feature cache,
+    as in training. Raises ``ValueError`` (split, features-only bundle, unusable dataset) or
+    ``FileNotFoundError`` (dataset missing), each naming what to do."""
     if split == "test":
         raise ValueError("calibration must never see the test split (it is the held-out evaluation data): "
                          "use --split train or val")
@@ -42,14 +53,16 @@ def build_from_dataset(bundle: Any, dataset_dir: str | os.PathLike[str] | None, 
     import torch
 
     from edge_mmer.bundle import Bundle, read_bundle
-    from edge_mmer.convert.parity import build_parity_inputs, resolve_dataset
+    from edge_mmer.convert.parity import build_parity_inputs, require_encoders, resolve_dataset
     from edge_mmer.models.from_bundle import load_torch_networks
 
     b = bundle if isinstance(bundle, Bundle) else read_bundle(bundle)
+    require_encoders(b, "an INT8 calibration set")
     data = resolve_dataset(b, dataset_dir)
     nets = load_torch_networks(b)
     logger.info("calibration: front ends over %d %s utterances of %s", n_utterances, split, data)
-    inputs = build_parity_inputs(b, nets, data, n_utterances, split=split)
+    inputs = build_parity_inputs(b, nets, data, n_utterances, split=split, workers=workers,
+                                 cache_dir=None if cache_dir is None else Path(cache_dir), progress=progress)
 
     def names(net: str) -> list[str]:
         return [str(io["name"]) for io in b.networks[net]["inputs"]]
@@ -83,8 +96,11 @@ def build_from_dataset(bundle: Any, dataset_dir: str | os.PathLike[str] | None, 
         "utterances": inputs.n_utterances,
         "model_id": b.model_id,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "front_ends": "edge_mmer.train._prepare_utterance + preprocess_faces (training front ends)",
+        "dataset_kind": "synthetic" if isinstance(data, Path) else data.partition(":")[0],
+        "front_ends": "edge_mmer.datasets.frontend.extract_all + preprocess_faces (training front ends)",
     }
+    if inputs.skipped:
+        provenance["skipped"] = dict(sorted(inputs.skipped.items()))
     cs_ = CalibrationSet(arrays=arrays, provenance=provenance)
     cs_.provenance["counts"] = cs_.counts()
     cs_.validate("calibration set")

@@ -6,6 +6,12 @@ target release, parity against PyTorch on real validation samples (FP32 must be 
 nothing is written), FP16 conversion with its own parity (recorded; a warning above 1e-2). Only
 when every network passed are the files and ``networks.<name>.artifacts`` written, through
 :func:`edge_mmer.bundle.update_manifest` (one writer per section), and the bundle re-verified.
+
+The samples come from the bundle's own dataset, of any kind (``provenance.dataset.spec``; ``data``
+replaces its path or gives a ``KIND:PATH`` spec: :func:`edge_mmer.convert.parity.resolve_dataset`),
+through the training front ends. A bundle trained on precomputed features (CMU-MOSI ``.csd``, MMSA /
+MulT pickles) has no encoders and is refused: its LSTMs take features no device computes from a
+camera and a microphone, so there is nothing deployable to export.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ class ConvertError(RuntimeError):
 class ConvertOptions:
     bundle: Path
     precisions: tuple[str, ...] = PRECISIONS
-    data: Path | None = None
+    data: Path | str | None = None  # the dataset's path (recorded kind and options kept) or a KIND:PATH spec
     trt_version: str = "10.3"
     overwrite_artifacts: bool = False
     samples: int = 16
@@ -50,6 +56,9 @@ class ConvertOptions:
     min_agreement: float = 0.99
     max_accuracy_drop: float = 0.01
     min_cosine: float = 0.99
+    # the front ends over the dataset, as in training: processes and the feature cache (None: off)
+    workers: int = 1
+    cache_dir: Path | None = None
 
 
 @dataclass
@@ -89,9 +98,15 @@ def convert_bundle(opts: ConvertOptions) -> ConvertResult:
         raise ConvertError(f"precision {bad or opts.precisions!r}: expected a list of {', '.join(ALL_PRECISIONS)}")
     if opts.trt_version not in TENSORRT_RELEASES:
         raise ConvertError(f"TensorRT release {opts.trt_version!r}: expected one of {', '.join(TENSORRT_RELEASES)}")
+    from edge_mmer.convert.parity import FeatureBundleError, require_encoders
+
+    bundle = read_bundle(opts.bundle)
+    try:
+        require_encoders(bundle)
+    except FeatureBundleError as exc:
+        raise ConvertError(str(exc)) from None
     int8 = tuple(p for p in opts.precisions if p in INT8_PRECISIONS)
     if int8:
-        bundle = read_bundle(opts.bundle)
         if "fp32" not in opts.precisions and not all("onnx-fp32" in n["artifacts"] for n in bundle.networks.values()):
             raise ConvertError("INT8 is quantized from the onnx-fp32 artifacts, which this bundle lacks: "
                                "add fp32 to --precision")
@@ -115,7 +130,7 @@ def convert_bundle(opts: ConvertOptions) -> ConvertResult:
                                     calibration_utterances=opts.calibration_utterances,
                                     calibrate_method=opts.calibrate_method, thresholds=thresholds,
                                     drift_utterances=opts.drift_utterances, overwrite=opts.overwrite_artifacts,
-                                    progress=opts.progress)
+                                    progress=opts.progress, workers=opts.workers, cache_dir=opts.cache_dir)
         for name, kinds in specs.items():
             result.artifacts.setdefault(name, {}).update(kinds)
         result.added_bytes += added
@@ -139,6 +154,7 @@ def _convert_onnx(opts: ConvertOptions, precisions: tuple[str, ...]) -> ConvertR
         FP16_WARN,
         FP32_TOLERANCE,
         DatasetMissingError,
+        DatasetUnusableError,
         build_parity_inputs,
         measure_parity,
     )
@@ -149,7 +165,11 @@ def _convert_onnx(opts: ConvertOptions, precisions: tuple[str, ...]) -> ConvertR
     except DatasetMissingError as exc:
         raise ConvertError(str(exc)) from None
     nets = load_torch_networks(bundle)
-    inputs = build_parity_inputs(bundle, nets, dataset, opts.samples)
+    try:
+        inputs = build_parity_inputs(bundle, nets, dataset, opts.samples, workers=opts.workers,
+                                     cache_dir=opts.cache_dir, progress=opts.progress)
+    except ValueError as exc:  # DatasetError (malformed), DatasetUnusableError (labels, features, empty split)
+        raise ConvertError(f"parity samples: {exc}") from exc
     versions = _versions()
 
     staged: dict[str, tuple[dict[str, Any], dict[str, bytes]]] = {}
@@ -171,7 +191,10 @@ def _convert_onnx(opts: ConvertOptions, precisions: tuple[str, ...]) -> ConvertR
             except UnsupportedOpError as exc:
                 raise ConvertError(f"{name} ({precision}): {exc}") from exc
             data = model.SerializeToString()
-            parity = measure_parity(name, entry, nets[name], ort_session(data), inputs)
+            try:
+                parity = measure_parity(name, entry, nets[name], ort_session(data), inputs)
+            except DatasetUnusableError as exc:
+                raise ConvertError(f"{name} ({precision}): {exc}") from exc
             if precision == "fp32" and not parity.max_abs <= FP32_TOLERANCE:
                 raise ConvertError(f"{name}: FP32 ONNX differs from PyTorch by {parity.max_abs:.3g} (max abs) on "
                                    f"{parity.samples} real samples; the limit is {FP32_TOLERANCE:g}. Nothing was written")
@@ -213,7 +236,7 @@ def _convert_onnx(opts: ConvertOptions, precisions: tuple[str, ...]) -> ConvertR
     return result
 
 
-def _resolve(bundle: Any, data: str | os.PathLike[str] | None) -> Path:
+def _resolve(bundle: Any, data: str | os.PathLike[str] | None) -> Path | str:
     from edge_mmer.convert.parity import resolve_dataset
 
     return resolve_dataset(bundle, data)

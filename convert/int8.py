@@ -12,6 +12,10 @@ decision (encoders -> context steps -> masks -> fusion steps -> SVMs -> fuzzy in
 :class:`~edge_mmer.decision.DecisionHead`) runs once with the FP32 ONNX networks and once with the
 INT8 ones substituted. Per network: cosine and max abs of its output against FP32 on the same
 inputs; end to end: top-1 agreement and the accuracy delta.
+
+The dataset is the bundle's own, of any kind (:func:`edge_mmer.convert.parity.resolve_dataset`),
+through the training front ends (:func:`edge_mmer.convert.parity.prepare_split`): defective media
+is skipped and counted, as in training.
 """
 
 from __future__ import annotations
@@ -112,22 +116,18 @@ def _cosine_maxabs(ref: list[np.ndarray], got: list[np.ndarray]) -> tuple[float,
     return result.cosine, result.max_abs
 
 
-def _prepare_test(bundle: Bundle, dataset: Path, n: int | None) -> list[list[Any]]:
-    from edge_mmer.datasets.synthetic import load_synthetic
-    from edge_mmer.features.face import HaarFaceDetector
-    from edge_mmer.train import _prepare_utterance
+def _prepare_test(bundle: Bundle, dataset: Path | str, n: int | None, *, workers: int = 1,
+                  cache_dir: Path | None = None, progress: bool = False) -> list[list[Any]]:
+    """The first ``n`` usable test utterances (all with None) through the training front ends."""
+    from edge_mmer.convert.parity import DatasetUnusableError, open_bundle_dataset, prepare_split
 
-    ds = load_synthetic(dataset)
-    detector = HaarFaceDetector()
-    out: list[list[Any]] = []
-    left = n if n is not None else 1 << 30
-    for utts in ds.sessions("test"):
-        if left <= 0:
-            break
-        out.append([_prepare_utterance(u, bundle.config, detector) for u in utts[:left]])
-        left -= len(out[-1])
+    ds = open_bundle_dataset(bundle, dataset)
+    skipped: dict[str, int] = {}
+    out = prepare_split(bundle, ds, "test", n, workers=workers, cache_dir=cache_dir, progress=progress,
+                        skipped=skipped)
     if not out:
-        raise ValueError(f"dataset {dataset} has no test utterances to measure INT8 drift on")
+        why = f" ({', '.join(f'{k} {v}' for k, v in sorted(skipped.items()))} skipped)" if skipped else ""
+        raise DatasetUnusableError(f"dataset {dataset} has no usable test utterances to measure INT8 drift on{why}")
     return out
 
 
@@ -140,10 +140,13 @@ def _has_quantizable(data: bytes) -> bool:
     return any(n.op_type in QUANTIZED_OP_TYPES for n in model.graph.node)
 
 
-def convert_int8(bundle_dir: Path, flavours: tuple[str, ...], dataset: Path, *, calibration: Path | None,
+def convert_int8(bundle_dir: Path, flavours: tuple[str, ...], dataset: Path | str, *, calibration: Path | None,
                  calibration_utterances: int, calibrate_method: str, thresholds: DriftThresholds,
-                 drift_utterances: int | None, overwrite: bool, progress: bool) -> tuple[dict[str, dict[str, dict[str, Any]]], int]:
-    """Quantize, measure and record; returns (network -> kind -> spec, bytes added). Raises
+                 drift_utterances: int | None, overwrite: bool, progress: bool, workers: int = 1,
+                 cache_dir: Path | None = None) -> tuple[dict[str, dict[str, dict[str, Any]]], int]:
+    """Quantize, measure and record; returns (network -> kind -> spec, bytes added). ``dataset`` is
+    what :func:`edge_mmer.convert.parity.resolve_dataset` gives (a synthetic directory or a
+    ``KIND:PATH`` spec); ``workers`` / ``cache_dir`` feed its front ends as in training. Raises
     ``ConvertError`` (from :mod:`edge_mmer.convert.bundle_convert`) when it cannot proceed."""
     from edge_mmer.calibration.from_dataset import build_from_dataset
     from edge_mmer.calibration.reader import CalibrationReader
@@ -185,7 +188,8 @@ def convert_int8(bundle_dir: Path, flavours: tuple[str, ...], dataset: Path, *, 
             calib_file: str | None = None
         else:
             try:
-                cs = build_from_dataset(bundle, dataset, "train", calibration_utterances, progress=progress)
+                cs = build_from_dataset(bundle, dataset, "train", calibration_utterances, progress=progress,
+                                        workers=workers, cache_dir=cache_dir)
             except ValueError as exc:
                 raise ConvertError(f"calibration set: {exc}") from exc
             # kept beside the bundle, not in it: face crops make it tens of MB, and the device
@@ -217,7 +221,11 @@ def convert_int8(bundle_dir: Path, flavours: tuple[str, ...], dataset: Path, *, 
                 quantized[flavour][name] = (out.read_bytes(), facts)
 
         # drift on held-out (test) data
-        prepared = _prepare_test(bundle, dataset, drift_utterances)
+        try:
+            prepared = _prepare_test(bundle, dataset, drift_utterances, workers=workers, cache_dir=cache_dir,
+                                     progress=progress)
+        except ValueError as exc:  # DatasetError, DatasetUnusableError
+            raise ConvertError(f"INT8 drift: {exc}") from exc
         head = DecisionHead.from_bundle(bundle)
         fp32_sessions = {n: ort_session(b) for n, b in fp32_bytes.items()}
         ref = run_onnx_pipeline(bundle, fp32_sessions, prepared, head)

@@ -9,7 +9,16 @@ Order (each stage feeds the next; see the README's method section):
 5. ``FusionLSTM`` over the concatenated masked features -> FC features;
 6. three LIBSVMs (speech, face, fused) with C/gamma picked by cross-validation;
 7. fuzzy densities from each SVM's per-class validation recall; lambda solved per class and subset;
-8. metrics on the held-out test speakers (per channel, per class, with and without chi-square).
+8. metrics on the held-out test speakers (per channel, per class, with and without chi-square),
+   plus the dataset's own protocol (MELD weighted F1, CMU-MOSI Acc-2 Has0 / Non0).
+
+Any dataset kind trains (``TrainOptions.dataset``: a synthetic directory or a ``KIND:PATH`` spec,
+:mod:`edge_mmer.datasets.registry`); its labels become the bundle's. Media datasets go through the
+front ends in worker processes and the feature cache (:mod:`edge_mmer.datasets.frontend`); a defect
+found there (a corrupt or overlong clip) skips the utterance and is counted. Feature datasets
+(CMU-MOSI ``.csd`` files, MMSA / MulT pickles) have no media: their pooled feature vectors,
+standardised with training statistics, feed the context LSTMs directly; the bundle then has no
+encoders (recorded in its description and in ``networks.*_context.input``).
 
 An utterance in which no face is found has no face channel: the face context LSTM and the fusion
 LSTM do not step on it (their state carries over), and its decision uses the speech channel alone.
@@ -25,7 +34,7 @@ import platform
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +45,12 @@ from torch import nn
 from edge_mmer import __version__
 from edge_mmer.bundle import BundleWriter, read_bundle
 from edge_mmer.config import FaceConfig, ModelConfig
-from edge_mmer.datasets.synthetic import SyntheticDataset, Utterance, load_synthetic
+from edge_mmer.datasets.base import DatasetError, LoadedDataset
+from edge_mmer.datasets.frontend import ExtractStats, extract_all, extract_utterance
+from edge_mmer.datasets.registry import open_dataset
 from edge_mmer.decision import CHANNELS, DecisionHead
-from edge_mmer.evaluate import channel_report, per_class_recall, plot_confusions
-from edge_mmer.features.audio import log_mel
-from edge_mmer.features.face import HaarFaceDetector, crop_face, largest_face, preprocess_faces, resize_face
+from edge_mmer.evaluate import channel_report, per_class_recall, plot_confusions, protocol_report
+from edge_mmer.features.face import HaarFaceDetector, preprocess_faces
 from edge_mmer.fuzzy import densities_from_recall, fit_fuzzy_measure
 from edge_mmer.models import ContextLSTM, FaceEncoder, FusionLSTM, SpeechEncoder
 from edge_mmer.selection import ChiSquareSelection, fit_chi_square
@@ -53,7 +63,10 @@ SPLITS = ("train", "val", "test")
 
 @dataclass(frozen=True)
 class TrainOptions:
-    dataset: Path
+    """``dataset``: a synthetic dataset directory (a Path) or a spec ``KIND:PATH[?options]`` (a str).
+    ``workers``: front-end processes (1 = in this process); ``cache_dir``: the feature cache (None: off)."""
+
+    dataset: Path | str
     out: Path
     seed: int = 0
     device: str = "auto"
@@ -61,6 +74,8 @@ class TrainOptions:
     ablation: bool = True
     overwrite: bool = False
     progress: bool = True
+    workers: int = 1
+    cache_dir: Path | None = None
 
 
 @dataclass
@@ -134,38 +149,113 @@ def _git_commit() -> str | None:
 # ---------------------------------------------------------------------------------------- front ends
 
 
-def prepare_sessions(ds: SyntheticDataset, split: str, cfg: ModelConfig, detector: HaarFaceDetector,
+def load_dataset(spec: Path | str) -> LoadedDataset:
+    """A synthetic directory (Path) or a ``KIND:PATH`` spec (str) -> the loaded dataset."""
+    try:
+        return open_dataset(f"synthetic:{spec}" if isinstance(spec, Path) else spec)
+    except DatasetError as exc:
+        raise SystemExit(f"edge-mmer: {exc}") from None
+
+
+def with_dataset_labels(cfg: ModelConfig, ds: LoadedDataset) -> ModelConfig:
+    """The dataset's labels become the model's (e.g. RAVDESS's 8, MELD's 7)."""
+    if tuple(cfg.labels) == tuple(ds.labels):
+        return cfg
+    log.info("labels from the dataset (%s): %s", ds.kind, ", ".join(ds.labels))
+    return replace(cfg, labels=tuple(ds.labels)).validate()
+
+
+def prepare_data(ds: LoadedDataset, cfg: ModelConfig, opts: TrainOptions, splits: Sequence[str] = SPLITS
+                 ) -> tuple[dict[str, list[Session]], ExtractStats]:
+    """The audio and face front ends over every utterance of ``splits`` (worker processes, feature
+    cache), grouped by session. Utterances whose media is defective are dropped and counted in
+    ``ds.summary``; a session left empty is dropped."""
+    utts = [u for split in splits for u in ds.utterances(split)]
+    entries, stats = extract_all(utts, cfg, cache_dir=opts.cache_dir, workers=opts.workers, progress=opts.progress,
+                                 max_clip_s=ds.max_clip_s)
+    if stats.cached:
+        log.info("front ends: %d utterances from the feature cache, %d decoded", stats.cached, stats.decoded)
+    out: dict[str, list[Session]] = {}
+    for split in splits:
+        sessions: list[Session] = []
+        missing = total = 0
+        for session in ds.sessions(split):
+            items: Session = []
+            for utt in session:
+                entry = entries[utt.id]
+                if entry.error or entry.mel is None:
+                    ds.summary.skip(entry.error or "no_audio", utt.id)
+                    log.debug("%s: skipped (%s: %s)", utt.id, entry.error, entry.detail)
+                    continue
+                items.append(UtteranceInput(uid=utt.id, label=utt.label_index, mel=entry.mel, faces=entry.faces))
+                missing += entry.faces is None
+                total += 1
+            if items:
+                sessions.append(items)
+        if missing:
+            log.warning("%s: no face found in %d of %d utterances (face channel absent for those)", split, missing,
+                        total)
+        out[split] = sessions
+    if stats.failed:
+        log.warning("front ends: %d utterances skipped (%s)", stats.failed,
+                    ", ".join(f"{k} {v}" for k, v in sorted(stats.reasons.items())))
+    return out, stats
+
+
+def prepare_sessions(ds: LoadedDataset, split: str, cfg: ModelConfig, detector: HaarFaceDetector,
                      progress: bool) -> list[Session]:
-    """Run the audio and face front ends over every utterance of a split, session by session."""
-    sessions = ds.sessions(split)
-    out: list[Session] = []
-    total = sum(len(s) for s in sessions)
-    bar = _progress(None, f"front ends ({split})", progress, total=total) if progress else None
-    missing = 0
-    for session in sessions:
-        items: Session = []
-        for utt in session:
-            items.append(_prepare_utterance(utt, cfg, detector))
-            missing += items[-1].faces is None
-            if bar is not None:
-                bar.update(1)
-        out.append(items)
-    if bar is not None:
-        bar.close()
-    if missing:
-        log.warning("%s: no face found in %d of %d utterances (face channel absent for those)", split, missing, total)
-    return out
+    """The front ends over one split, in this process, without the cache."""
+    del detector  # the front ends use the standard detector (the runtime's)
+    return prepare_data(ds, cfg, TrainOptions(dataset="", out=Path(), progress=progress), (split,))[0][split]
 
 
-def _prepare_utterance(utt: Utterance, cfg: ModelConfig, detector: HaarFaceDetector) -> UtteranceInput:
-    mel = log_mel(utt.load_audio(), cfg.audio)
-    crops = []
-    for frame in utt.load_frames(max_frames=cfg.face.frames_per_utterance):
-        box = largest_face(detector.detect(frame))
-        if box is not None:
-            crops.append(resize_face(crop_face(frame, box, cfg.face.margin), cfg.face.crop_size))
-    faces = np.stack(crops) if crops else None
-    return UtteranceInput(uid=utt.id, label=utt.label_index, mel=mel, faces=faces)
+def _prepare_utterance(utt: Any, cfg: ModelConfig, detector: HaarFaceDetector) -> UtteranceInput:
+    """One utterance through the training front ends (the converters' and calibration's entry)."""
+    entry = extract_utterance(utt, cfg, detector)
+    if entry.error or entry.mel is None:
+        raise DatasetError(f"utterance {utt.id!r}: {entry.error}: {entry.detail}")
+    return UtteranceInput(uid=utt.id, label=utt.label_index, mel=entry.mel, faces=entry.faces)
+
+
+@dataclass
+class FeatureInputs:
+    """A feature dataset's per-split context-LSTM inputs and the standardisation fitted on train."""
+
+    features: dict[str, Features]
+    labels: dict[str, list[list[int]]]
+    uids: dict[str, list[list[str]]]
+    norm: dict[str, dict[str, np.ndarray]]  # modality -> {"mean", "std"}
+
+
+def feature_inputs(ds: LoadedDataset) -> FeatureInputs:
+    """Pooled feature vectors, standardised with the training split's mean and standard deviation
+    (a dimension with std < 1e-6 keeps std 1)."""
+    norm: dict[str, dict[str, np.ndarray]] = {}
+    for modality in ("speech", "face"):
+        vecs = [getattr(u, modality) for u in ds.utterances("train") if getattr(u, modality) is not None]
+        if not vecs:
+            raise SystemExit(f"edge-mmer train: {ds.spec}: no training utterance has {modality} features")
+        x = np.stack(vecs).astype(np.float64)
+        std = x.std(0)
+        norm[modality] = {"mean": x.mean(0).astype(np.float32),
+                          "std": np.where(std < 1e-6, 1.0, std).astype(np.float32)}
+
+    def apply(modality: str, v: np.ndarray | None) -> np.ndarray | None:
+        if v is None:
+            return None
+        return ((v - norm[modality]["mean"]) / norm[modality]["std"]).astype(np.float32)
+
+    feats, labels, uids = {}, {}, {}
+    for split in SPLITS:
+        f = Features()
+        sessions = ds.sessions(split)
+        for session in sessions:
+            f.speech.append([apply("speech", u.speech) for u in session])  # type: ignore[misc]
+            f.face.append([apply("face", u.face) for u in session])
+        feats[split] = f
+        labels[split] = [[u.label_index for u in s] for s in sessions]
+        uids[split] = [[u.id for u in s] for s in sessions]
+    return FeatureInputs(feats, labels, uids, norm)
 
 
 # ---------------------------------------------------------------------------------- generic training
@@ -434,12 +524,15 @@ class BackEnd:
     reports: dict[str, dict[str, Any]]  # test split, per channel + final
     val_accuracy: dict[str, float]
     by_integral: dict[str, dict[str, float]]  # split -> final accuracy per integral
+    test_predictions: dict[str, np.ndarray] = field(default_factory=dict)  # channel -> class per utterance
 
 
 def _stack_present(seqs: Sequence[Sequence[np.ndarray | None]], labels: Sequence[Sequence[int]]
                    ) -> tuple[np.ndarray, np.ndarray]:
     xs = [v for s in seqs for v in s if v is not None]
     ys = [lab for s, ls in zip(seqs, labels, strict=True) for v, lab in zip(s, ls, strict=True) if v is not None]
+    if not xs:
+        return np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.int64)
     return np.stack(xs), np.asarray(ys, dtype=np.int64)
 
 
@@ -492,7 +585,7 @@ def fit_back_end(
     measure = fit_fuzzy_measure(densities)
     head = DecisionHead(selections=selections, svms=svms, measure=measure, method="sugeno")
     # 5. the integral: as configured, or (auto) the one with the better validation accuracy
-    _, val_extra = evaluate_split(head, channel_feats["val"], labels["val"], cfg)
+    _, val_extra, _ = evaluate_split(head, channel_feats["val"], labels["val"], cfg)
     if cfg.fuzzy.integral == "auto":
         head.method = max(("sugeno", "choquet"), key=lambda m: val_extra[f"final_{m}_accuracy"])
     else:
@@ -501,23 +594,26 @@ def fit_back_end(
     log.info("fuzzy integral (%s): %s (validation: sugeno %.3f, choquet %.3f)", tag, head.method,
              val_extra["final_sugeno_accuracy"], val_extra["final_choquet_accuracy"])
     # 6. test metrics, per channel and final, the decision made utterance by utterance
-    reports, test_extra = evaluate_split(head, channel_feats["test"], labels["test"], cfg)
+    reports, test_extra, test_preds = evaluate_split(head, channel_feats["test"], labels["test"], cfg)
     by_integral = {"validation": val_extra, "test": test_extra}
-    return BackEnd(keep_fraction, selections, fusion, fusion_acc, head, reports, val_accuracy, by_integral)
+    return BackEnd(keep_fraction, selections, fusion, fusion_acc, head, reports, val_accuracy, by_integral, test_preds)
 
 
 def evaluate_split(head: DecisionHead, feats: dict[str, list[list[np.ndarray | None]]], labels: list[list[int]],
-                   cfg: ModelConfig) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """Per-channel reports (over utterances where the channel is present) and the final decision."""
+                   cfg: ModelConfig) -> tuple[dict[str, dict[str, Any]], dict[str, Any], dict[str, np.ndarray]]:
+    """Per-channel reports (over utterances where the channel is present) and the final decision;
+    also the predictions per utterance (sessions flattened; -1 where a channel is absent)."""
     reports: dict[str, dict[str, Any]] = {}
     probs: dict[str, list[list[np.ndarray | None]]] = {}
+    preds: dict[str, np.ndarray] = {}
     for name in CHANNELS:
         seqs = feats[name]
         x, y = _stack_present(seqs, labels)
-        p = iter(head.svms[name].predict_proba(x))
+        p = iter(head.svms[name].predict_proba(x)) if len(x) else iter(())
         probs[name] = [[next(p) if v is not None else None for v in s] for s in seqs]
-        reports[name] = channel_report(y, np.array([int(np.argmax(q)) for s in probs[name] for q in s if q is not None]),
-                                       cfg.labels)
+        preds[name] = np.array([int(np.argmax(q)) if q is not None else -1 for s in probs[name] for q in s],
+                               dtype=np.int64)
+        reports[name] = channel_report(y, preds[name][preds[name] >= 0], cfg.labels)
     y_true, finals = [], {"sugeno": [], "choquet": []}  # type: ignore[var-annotated]
     for si, session_labels in enumerate(labels):
         for ui, lab in enumerate(session_labels):
@@ -526,9 +622,10 @@ def evaluate_split(head: DecisionHead, feats: dict[str, list[list[np.ndarray | N
             for method in finals:
                 finals[method].append(int(np.argmax(head.fuse(supports, method))))
     y = np.asarray(y_true)
-    reports["final"] = channel_report(y, np.asarray(finals[head.method]), cfg.labels)
+    preds["final"] = np.asarray(finals[head.method], dtype=np.int64)
+    reports["final"] = channel_report(y, preds["final"], cfg.labels)
     extra = {f"final_{m}_accuracy": float(np.mean(np.asarray(v) == y)) for m, v in finals.items()}
-    return reports, extra
+    return reports, extra, preds
 
 
 # ----------------------------------------------------------------------------------------- the bundle
@@ -545,9 +642,12 @@ def _step_io(in_dim: int, hidden: int, out_name: str, out_dim: int) -> tuple[lis
 
 
 def write_bundle(
-    opts: TrainOptions, cfg: ModelConfig, ds: SyntheticDataset, nets: dict[str, nn.Module], back: BackEnd,
+    opts: TrainOptions, cfg: ModelConfig, ds: LoadedDataset, nets: dict[str, nn.Module], back: BackEnd,
     dims: dict[str, int], metrics: dict[str, Any], reports_png: Path, dataset_meta: dict[str, Any],
+    inputs: dict[str, dict[str, Any]] | None = None,
 ) -> Path:
+    """The bundle: every network in ``nets`` (a feature dataset's bundle has no encoders; ``inputs``
+    then records, per context network, what its input is and its standardisation)."""
     writer = BundleWriter(opts.out, overwrite=opts.overwrite)
     s_in, s_out = _step_io(dims["speech"], cfg.context.hidden, "y", cfg.context.hidden)
     f_in, f_out = _step_io(dims["face"], cfg.context.hidden, "y", cfg.context.hidden)
@@ -569,6 +669,8 @@ def write_bundle(
         ins, outs, arch = io[name]
         networks[name] = {"weights": rel, "class": type(module).__name__, "arch": arch, "inputs": ins,
                           "outputs": outs, "artifacts": {}}
+        if inputs and name in inputs:
+            networks[name]["input"] = inputs[name]
     selection = {m: writer.add_safetensors(f"selection/{m}.safetensors", sel.to_arrays(),
                                            metadata={"keep_fraction": str(sel.keep_fraction)})
                  for m, sel in back.selections.items()}
@@ -576,11 +678,26 @@ def write_bundle(
     writer.add_file("reports/confusion.png", reports_png.read_bytes())
     writer.add_json("reports/metrics.json", metrics)
     synthetic = bool(dataset_meta.get("synthetic", False))
+    if synthetic:
+        description = ("Trained on the SYNTHETIC edge-mmer dataset (espeak-ng speech, rendered faces): "
+                       "a demonstration model, not a recogniser of real people.")
+    else:
+        description = f"Trained on {ds.kind} ({ds.task}; labels: {', '.join(ds.labels)})."
+        if ds.features_only:
+            description += (" Precomputed features only (" + ", ".join(
+                str(v) for k, v in ds.info.items() if k in ("audio_features", "visual_features", "pickle_layout") and v)
+                + "): the context, selection, fusion and SVM stages; no encoders, so the runtime cannot run it on "
+                "a camera and a microphone.")
+    dataset_prov: dict[str, Any] = {"path": str(ds.root), "kind": ds.kind, "spec": ds.spec,
+                                    "generator": dataset_meta.get("generator"), "seed": dataset_meta.get("seed"),
+                                    "synthetic": synthetic}
+    if not synthetic:
+        dataset_prov.update({"task": ds.task, "features_only": ds.features_only,
+                             "utterances": {sp: len(ds.utterances(sp)) for sp in SPLITS}})
     manifest = {
         "model_id": f"edge-mmer-{cfg.name}-{time.strftime('%Y%m%d')}-s{opts.seed}",
         "synthetic": synthetic,
-        "description": ("Trained on the SYNTHETIC edge-mmer dataset (espeak-ng speech, rendered faces): "
-                        "a demonstration model, not a recogniser of real people.") if synthetic else "",
+        "description": description,
         "labels": list(cfg.labels),
         "config": cfg.to_dict(),
         "networks": networks,
@@ -591,8 +708,7 @@ def write_bundle(
         "fuzzy": {"integral": back.head.method, **back.head.measure.to_json()},
         "metrics": metrics,
         "provenance": {
-            "dataset": {"path": str(ds.root), "generator": dataset_meta.get("generator"), "seed": dataset_meta.get("seed"),
-                        "synthetic": synthetic},
+            "dataset": dataset_prov,
             "seed": opts.seed,
             "code_version": __version__,
             "git_commit": _git_commit(),
@@ -609,6 +725,45 @@ def write_bundle(
 # ------------------------------------------------------------------------------------------ the run
 
 
+@dataclass
+class ContextStage:
+    nets: dict[str, ContextLSTM]
+    val_acc: dict[str, float]
+    features: dict[str, Features]
+
+
+def fit_context(enc: dict[str, Features], labels: dict[str, list[list[int]]], dims: dict[str, int], cfg: ModelConfig,
+                opts: TrainOptions, device: torch.device, rng: np.random.Generator) -> ContextStage:
+    """One unidirectional context LSTM per modality over each session's utterance features."""
+    n_classes = len(cfg.labels)
+    ctx: dict[str, Features] = {split: Features() for split in SPLITS}
+    nets: dict[str, ContextLSTM] = {}
+    acc: dict[str, float] = {}
+    for modality in ("speech", "face"):
+        net = ContextLSTM(dims[modality], n_classes, cfg.context).to(device)
+        acc[modality] = fit_sequence_model(
+            net, _present(getattr(enc["train"], modality), labels["train"]),
+            _present(getattr(enc["val"], modality), labels["val"]), _epochs(cfg.train.context_epochs, opts.epochs_scale),
+            cfg, rng, device, f"{modality} context LSTM", opts.progress)
+        nets[modality] = net
+        for split in SPLITS:
+            setattr(ctx[split], modality, run_sequences(net, getattr(enc[split], modality), device))
+    return ContextStage(nets, acc, ctx)
+
+
+def split_description(ds: LoadedDataset) -> str:
+    if ds.kind == "synthetic":
+        return "test (held-out speakers)"
+    by = ds.info.get("split_by")
+    if by == "actor":
+        return "test (held-out actors)"
+    if ds.kind == "meld":
+        return "test (MELD's test split)"
+    if ds.kind == "mosi":
+        return f"test ({ds.info.get('splits', 'standard folds')})"
+    return f"test (held out by {by})" if by else "test"
+
+
 def train(cfg: ModelConfig, opts: TrainOptions) -> TrainResult:
     """Train everything and write the bundle to ``opts.out``; returns the metrics."""
     started = time.monotonic()
@@ -619,69 +774,84 @@ def train(cfg: ModelConfig, opts: TrainOptions) -> TrainResult:
         raise SystemExit(f"edge-mmer train: {opts.out} exists and is not empty (use --overwrite)")
     device = _device(opts.device)
     rng = np.random.default_rng(opts.seed)
-    ds = load_synthetic(opts.dataset)
-    if tuple(ds.labels) != tuple(cfg.labels):
-        raise SystemExit(f"edge-mmer train: dataset labels {list(ds.labels)} differ from the config's {list(cfg.labels)}")
-    log.info("training '%s' on %s (device %s, seed %d)", cfg.name, opts.dataset, device, opts.seed)
-    detector = HaarFaceDetector()
-    data = {split: prepare_sessions(ds, split, cfg, detector, opts.progress) for split in SPLITS}
-    labels = {split: [[u.label for u in s] for s in data[split]] for split in SPLITS}
-    for split in SPLITS:
-        if not data[split]:
-            raise SystemExit(f"edge-mmer train: the dataset has no '{split}' sessions")
-
-    speech_enc, speech_acc = fit_speech_encoder(data, cfg, opts, device, rng)
-    face_enc, face_acc = fit_face_encoder(data, cfg, opts, device, rng)
-    enc = encode(data, speech_enc, face_enc, cfg, device, opts.progress)
-    dims = {"speech": cfg.speech_encoder.lstm_hidden, "face": cfg.face_encoder.embedding_dim}
-
-    n_classes = len(cfg.labels)
-    ctx: dict[str, Features] = {split: Features() for split in SPLITS}
-    context_nets: dict[str, ContextLSTM] = {}
-    context_acc: dict[str, float] = {}
-    for modality in ("speech", "face"):
-        net = ContextLSTM(dims[modality], n_classes, cfg.context).to(device)
-
-        context_acc[modality] = fit_sequence_model(
-            net, _present(getattr(enc["train"], modality), labels["train"]),
-            _present(getattr(enc["val"], modality), labels["val"]), _epochs(cfg.train.context_epochs, opts.epochs_scale), cfg, rng, device,
-            f"{modality} context LSTM", opts.progress)
-        context_nets[modality] = net
+    ds = load_dataset(opts.dataset)
+    cfg = with_dataset_labels(cfg, ds)
+    log.info("training '%s' on %s (device %s, seed %d)", cfg.name, ds.spec, device, opts.seed)
+    net_acc: dict[str, float] = {}
+    encoders: dict[str, nn.Module] = {}
+    stats: ExtractStats | None = None
+    inputs: dict[str, dict[str, Any]] | None = None
+    if ds.features_only:
+        fi = feature_inputs(ds)
+        enc, labels, uids = fi.features, fi.labels, fi.uids
+        dims = {m: int(fi.norm[m]["mean"].shape[0]) for m in ("speech", "face")}
+        counts = {split: sum(len(s) for s in labels[split]) for split in SPLITS}
+        inputs = {f"{m}_context": {"kind": "precomputed", "modality": m, "pooling": "mean,std over time",
+                                   "source": ds.info, "mean": fi.norm[m]["mean"].tolist(),
+                                   "std": fi.norm[m]["std"].tolist()} for m in ("speech", "face")}
         for split in SPLITS:
-            setattr(ctx[split], modality, run_sequences(net, getattr(enc[split], modality), device))
+            if not labels[split]:
+                raise SystemExit(f"edge-mmer train: the dataset has no '{split}' sessions")
+    else:
+        data, stats = prepare_data(ds, cfg, opts)
+        labels = {split: [[u.label for u in s] for s in data[split]] for split in SPLITS}
+        uids = {split: [[u.uid for u in s] for s in data[split]] for split in SPLITS}
+        counts = {split: sum(len(s) for s in data[split]) for split in SPLITS}
+        for split in SPLITS:
+            if not data[split]:
+                raise SystemExit(f"edge-mmer train: the dataset has no '{split}' sessions")
+        speech_enc, net_acc["speech_encoder"] = fit_speech_encoder(data, cfg, opts, device, rng)
+        face_enc, net_acc["face_encoder"] = fit_face_encoder(data, cfg, opts, device, rng)
+        encoders = {"speech_encoder": speech_enc, "face_encoder": face_enc}
+        enc = encode(data, speech_enc, face_enc, cfg, device, opts.progress)
+        dims = {"speech": cfg.speech_encoder.lstm_hidden, "face": cfg.face_encoder.embedding_dim}
 
-    back = fit_back_end(ctx, labels, cfg, cfg.selection.keep_fraction, opts, device, rng)
+    context = fit_context(enc, labels, dims, cfg, opts, device, rng)
+    net_acc.update({"speech_context": context.val_acc["speech"], "face_context": context.val_acc["face"]})
+    back = fit_back_end(context.features, labels, cfg, cfg.selection.keep_fraction, opts, device, rng)
+    net_acc["fusion"] = back.fusion_val_acc
     ablation = None
     if opts.ablation and cfg.selection.keep_fraction < 1.0:
-        ablation = fit_back_end(ctx, labels, cfg, 1.0, opts, device, rng)
+        ablation = fit_back_end(context.features, labels, cfg, 1.0, opts, device, rng)
 
-    dataset_meta = json.loads((ds.root / "dataset.json").read_text(encoding="utf-8"))
-    metrics = build_metrics(cfg, dataset_meta, data, back, ablation,
-                            {"speech_encoder": speech_acc, "face_encoder": face_acc,
-                             "speech_context": context_acc["speech"], "face_context": context_acc["face"],
-                             "fusion": back.fusion_val_acc},
-                            time.monotonic() - started)
+    if ds.kind == "synthetic":
+        dataset_meta = json.loads((ds.root / "dataset.json").read_text(encoding="utf-8"))
+    else:
+        dataset_meta = {"synthetic": False}
+    by_id = {u.id: u for u in ds.utterances("test")}
+    test_ids = [uid for s in uids["test"] for uid in s]
+    scores = np.array([getattr(by_id[uid], "score", None) or 0.0 for uid in test_ids], dtype=np.float64)
+    protocol = protocol_report(ds.kind, ds.task, cfg.labels, np.array([lab for s in labels["test"] for lab in s]),
+                               back.test_predictions, scores if ds.task == "sentiment-binary" else None)
+    metrics = build_metrics(cfg, dataset_meta, counts, back, ablation, net_acc, time.monotonic() - started)
+    if ds.kind != "synthetic":
+        metrics["split"] = split_description(ds)
+        metrics["dataset"] = ds.describe()
+        metrics["protocol"] = protocol
+        if stats is not None:
+            metrics["extraction"] = stats.to_json()
     opts.out.parent.mkdir(parents=True, exist_ok=True)
     png = opts.out.parent / f".{opts.out.name}.confusion.png"
-    title = f"edge-mmer '{cfg.name}' on held-out test speakers" + (" (SYNTHETIC data)" if metrics["synthetic"] else "")
+    title = f"edge-mmer '{cfg.name}' on {metrics['split']}" + (" (SYNTHETIC data)" if metrics["synthetic"] else "")
+    if ds.kind == "synthetic":
+        title = f"edge-mmer '{cfg.name}' on held-out test speakers (SYNTHETIC data)"
     plot_confusions({k: back.reports[k] for k in (*CHANNELS, "final")}, cfg.labels, png, title)
     dims["fusion_in"] = int(back.selections["speech"].mask.sum() + back.selections["face"].mask.sum())
-    nets: dict[str, nn.Module] = {"speech_encoder": speech_enc, "face_encoder": face_enc,
-                                  "speech_context": context_nets["speech"], "face_context": context_nets["face"],
-                                  "fusion": back.fusion}
-    out = write_bundle(opts, cfg, ds, nets, back, dims, metrics, png, dataset_meta)
+    nets: dict[str, nn.Module] = {**encoders, "speech_context": context.nets["speech"],
+                                  "face_context": context.nets["face"], "fusion": back.fusion}
+    out = write_bundle(opts, cfg, ds, nets, back, dims, metrics, png, dataset_meta, inputs)
     png.unlink(missing_ok=True)
     read_bundle(out, verify=True)  # what we wrote must verify
     log.info("bundle written to %s in %.0f s", out, time.monotonic() - started)
     return TrainResult(bundle_dir=out, metrics=metrics)
 
 
-def build_metrics(cfg: ModelConfig, dataset_meta: dict[str, Any], data: dict[str, list[Session]], back: BackEnd,
+def build_metrics(cfg: ModelConfig, dataset_meta: dict[str, Any], counts: dict[str, int], back: BackEnd,
                   ablation: BackEnd | None, val_acc: dict[str, float], seconds: float) -> dict[str, Any]:
     metrics: dict[str, Any] = {
         "synthetic": bool(dataset_meta.get("synthetic", False)),
         "split": "test (held-out speakers)",
-        "counts": {split: sum(len(s) for s in data[split]) for split in SPLITS},
+        "counts": dict(counts),
         "labels": list(cfg.labels),
         "fuzzy_integral": back.head.method,
         "keep_fraction": back.keep_fraction,
@@ -694,13 +864,19 @@ def build_metrics(cfg: ModelConfig, dataset_meta: dict[str, Any], data: dict[str
     if ablation is not None:
         metrics["without_chi_square"] = {
             "test_accuracy": {k: v["accuracy"] for k, v in ablation.reports.items()},
+            "test_weighted_f1": {k: v.get("weighted_f1") for k, v in ablation.reports.items()},
             "final_by_integral": ablation.by_integral,
         }
     return metrics
 
 
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.1f}"
+
+
 def format_metrics(metrics: dict[str, Any]) -> str:
-    """The paper's Table 3 layout (accuracy per class and channel), then the chi-square ablation."""
+    """The paper's Table 3 layout (accuracy per class and channel), weighted F1, the chi-square
+    ablation, the dataset's own protocol and its defects."""
     labels = metrics["labels"]
     cols = [*CHANNELS, "final"]
     head = f"{'test accuracy (%)':<18}" + "".join(f"{c:>9}" for c in cols)
@@ -709,23 +885,41 @@ def format_metrics(metrics: dict[str, Any]) -> str:
         lines.append("NOTE: trained and tested on SYNTHETIC data (espeak-ng voices, rendered faces).")
     counts = metrics["counts"]
     lines.append(f"utterances: train {counts['train']}, val {counts['val']}, test {counts['test']} "
-                 f"(test = held-out speakers); final = {metrics['fuzzy_integral']} fuzzy integral")
+                 f"(test = {metrics['split'].removeprefix('test ').strip('()')}); "
+                 f"final = {metrics['fuzzy_integral']} fuzzy integral")
     lines += [head, "-" * len(head)]
     for label in labels:
         row = [metrics["test"][c]["per_class"].get(label) for c in cols]
-        lines.append(f"{label:<18}" + "".join(f"{'-' if v is None else f'{100 * v:.1f}':>9}" for v in row))
-    lines.append(f"{'all emotions':<18}" + "".join(f"{100 * metrics['test_accuracy'][c]:>9.1f}" for c in cols))
+        lines.append(f"{label:<18}" + "".join(f"{_pct(v):>9}" for v in row))
+    lines.append(f"{'all emotions':<18}" + "".join(f"{_pct(metrics['test_accuracy'][c]):>9}" for c in cols))
+    if all("weighted_f1" in metrics["test"][c] for c in cols):
+        lines.append(f"{'weighted F1':<18}" + "".join(f"{_pct(metrics['test'][c]['weighted_f1']):>9}" for c in cols))
     if "without_chi_square" in metrics:
         abl = metrics["without_chi_square"]["test_accuracy"]
         keep = metrics["keep_fraction"]
-        lines.append(f"{f'chi-square {keep:.0%}':<18}" + "".join(f"{100 * metrics['test_accuracy'][c]:>9.1f}" for c in cols))
-        lines.append(f"{'no chi-square':<18}" + "".join(f"{100 * abl[c]:>9.1f}" for c in cols))
+        lines.append(f"{f'chi-square {keep:.0%}':<18}" + "".join(f"{_pct(metrics['test_accuracy'][c]):>9}" for c in cols))
+        lines.append(f"{'no chi-square':<18}" + "".join(f"{_pct(abl[c]):>9}" for c in cols))
     for split in ("validation", "test"):
         other = metrics["final_by_integral"][split]
         lines.append(f"final by integral ({split}): "
                      + ", ".join(f"{k.split('_')[1]} {100 * v:.1f} %" for k, v in other.items()))
+    official = metrics.get("protocol", {}).get("official")
+    if official:
+        shown = ", ".join(f"{k} {_pct(v)}" for k, v in official.items() if k != "note")
+        lines.append(f"official score ({metrics['protocol']['kind']}): {shown}"
+                     + (f"  [{official['note']}]" if official.get("note") else ""))
+    dataset = metrics.get("dataset")
+    if dataset:
+        from edge_mmer.datasets.base import DefectSummary
+
+        summary = DefectSummary()
+        summary.skipped.update(dataset["defects"]["skipped"])
+        summary.handled.update(dataset["defects"]["handled"])
+        lines.append(f"dataset {dataset['spec']}: {summary.format()}")
+    if "extraction" in metrics:
+        ex = metrics["extraction"]
+        lines.append(f"front ends: {ex['decoded']} decoded, {ex['cached']} from the feature cache, {ex['failed']} skipped")
     return "\n".join(lines)
 
 
-__all__ = ["TrainOptions", "TrainResult", "format_metrics", "train"]
-
+__all__ = ["TrainOptions", "TrainResult", "format_metrics", "load_dataset", "train"]

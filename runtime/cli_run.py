@@ -83,7 +83,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"edge-mmer run: {exc}\n")
         return 2
     stop = threading.Event()
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
 
     def on_signal(signum: int, _frame: Any) -> None:
         if stop.is_set():  # a second signal: do not wait for the clean stop

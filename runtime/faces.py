@@ -129,14 +129,14 @@ class FaceTracker:
     def feed(self, frame: VideoFrame) -> FaceObservation | None:
         """Analyse the frame if its slot is new; returns the observation made, if any."""
         self.frames_seen += 1
-        self.last_t = frame.t if self.last_t is None else max(self.last_t, frame.t)
-        if not self.wants(frame.t):
-            return None
         img = frame.image
         if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3 \
                 or img.shape[0] < 8 or img.shape[1] < 8:
-            self.bad_frames += 1
+            self.bad_frames += 1  # every malformed frame is counted, analysed slot or not
             log.debug("face tracker: skipped a malformed frame %s", getattr(img, "shape", type(img)))
+            return None
+        self.last_t = frame.t if self.last_t is None else max(self.last_t, frame.t)
+        if not self.wants(frame.t):
             return None
         self._last_slot = math.floor(frame.t * self.analysis_fps + 1e-9)
         self.frames_analysed += 1

@@ -111,8 +111,10 @@ class RuntimeLoop:
 
     def __init__(self, settings: RuntimeSettings, sink: Sink | None = None, max_events: int = 0,
                  stats: RuntimeStats | None = None,
-                 runner_hook: Callable[[dict[str, Runner]], dict[str, Runner]] | None = None) -> None:
+                 runner_hook: Callable[[dict[str, Runner]], dict[str, Runner]] | None = None,
+                 sources: list[Source] | None = None) -> None:
         self.settings = settings
+        self.sources = sources  # given sources instead of --camera / --mic (embedding, tests)
         self.runner_hook = runner_hook  # e.g. calibration taps around every runner
         self.model_id: str | None = None
         self._sink_error: SinkError | None = None
@@ -157,10 +159,16 @@ class RuntimeLoop:
     def _open_sources(self, inputs: ResolvedInputs) -> list[Source]:
         from edge_mmer.runtime.sources.factory import build_sources
 
+        if self.sources is not None:
+            return self.sources
         try:
-            return build_sources(inputs.camera, inputs.mic, realtime=self.settings.run.realtime)
+            sources = build_sources(inputs.camera, inputs.mic, realtime=self.settings.run.realtime)
+            for src in sources:  # a device that cannot be opened at start is an error, not a restart loop
+                src.open()
+                src.close()
         except SourceError as exc:
             raise RunError(str(exc)) from exc
+        return sources
 
     def _make_sink(self, bundle: Bundle) -> Sink:
         if self.sink is not None:
@@ -209,6 +217,9 @@ class RuntimeLoop:
         for sup in supervisors:
             sup.start()
         queues = [sup.queue for sup in supervisors]
+        # a live microphone in an outage (restarting): the camera's clock drives face-only decisions meanwhile
+        live_mics = [sup for sup in supervisors if sup.source.live and getattr(sup.source, "has_audio", False)] \
+            if has_video else []
         first_t: float | None = None
         next_stats = time.monotonic() + self.settings.run.stats_interval_s
         try:
@@ -217,6 +228,8 @@ class RuntimeLoop:
                 chunk = self._next_chunk(queues)
                 self.stats.record("capture_wait", time.perf_counter() - t_wait)
                 if chunk is not None:
+                    if live_mics:
+                        pipeline.expect_audio = any(sup.streaming for sup in live_mics)
                     if first_t is None:
                         first_t = chunk.t
                         summary.startup_s = time.monotonic() - t_start

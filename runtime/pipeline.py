@@ -139,9 +139,12 @@ class Pipeline:
         return out
 
     def _feed_video(self, frame: VideoFrame) -> list[EmotionEvent]:
+        bad = self.faces.bad_frames
         with self.stats.stage("face_detection"):
             obs = self.faces.feed(frame)
         self.stats.count("frames")
+        if self.faces.bad_frames != bad:
+            self.stats.count("bad_frames")
         if obs is not None:
             self.stats.count("frames_analysed")
         if self.expect_audio:
@@ -287,6 +290,8 @@ class Pipeline:
         state = scores_by_label(self.labels, sm.scores)
         label = self.labels[sm.label]
         latency = (time.perf_counter() - work.detected) * 1000.0 if work.kind != "interval" else None
+        if latency is not None:
+            self.stats.record("decision_latency", latency / 1000.0)
         ev = EmotionEvent(
             device_id=self.device_id, session_id=self.session_id, seq=self.seq, wall_time=self.wall_clock(),
             monotonic_s=work.t, trigger=work.kind,
@@ -296,8 +301,6 @@ class Pipeline:
             decision_latency_ms=latency, model_id=self.bundle.model_id, synthetic_model=self.bundle.synthetic,
             extra={"decision_scores": None if scores is None else scores.tolist()},
         )
-        if latency is not None:
-            self.stats.record("decision_latency", latency / 1000.0)
         self.stats.count("events")
         return ev
 

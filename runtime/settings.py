@@ -8,6 +8,7 @@ the wrong type stops with an error naming the key (``config key 'decision.alpha'
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import socket
 import sys
@@ -122,6 +123,7 @@ class RuntimeSettings:
     mqtt: MqttSection = field(default_factory=MqttSection)
 
     def validate(self) -> RuntimeSettings:
+        _check_finite(self, "")  # TOML allows nan / inf, which every range check below would let through
         self.run.validate()
         self.vad.validate()
         self.smoothing.validate()
@@ -162,6 +164,15 @@ class RuntimeSettings:
             context_reset_gap_s=self.decision.context_reset_gap_s or None, video_wait_s=f.video_wait_s,
             yunet_model=f.yunet_model or None,
         )
+
+
+def _check_finite(obj: Any, prefix: str) -> None:
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            _check_finite(value, f"{prefix}{f.name}.")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"config key '{prefix}{f.name}': expected a finite number, got {value!r}")
 
 
 def settings_from_dict(data: dict[str, Any], source: str = "config") -> RuntimeSettings:

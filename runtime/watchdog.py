@@ -140,6 +140,12 @@ class SupervisedSource:
         """The stream is over (a file ended, or ``stop()`` was called) and the capture thread is done."""
         return self._done.is_set()
 
+    @property
+    def streaming(self) -> bool:
+        """The source is open and delivering (False while it is being reopened, in backoff, or ended)."""
+        with self._lock:
+            return self._streaming
+
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the end of the stream; True when it ended."""
         return self._done.wait(timeout)

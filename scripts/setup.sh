@@ -50,6 +50,6 @@ if ! "$VENV/bin/python" -c "import torch, torchvision" 2>/dev/null; then
   pip_install "${TORCH[@]}"
 fi
 
-echo "setup: installing edge-mmer with extras train, onnx, mqtt, capture, dev"
-pip_install -e ".[train,onnx,mqtt,capture,dev]"
+echo "setup: installing edge-mmer with extras train, onnx, mqtt, capture, datasets, dev"
+pip_install -e ".[train,onnx,mqtt,capture,datasets,dev]"
 "$VENV/bin/python" -c "import edge_mmer, torch, libsvm, cv2; print('setup: ok (edge-mmer', edge_mmer.__version__, '| torch', torch.__version__, '| opencv', cv2.__version__ + ')')"

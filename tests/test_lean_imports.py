@@ -39,6 +39,8 @@ TORCH_FREE = [
     "edge_mmer.runtime.sinks.factory",
     "edge_mmer.runtime.sinks.mqtt",
     "edge_mmer.calibration.record",
+    "edge_mmer.runtime.profiling.profiler",
+    "edge_mmer.runtime.profiling.cli",
 ]
 
 

@@ -64,7 +64,7 @@ def test_silence_and_bad_input() -> None:
         seg.feed(AudioChunk(0.0, np.zeros(441, np.int16), 44100))
     with pytest.raises(ValueError, match="int16"):
         seg.feed(AudioChunk(0.0, np.zeros(320, np.float32), 16000))
-    with pytest.raises(ConfigError, match="vad.frame_ms"):
+    with pytest.raises(ConfigError, match=r"vad\.frame_ms"):
         VadSegmenter(VadSettings(frame_ms=25))
-    with pytest.raises(ConfigError, match="vad.aggressiveness"):
+    with pytest.raises(ConfigError, match=r"vad\.aggressiveness"):
         VadSettings(aggressiveness=7).validate()

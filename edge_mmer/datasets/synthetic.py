@@ -18,6 +18,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edge_mmer.config import AudioConfig, FaceConfig
+from edge_mmer.datasets.base import DatasetError
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["SUPPORTED_FORMAT_VERSIONS", "DatasetError", "SyntheticDataset", "Utterance", "load_synthetic"]
@@ -25,10 +28,6 @@ __all__ = ["SUPPORTED_FORMAT_VERSIONS", "DatasetError", "SyntheticDataset", "Utt
 SUPPORTED_FORMAT_VERSIONS = (1,)
 _SAMPLE_RATE = 16000
 _SPLITS = ("train", "val", "test")
-
-
-class DatasetError(ValueError):
-    """The dataset on disk is missing or malformed; the message names the file and field."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +51,19 @@ class Utterance:
     def load_audio(self) -> np.ndarray:
         """The waveform as float32 in [-1, 1] at 16 kHz mono."""
         return read_wav_16k_mono(self.audio_path)
+
+    def speech_audio(self, audio: AudioConfig) -> np.ndarray:
+        """What the speech front end sees: the whole wav (16 kHz mono)."""
+        return self.load_audio()
+
+    def face_frames(self, face: FaceConfig) -> list[np.ndarray]:
+        """What the face front end sees: every decoded frame, evenly subsampled to
+        ``face.frames_per_utterance`` (the rule the demo bundle was trained with; media datasets
+        sample at ``face.analysis_fps`` first, as the runtime does)."""
+        return self.load_frames(max_frames=face.frames_per_utterance)
+
+    def sources(self) -> tuple[Path, ...]:
+        return (self.audio_path, self.video_path)
 
     def load_frames(self, max_frames: int | None = None) -> list[np.ndarray]:
         """Decode BGR uint8 frames; with ``max_frames``, evenly subsample to at most that many."""

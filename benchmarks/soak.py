@@ -1,0 +1,341 @@
+"""Soak: the runtime loop on an endless looping source, MQTT to a real mosquitto restarted periodically.
+
+``python -m benchmarks.soak --minutes 10 --speed 4 [--restart-every 60] [--down-s 3] [--out benchmarks/results]``
+
+What runs: :class:`~edge_mmer.runtime.loop.RuntimeLoop` with the committed demo bundle, a
+:class:`LoopingClipSource` that replays the demo clip (audio + video) forever with a monotonically
+increasing stream clock, paced at ``--speed`` x real time and marked *live* (so it gets what a camera
+and a microphone get: a drop-oldest queue and the watchdog), and the MQTT sink (QoS 1, on-disk spool)
+publishing to a real ``mosquitto`` (``tests/mosquitto.py``) that is stopped every ``--restart-every``
+seconds and started again ``--down-s`` seconds later. A subscriber with a persistent session (broker
+persistence on, ``clean_session=False``) records every event, so what the broker queued for it across
+a restart is not lost on the subscriber's side.
+
+What it reports (``soak.md`` and ``soak.json`` in ``--out``): wall and stream time; process RSS at
+start (after a warm-up), at the end, its maximum and its growth per hour (least-squares slope of the
+samples after the warm-up); events produced by the loop vs. distinct events received by the subscriber
+(lost, duplicated, out of order); broker restarts and sink reconnects; chunks dropped by the queues,
+events dropped by the spool, spool write errors; watchdog restarts of the source.
+
+This is a benchmark, not a test: it takes as long as you ask. Needs ``mosquitto`` on the PATH (or in
+/usr/sbin) and paho-mqtt; Linux (RSS is read from ``/proc/self/status``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as _dt
+import json
+import logging
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # tests/mosquitto.py: the same broker helper the tests use
+    sys.path.insert(0, str(ROOT))
+
+from edge_mmer.bundle import read_bundle  # noqa: E402
+from edge_mmer.runtime.chunks import AudioChunk, Chunk, VideoFrame  # noqa: E402
+from edge_mmer.runtime.loop import RunSummary, RuntimeLoop  # noqa: E402
+from edge_mmer.runtime.settings import RuntimeSettings, with_run_overrides  # noqa: E402
+from edge_mmer.runtime.sinks.factory import make_sink  # noqa: E402
+from edge_mmer.runtime.sinks.mqtt import MqttSink  # noqa: E402
+from edge_mmer.runtime.sources.base import Source  # noqa: E402
+from edge_mmer.runtime.sources.files import MediaFileSource  # noqa: E402
+
+log = logging.getLogger("benchmarks.soak")
+
+SCHEMA = "edge-mmer/bench-soak"
+VERSION = 1
+DEMO_DIR = ROOT / "demo"
+PREFIX = "edge-mmer-soak"
+DEVICE = "soak-unit"
+PASS_GAP_S = 0.5  # stream-clock gap between two passes over the clip
+
+
+class LoopingClipSource(Source):
+    """A media file replayed forever, audio and video, on one ever-increasing stream clock.
+
+    Pass ``k`` carries the file's times shifted by where pass ``k - 1`` ended (plus a short gap), so
+    the clock never goes back, also across a reopen by the watchdog (the stream goes on from where it
+    was). Delivery is paced to ``speed`` x real time. ``live`` is True: the loop treats it as a
+    camera + microphone (drop-oldest queue, stale detection, restarts).
+    """
+
+    live = True
+    kind = "av"
+    has_video = True
+    has_audio = True
+
+    def __init__(self, path: Path, speed: float = 1.0) -> None:
+        if speed <= 0:
+            raise ValueError(f"speed must be > 0, got {speed}")
+        self.path = Path(path)
+        self.speed = speed
+        self.name = f"looping {self.path.name}"
+        self._inner = MediaFileSource(self.path, realtime=False)
+        self._stop = threading.Event()
+        self._base = 0.0  # stream time where the next pass starts
+        self._last_t = -PASS_GAP_S
+        self.passes = 0
+
+    def open(self) -> None:
+        self._inner.open()
+        self._stop = threading.Event()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._inner.close()
+
+    def chunks(self) -> Iterator[Chunk]:
+        return self._generate(self._stop)
+
+    def _generate(self, stop: threading.Event) -> Iterator[Chunk]:
+        self._base = self._last_t + PASS_GAP_S
+        wall0: float | None = None
+        t0 = self._base
+        while not stop.is_set():
+            base = self._base
+            for chunk in self._inner.chunks():
+                if stop.is_set():
+                    return
+                t = base + chunk.t
+                now = time.monotonic()
+                if wall0 is None:
+                    wall0 = now
+                delay = wall0 + (t - t0) / self.speed - now
+                if delay > 0 and stop.wait(delay):
+                    return
+                self._last_t = max(self._last_t, t + (chunk.duration if isinstance(chunk, AudioChunk) else 0.0))
+                if isinstance(chunk, AudioChunk):
+                    yield AudioChunk(t, chunk.samples, chunk.sample_rate)
+                else:
+                    assert isinstance(chunk, VideoFrame)
+                    yield VideoFrame(t, chunk.image, chunk.index)
+            self.passes += 1
+            self._base = self._last_t + PASS_GAP_S
+
+
+def rss_kib() -> int:
+    """This process's resident set size in KiB (``VmRSS`` of ``/proc/self/status``)."""
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS in /proc/self/status (Linux only)")
+
+
+def slope_per_hour(samples: list[tuple[float, int]]) -> float:
+    """Least-squares slope of (seconds, KiB) samples, in MiB per hour."""
+    if len(samples) < 2:
+        return 0.0
+    n = len(samples)
+    mx = sum(t for t, _ in samples) / n
+    my = sum(v for _, v in samples) / n
+    var = sum((t - mx) ** 2 for t, _ in samples)
+    if var == 0:
+        return 0.0
+    cov = sum((t - mx) * (v - my) for t, v in samples)
+    return cov / var * 3600.0 / 1024.0
+
+
+def soak_settings(port: int, spool: Path, stats_interval_s: float) -> RuntimeSettings:
+    s = with_run_overrides(RuntimeSettings(), sink=f"mqtt://127.0.0.1:{port}/{PREFIX}", device_id=DEVICE,
+                           stats_interval_s=stats_interval_s, backend="onnxruntime")
+    return dataclasses.replace(
+        s, decision=dataclasses.replace(s.decision, emit="every"),
+        mqtt=dataclasses.replace(s.mqtt, spool_path=str(spool), close_timeout_s=30.0))
+
+
+def run_soak(minutes: float, speed: float, restart_every_s: float, down_s: float, workdir: Path,
+             warmup_s: float = 30.0, sample_every_s: float = 5.0, stats_interval_s: float = 30.0) -> dict[str, Any]:
+    """Run the soak; returns the figures (see the module docstring)."""
+    from tests.mosquitto import Mosquitto, Recorder, wait_until
+
+    broker = Mosquitto(workdir / "broker", persistence=True).start()
+    topic = f"{PREFIX}/{DEVICE}/emotion"
+    rec = Recorder(broker.port, [topic], client_id="soak-subscriber", clean=False).start()
+    bundle = read_bundle(DEMO_DIR / "bundle")
+    settings = soak_settings(broker.port, workdir / "spool.sqlite", stats_interval_s)
+    sink = make_sink(settings.run.sink, device_id=DEVICE, labels=list(bundle.labels), model_id=bundle.model_id,
+                     mqtt=settings.mqtt)
+    assert isinstance(sink, MqttSink)
+    source = LoopingClipSource(DEMO_DIR / "demo_clip.mp4", speed=speed)
+    loop = RuntimeLoop(settings, sink=sink, sources=[source])
+    stop = threading.Event()
+    result: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            result["summary"] = loop.run(stop)
+        except BaseException as exc:  # reported, not swallowed
+            result["error"] = f"{type(exc).__name__}: {exc}"
+
+    samples: list[tuple[float, int]] = []
+    restarts = 0
+    t_start = time.monotonic()
+    deadline = t_start + minutes * 60.0
+    next_sample = t_start
+    next_restart = t_start + restart_every_s if restart_every_s > 0 else float("inf")
+    thread = threading.Thread(target=target, name="soak-loop", daemon=True)
+    thread.start()
+    try:
+        while time.monotonic() < deadline and thread.is_alive():
+            now = time.monotonic()
+            if now >= next_sample:
+                samples.append((now - t_start, rss_kib()))
+                next_sample = now + sample_every_s
+            if now >= next_restart:
+                broker.stop()
+                time.sleep(down_s)
+                broker.start()
+                restarts += 1
+                next_restart = time.monotonic() + restart_every_s
+                log.info("broker restart %d done (%.0f s into the soak)", restarts, time.monotonic() - t_start)
+            time.sleep(min(0.5, max(0.0, min(next_sample, next_restart, deadline) - time.monotonic())))
+        samples.append((time.monotonic() - t_start, rss_kib()))
+        stop.set()
+        thread.join(timeout=120)
+        if thread.is_alive():
+            raise RuntimeError("the loop did not stop within 120 s of the stop request")
+        if "error" in result:
+            raise RuntimeError(f"the loop failed: {result['error']}")
+        summary: RunSummary = result["summary"]
+        produced = summary.events
+        # the sink closed (flushed, or left the rest in the spool): give the subscriber time to drain
+        wait_until(lambda: len(rec.messages(topic)) >= produced, 60.0, step=0.1)
+        rec.sync()
+        received = [json.loads(p)["seq"] for p in rec.payloads(topic)]
+    finally:
+        rec.stop()
+        broker.kill()
+    distinct = sorted(set(received))
+    first_seen: list[int] = []
+    seen: set[int] = set()
+    for s in received:
+        if s not in seen:
+            seen.add(s)
+            first_seen.append(s)
+    after_warmup = [(t, v) for t, v in samples if t >= warmup_s] or samples
+    counters = sink.counters()
+    stats = summary.stats
+    src_stats: dict[str, Any] = next(iter(stats.get("sources", {}).values()), {})
+    wall_s = summary.wall_s
+    return {
+        "schema": SCHEMA,
+        "version": VERSION,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"python": platform.python_version(), "platform": platform.platform(),
+                    "cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()},
+        "params": {"minutes": minutes, "speed": speed, "restart_every_s": restart_every_s, "down_s": down_s,
+                   "warmup_s": warmup_s, "qos": settings.mqtt.qos, "decision_emit": settings.decision.emit,
+                   "bundle": "demo/bundle", "source": "demo/demo_clip.mp4, looped"},
+        "wall_s": round(wall_s, 1),
+        "stream_s": round(summary.stream_s, 1),
+        "clip_passes": source.passes,
+        "rss_mib": {"start": round(after_warmup[0][1] / 1024, 1), "end": round(samples[-1][1] / 1024, 1),
+                    "max": round(max(v for _, v in samples) / 1024, 1),
+                    "growth_mib_per_hour": round(slope_per_hour(after_warmup), 2),
+                    "samples": len(samples)},
+        "events": {"produced": produced, "received_distinct": len(distinct),
+                   "lost": len(set(range(1, produced + 1)) - seen),
+                   "duplicates": len(received) - len(distinct),
+                   "order_kept": first_seen == distinct,
+                   "decisions": summary.decisions},
+        "broker": {"restarts": restarts, "sink_reconnects": counters["reconnects"]},
+        "drops": {"queue_chunks": stats.get("drops", 0), "spool_events": counters["dropped"],
+                  "spool_write_errors": counters["spool_write_errors"], "left_in_spool": counters["spooled"]},
+        "source_restarts": src_stats.get("restarts", 0),
+        "decision_latency_ms": {k: round(v, 1) for k, v in stats.get("stages", {}).get("decision_latency", {}).items()
+                                if k in ("p50", "p90", "p99", "max")},
+        "stopped_by": summary.stopped_by,
+    }
+
+
+def command_line(args: argparse.Namespace) -> str:
+    return (f"python -m benchmarks.soak --minutes {args.minutes:g} --speed {args.speed:g} "
+            f"--restart-every {args.restart_every:g} --down-s {args.down_s:g} --warmup {args.warmup:g}")
+
+
+def render_markdown(r: dict[str, Any], command: str) -> str:
+    ev, rss, dr, br = r["events"], r["rss_mib"], r["drops"], r["broker"]
+    rows = [
+        ("wall time / stream time", f"{r['wall_s'] / 60:.1f} min / {r['stream_s'] / 60:.1f} min "
+                                    f"({r['params']['speed']:g}x, {r['clip_passes']} passes over the demo clip)"),
+        ("events produced / received (distinct)", f"{ev['produced']} / {ev['received_distinct']}"),
+        ("events lost / duplicated / order kept", f"{ev['lost']} / {ev['duplicates']} / {'yes' if ev['order_kept'] else 'NO'}"),
+        ("broker restarts / sink reconnects", f"{br['restarts']} / {br['sink_reconnects']}"),
+        ("queue drops (chunks) / spool drops (events)", f"{dr['queue_chunks']} / {dr['spool_events']}"),
+        ("spool write errors / left in spool at exit", f"{dr['spool_write_errors']} / {dr['left_in_spool']}"),
+        ("source restarts (watchdog)", str(r["source_restarts"])),
+        ("RSS start (after warm-up) / end / max", f"{rss['start']} / {rss['end']} / {rss['max']} MiB"),
+        ("RSS growth (least squares)", f"{rss['growth_mib_per_hour']:+.2f} MiB/hour over {rss['samples']} samples"),
+        ("decision latency p50 / p90 / max", " / ".join(f"{r['decision_latency_ms'].get(k, 0):.1f}"
+                                                         for k in ("p50", "p90", "max")) + " ms"),
+    ]
+    m = r["machine"]
+    lines = [
+        "# Soak: the runtime loop with periodic broker restarts",
+        "",
+        f"`{command}` — {r['date']}, Python {m['python']}, {m['cpus']} CPUs, {m['platform']}.",
+        "",
+        f"Demo bundle on the demo clip looped at {r['params']['speed']:g}x real time (live source: drop-oldest "
+        f"queue, watchdog), MQTT QoS {r['params']['qos']} to a real mosquitto stopped every "
+        f"{r['params']['restart_every_s']:g} s and started again {r['params']['down_s']:g} s later; a persistent "
+        "subscriber counts what arrives.",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        *[f"| {k} | {v} |" for k, v in rows],
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--minutes", type=float, default=30.0, help="wall-clock minutes to run (default 30)")
+    p.add_argument("--speed", type=float, default=1.0, help="stream pace, x real time (default 1)")
+    p.add_argument("--restart-every", type=float, default=60.0, metavar="S",
+                   help="stop the broker every S seconds of wall time (0 = never; default 60)")
+    p.add_argument("--down-s", type=float, default=3.0, help="seconds the broker stays down each time (default 3)")
+    p.add_argument("--warmup", type=float, default=30.0, help="seconds before the RSS baseline (default 30)")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="where soak.md/json go")
+    p.add_argument("--quiet", action="store_true", help="warnings and errors only on stderr")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.minutes <= 0 or args.speed <= 0 or args.down_s < 0 or args.restart_every < 0:
+        p.error("--minutes and --speed must be > 0, --down-s and --restart-every >= 0")
+    from tests.mosquitto import mosquitto_binary
+
+    if mosquitto_binary() is None:
+        sys.stderr.write("soak: mosquitto is not installed (apt-get install mosquitto)\n")
+        return 2
+    workdir = Path(tempfile.mkdtemp(prefix="edge-mmer-soak-"))
+    try:
+        figures = run_soak(args.minutes, args.speed, args.restart_every, args.down_s, workdir, warmup_s=args.warmup)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    command = command_line(args)
+    figures["command"] = command
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "soak.json").write_text(json.dumps(figures, indent=2) + "\n")
+    (args.out / "soak.md").write_text(render_markdown(figures, command))
+    sys.stdout.write(render_markdown(figures, command))
+    ev = figures["events"]
+    return 0 if ev["lost"] == 0 and ev["duplicates"] == 0 and ev["order_kept"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

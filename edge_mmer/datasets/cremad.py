@@ -1,0 +1,100 @@
+"""CREMA-D (Cao et al. 2014): 7,442 acted clips of 91 actors (1001-1091), ODbL.
+
+``AudioWAV/1001_DFA_ANG_XX.wav`` (actor, sentence, emotion ANG/DIS/FEA/HAP/NEU/SAD, level LO/MD/HI/XX)
+with its video ``VideoFlash/1001_DFA_ANG_XX.flv``. Audio comes from the wav; frames from the flv.
+A wav without its flv is kept with the face channel absent (counted); an flv without its wav is
+skipped (counted). Labels map to the paper's six: neutral, happy, angry, sad, fear, disgust.
+
+Options: ``val`` / ``test`` fractions of the actors (0.1 / 0.2), ``session_length`` (8).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import defaultdict
+from pathlib import Path
+
+from edge_mmer.datasets.base import (
+    DatasetError,
+    DefectSummary,
+    LoadedDataset,
+    MediaUtterance,
+    assign_splits,
+    chunk_sessions,
+)
+from edge_mmer.datasets.options import Options
+
+log = logging.getLogger(__name__)
+
+__all__ = ["EMOTIONS", "LABELS", "load_cremad"]
+
+EMOTIONS = {"NEU": "neutral", "HAP": "happy", "ANG": "angry", "SAD": "sad", "FEA": "fear", "DIS": "disgust"}
+LABELS = tuple(EMOTIONS.values())
+SENTENCES = ("IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "DFA", "ITS", "TSI", "WSI")
+_NAME = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})$")
+
+
+def _find_dir(root: Path, name: str) -> Path | None:
+    for cand in (root / name, *root.glob(f"*/{name}")):
+        if cand.is_dir():
+            return cand
+    return None
+
+
+def load_cremad(root: Path, options: Options, spec: str = "") -> LoadedDataset:
+    if not root.is_dir():
+        raise DatasetError(f"{root}: CREMA-D directory does not exist")
+    val_f, test_f = options.fraction("val", 0.1), options.fraction("test", 0.2)
+    length = options.integer("session_length", 8)
+    options.check_used()
+    wav_dir = _find_dir(root, "AudioWAV")
+    if wav_dir is None:
+        raise DatasetError(f"{root}: no AudioWAV/ folder (CREMA-D layout: AudioWAV/ and VideoFlash/)")
+    video_dir = _find_dir(root, "VideoFlash")
+    summary = DefectSummary()
+    if video_dir is None:
+        log.warning("%s: no VideoFlash/ folder: every clip is audio only (no face channel)", root)
+    videos = {p.stem: p for p in video_dir.glob("*.flv")} if video_dir is not None else {}
+    by_actor: dict[str, list[tuple[str, str, Path, Path | None]]] = defaultdict(list)
+    seen: set[str] = set()
+    for wav in sorted(wav_dir.glob("*.wav")):
+        if wav.name.startswith("._"):
+            continue
+        m = _NAME.match(wav.stem)
+        if m is None:
+            summary.skip("unrecognised_name", wav.name)
+            continue
+        actor, sentence, emotion, _level = m.groups()
+        if emotion not in EMOTIONS:
+            summary.skip("unknown_emotion", wav.name)
+            continue
+        if sentence not in SENTENCES:
+            summary.handle("unknown_sentence_code", wav.name)
+        if wav.stat().st_size == 0:
+            summary.skip("empty_file", wav.name)
+            continue
+        video = videos.get(wav.stem)
+        if video is None:
+            summary.handle("audio_without_video", wav.name)
+        seen.add(wav.stem)
+        by_actor[actor].append((wav.stem, EMOTIONS[emotion], wav, video))
+    for stem in sorted(set(videos) - seen):
+        if _NAME.match(stem):
+            summary.skip("video_without_audio", f"{stem}.flv")
+    if not by_actor:
+        raise DatasetError(f"{wav_dir}: no CREMA-D wav files (named 1001_DFA_ANG_XX.wav) found")
+    splits = assign_splits(by_actor, val_f, test_f)
+    utts: list[MediaUtterance] = []
+    for actor in sorted(by_actor):
+        for si, session in enumerate(chunk_sessions(sorted(by_actor[actor]), f"cremad:{actor}", length)):
+            for ui, (stem, label, wav, video) in enumerate(session):
+                utts.append(MediaUtterance(
+                    id=stem, session=f"{actor}/s{si:02d}", index=ui, speaker=actor, split=splits[actor], label=label,
+                    label_index=LABELS.index(label), video_path=video, audio_path=wav))
+    log.info("CREMA-D: %d clips of %d actors (%s)", len(utts), len(by_actor), summary.format())
+    return LoadedDataset(kind="cremad", spec=spec, root=root, labels=LABELS, all_utterances=tuple(utts),
+                         summary=summary, task="emotion",
+                         info={"split_by": "actor", "actors": {s: sorted(a for a, sp in splits.items() if sp == s)
+                                                               for s in ("train", "val", "test")},
+                               "session_length": length})

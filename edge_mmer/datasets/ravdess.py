@@ -1,0 +1,88 @@
+"""RAVDESS (Livingstone & Russo 2018): acted audio-visual emotion, 24 actors, CC BY-NC-SA 4.0.
+
+File names ``MM-VC-EE-II-SS-RR-AA.ext`` (e.g. ``02-01-06-01-02-01-12.mp4``): modality (01 audio-video,
+02 video only, 03 audio only), vocal channel (01 speech, 02 song), emotion (01 neutral, 02 calm,
+03 happy, 04 sad, 05 angry, 06 fearful, 07 disgust, 08 surprised), intensity, statement, repetition,
+actor. Only modality 01 (full audio-video mp4) is used: the other files are counted and ignored.
+Any folder layout works (``Actor_01/...``, ``Video_Speech_Actor_01/Actor_01/...``): files are
+found recursively.
+
+Options: ``vocal=speech`` (default), ``song`` or ``all``; ``val`` / ``test`` fractions of the actors
+(defaults 0.1 / 0.2: actors 01-17 train, 18-19 validation, 20-24 test); ``session_length`` (8).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import defaultdict
+from pathlib import Path
+
+from edge_mmer.datasets.base import (
+    DatasetError,
+    DefectSummary,
+    LoadedDataset,
+    MediaUtterance,
+    assign_splits,
+    chunk_sessions,
+)
+from edge_mmer.datasets.options import Options
+
+log = logging.getLogger(__name__)
+
+__all__ = ["EMOTIONS", "LABELS", "load_ravdess"]
+
+EMOTIONS = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry", "06": "fearful",
+            "07": "disgust", "08": "surprised"}
+LABELS = tuple(EMOTIONS.values())
+_NAME = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
+
+
+def load_ravdess(root: Path, options: Options, spec: str = "") -> LoadedDataset:
+    if not root.is_dir():
+        raise DatasetError(f"{root}: RAVDESS directory does not exist")
+    vocal = options.choice("vocal", ("speech", "song", "all"), "speech")
+    val_f, test_f = options.fraction("val", 0.1), options.fraction("test", 0.2)
+    length = options.integer("session_length", 8)
+    options.check_used()
+    summary = DefectSummary()
+    by_actor: dict[str, list[tuple[str, str, Path]]] = defaultdict(list)
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or path.name.startswith("._"):
+            continue
+        m = _NAME.match(path.stem)
+        if m is None:
+            if path.suffix.lower() in (".mp4", ".wav"):
+                summary.skip("unrecognised_name", path.name)
+            continue
+        modality, channel, emotion, _intensity, _statement, _rep, actor = m.groups()
+        if modality != "01" or path.suffix.lower() != ".mp4":
+            summary.handle("not_audio_video", path.name)  # video-only / audio-only files: not used
+            continue
+        if (vocal == "speech" and channel != "01") or (vocal == "song" and channel != "02"):
+            summary.handle("other_vocal_channel", path.name)
+            continue
+        if emotion not in EMOTIONS:
+            summary.skip("unknown_emotion", path.name)
+            continue
+        if path.stat().st_size == 0:
+            summary.skip("empty_file", path.name)
+            continue
+        by_actor[f"actor{actor}"].append((path.stem, EMOTIONS[emotion], path))
+    if not by_actor:
+        raise DatasetError(f"{root}: no RAVDESS audio-video files (01-*.mp4 named MM-VC-EE-II-SS-RR-AA) found")
+    splits = assign_splits(by_actor, val_f, test_f)
+    utts: list[MediaUtterance] = []
+    for actor in sorted(by_actor):
+        clips = sorted(by_actor[actor])
+        for si, session in enumerate(chunk_sessions(clips, f"ravdess:{actor}", length)):
+            for ui, (stem, label, path) in enumerate(session):
+                utts.append(MediaUtterance(
+                    id=stem, session=f"{actor}/s{si:02d}", index=ui, speaker=actor, split=splits[actor],
+                    label=label, label_index=LABELS.index(label), video_path=path))
+    log.info("RAVDESS: %d clips of %d actors (%s)", len(utts), len(by_actor), summary.format())
+    return LoadedDataset(kind="ravdess", spec=spec, root=root, labels=LABELS, all_utterances=tuple(utts),
+                         summary=summary, task="emotion",
+                         info={"split_by": "actor", "actors": {s: sorted(a for a, sp in splits.items() if sp == s)
+                                                               for s in ("train", "val", "test")},
+                               "vocal": vocal, "session_length": length})

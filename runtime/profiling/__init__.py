@@ -1,0 +1,1 @@
+"""Profiling: per-stage timing of the real pipeline, per-network micro benchmarks, device facts."""
