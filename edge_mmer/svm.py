@@ -307,10 +307,29 @@ def _save_to_bytes(model: Any) -> bytes:
 
 
 def _load_from_bytes(data: bytes, source: str) -> Any:
-    with tempfile.TemporaryDirectory(prefix="edge-mmer-svm-") as tmp:
-        path = Path(tmp) / "model.txt"
-        path.write_bytes(data)
-        ptr = _svm.libsvm.svm_load_model(os.fsencode(path))
+    """LIBSVM's C loader reads a path: an in-memory file (Linux memfd) when possible, so loading
+    needs no disk space; else a temporary file. A failure to write it is a clear SVMModelError."""
+    memfd = getattr(os, "memfd_create", None)
+    if memfd is not None and Path("/proc/self/fd").is_dir():
+        fd = memfd("edge-mmer-svm")
+        try:
+            view = memoryview(data)
+            while view:  # a short write (a file-size limit) must never leave LIBSVM a truncated model
+                view = view[os.write(fd, view):]
+            ptr = _svm.libsvm.svm_load_model(os.fsencode(f"/proc/self/fd/{fd}"))
+        except OSError as exc:
+            raise SVMModelError(f"{source}: cannot hold a copy of the model for LIBSVM: {exc}") from exc
+        finally:
+            os.close(fd)
+    else:
+        try:
+            with tempfile.TemporaryDirectory(prefix="edge-mmer-svm-") as tmp:
+                path = Path(tmp) / "model.txt"
+                path.write_bytes(data)
+                ptr = _svm.libsvm.svm_load_model(os.fsencode(path))
+        except OSError as exc:
+            raise SVMModelError(f"{source}: cannot write a temporary copy for LIBSVM in "
+                                f"{tempfile.gettempdir()}: {exc}") from exc
     if not ptr:
         raise SVMModelError(f"{source}: LIBSVM could not load the model file")
     return _svm.toPyModel(ptr)

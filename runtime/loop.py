@@ -201,10 +201,14 @@ class RuntimeLoop:
         has_video = any(getattr(s, "has_video", s.kind in ("video", "av")) for s in sources)
         has_audio = any(getattr(s, "has_audio", s.kind in ("audio", "av")) for s in sources)
         cfg = bundle.config
-        pipeline = Pipeline(bundle, networks, self.settings.pipeline_settings(cfg.audio.min_utterance_s,
-                                                                             cfg.audio.max_utterance_s),
-                            device_id=self.settings.device_id, expect_video=has_video, expect_audio=has_audio,
-                            stats=self.stats)
+        try:
+            pipeline = Pipeline(bundle, networks, self.settings.pipeline_settings(cfg.audio.min_utterance_s,
+                                                                                 cfg.audio.max_utterance_s),
+                                device_id=self.settings.device_id, expect_video=has_video, expect_audio=has_audio,
+                                stats=self.stats)
+        except (BundleError, ValueError) as exc:
+            networks.deactivate()
+            raise RunError(str(exc)) from exc
         sink = self._make_sink(bundle)
         live = any(s.live for s in sources)
         wd = self.settings.watchdog

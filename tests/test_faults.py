@@ -333,8 +333,6 @@ def test_disk_full_while_spooling_the_cli_keeps_running_and_delivers(tmp_path: P
 
 
 @pytest.mark.skipif(not hasattr(resource, "RLIMIT_FSIZE"), reason="needs RLIMIT_FSIZE (POSIX)")
-@pytest.mark.xfail(strict=True, reason="known: edge_mmer/svm.py writes each LIBSVM model to a temporary file to load it; "
-                   "on a full disk the OSError escapes as a traceback instead of a clear error")
 def test_disk_full_at_start_is_a_clear_error(tmp_path: Path) -> None:
     def limit_file_size() -> None:  # Python ignores SIGXFSZ: writes past the limit fail with EFBIG
         resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024, 16 * 1024))
