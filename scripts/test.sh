@@ -22,7 +22,7 @@ if [ -n "$PY310" ] && [ $# -eq 0 ]; then
   [ -x .venv-core/bin/python ] || "$PY310" -m venv .venv-core
   # onnxruntime (+ onnx, which its quantization module imports) too: a device carries ORT, and the
   # calibration reader subclasses its CalibrationDataReader
-  if ! .venv-core/bin/python -m pip install -q -e . onnxruntime onnx pytest hypothesis scipy librosa >.venv-core/install.log 2>&1; then
+  if ! .venv-core/bin/python -m pip install -q -e ".[onnx,mqtt,capture]" pytest hypothesis scipy librosa jsonschema >.venv-core/install.log 2>&1; then
     grep -v "WARNING: Location" .venv-core/install.log >&2 || true
     echo "test: installing the core into .venv-core failed" >&2
     exit 1
