@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import functools
-import importlib.metadata
 import json
 import logging
 import os
@@ -39,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from edge_mmer.config import PRESETS, ModelConfig
+from edge_mmer.provenance import versions
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +188,8 @@ def _faces(rng: np.random.Generator, batch: int, size: int, cfg: ModelConfig) ->
     img = coarse[:, :, idx][:, :, :, idx] * 0.8 + rng.uniform(0, 0.2, (batch, 3, size, size))
     mean = np.asarray(cfg.face.mean).reshape(1, 3, 1, 1)
     std = np.asarray(cfg.face.std).reshape(1, 3, 1, 1)
-    return ((img - mean) / std).astype(np.float32)
+    out: np.ndarray = ((img - mean) / std).astype(np.float32)
+    return out
 
 
 def _input(cfg: ModelConfig, name: str, io_spec: dict[str, Any], shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
@@ -343,16 +344,6 @@ def _quiet() -> Iterator[None]:
 # ------------------------------------------------------------------------------------------- run
 
 
-def _versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for dist in ("torch", "onnxruntime", "onnx", "onnxslim", "numpy", "tensorrt"):
-        try:
-            out[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
-
-
 def machine_info(threads: int) -> dict[str, Any]:
     """CPU model, cores, the SIMD flags that matter for INT8 / FP32 kernels, versions, threads."""
     model, flags = platform.processor() or "unknown", set()
@@ -376,7 +367,7 @@ def machine_info(threads: int) -> dict[str, Any]:
         "machine": platform.machine(),
         "os": platform.platform(),
         "python": platform.python_version(),
-        "versions": _versions(),
+        "versions": versions("torch", "onnxruntime", "onnx", "onnxslim", "numpy", "tensorrt"),
         "threads": threads,
         "env": {k: os.environ[k] for k in sorted(os.environ) if k.startswith(("OMP_", "OPENBLAS_", "MKL_"))},
     }

@@ -8,7 +8,6 @@ number of samples for each of its inputs, float32 tensors, indices contiguous).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -20,16 +19,15 @@ from typing import Any
 
 import numpy as np
 
+from edge_mmer.errors import CalibrationError
+from edge_mmer.hashing import sha256_file
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["PROVENANCE_KEY", "CalibrationError", "CalibrationSet", "load_calibration_set", "save_calibration_set"]
 
 PROVENANCE_KEY = "__provenance__"
 _KEY = re.compile(r"^([A-Za-z0-9_][A-Za-z0-9_.+-]*)/([A-Za-z0-9_][A-Za-z0-9_.+-]*)/(\d{6})$")
-
-
-class CalibrationError(ValueError):
-    """A calibration set file is missing, malformed or inconsistent; the message names the file and key."""
 
 
 @dataclass
@@ -70,14 +68,6 @@ class CalibrationSet:
                         raise CalibrationError(f"{where}: key '{net}/{name}/{i:06d}': non-finite values")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def save_calibration_set(cs: CalibrationSet, path: str | os.PathLike[str]) -> str:
     """Write ``cs`` to ``path`` (``np.savez_compressed``, no pickles); returns the file's sha256 and
     records it in ``cs.provenance["sha256"]`` (the stored provenance cannot hold its own hash)."""
@@ -98,7 +88,7 @@ def save_calibration_set(cs: CalibrationSet, path: str | os.PathLike[str]) -> st
     with tmp.open("wb") as f:
         np.savez_compressed(f, **payload)  # type: ignore[arg-type]
     os.replace(tmp, target)
-    digest = _sha256(target)
+    digest = sha256_file(target)
     cs.provenance = {**provenance, "sha256": digest}
     logger.info("calibration set %s: %s, %.1f MB, sha256 %s", target,
                 ", ".join(f"{n} {c}" for n, c in cs.counts().items()), target.stat().st_size / 1e6, digest[:12])
@@ -147,7 +137,7 @@ def load_calibration_set(path: str | os.PathLike[str]) -> CalibrationSet:
                 missing = sorted(set(range(max(by_index) + 1)) - set(by_index))
                 raise CalibrationError(f"{src}: key '{net}/{name}/{missing[0]:06d}' missing (indices not contiguous)")
             out[net][name] = [by_index[i] for i in range(len(by_index))]
-    cs = CalibrationSet(arrays=out, provenance={**provenance, "sha256": _sha256(src)})
+    cs = CalibrationSet(arrays=out, provenance={**provenance, "sha256": sha256_file(src)})
     cs.validate(str(src))
     recorded = provenance.get("counts")
     if isinstance(recorded, dict) and recorded != cs.counts():

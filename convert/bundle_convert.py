@@ -16,7 +16,6 @@ camera and a microphone, so there is nothing deployable to export.
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import os
 from dataclasses import dataclass, field
@@ -24,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from edge_mmer.bundle import read_bundle, update_manifest
+from edge_mmer.errors import ConvertError
+from edge_mmer.provenance import versions as library_versions
 
 logger = logging.getLogger(__name__)
 
@@ -33,10 +34,6 @@ __all__ = ["ALL_PRECISIONS", "INT8_PRECISIONS", "PRECISIONS", "ConvertError", "C
 PRECISIONS = ("fp32", "fp16")
 INT8_PRECISIONS = ("int8-cpu", "int8-trt")  # = edge_mmer.convert.quantize.INT8_FLAVOURS
 ALL_PRECISIONS = (*PRECISIONS, *INT8_PRECISIONS)
-
-
-class ConvertError(RuntimeError):
-    """The conversion cannot proceed or a check failed; nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -66,16 +63,6 @@ class ConvertResult:
     bundle_dir: Path
     artifacts: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # network -> kind -> spec
     added_bytes: int = 0
-
-
-def _versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for dist in ("torch", "onnx", "onnxslim", "onnxruntime"):
-        try:
-            out[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
 
 
 def _progress(items: list[str], enabled: bool) -> Any:
@@ -170,7 +157,7 @@ def _convert_onnx(opts: ConvertOptions, precisions: tuple[str, ...]) -> ConvertR
                                      cache_dir=opts.cache_dir, progress=opts.progress)
     except ValueError as exc:  # DatasetError (malformed), DatasetUnusableError (labels, features, empty split)
         raise ConvertError(f"parity samples: {exc}") from exc
-    versions = _versions()
+    versions = library_versions("torch", "onnx", "onnxslim", "onnxruntime")
 
     staged: dict[str, tuple[dict[str, Any], dict[str, bytes]]] = {}
     for name in _progress(list(bundle.networks), opts.progress):

@@ -29,13 +29,12 @@ from typing import Any
 import numpy as np
 
 from edge_mmer.bundle import Bundle, read_bundle, update_manifest
+from edge_mmer.vocab import STEP_NETWORKS
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["DriftThresholds", "PipelineRun", "convert_int8", "run_onnx_pipeline"]
 
-_ENCODERS = ("speech_encoder", "face_encoder")
-_STEPS = ("speech_context", "face_context", "fusion")
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,7 @@ def run_onnx_pipeline(bundle: Bundle, sessions: dict[str, Any], prepared: list[l
         run.outputs[name].append(out[0])
         return list(out)
 
-    state_dims = {n: int(bundle.networks[n]["inputs"][1]["shape"][-1]) for n in _STEPS}
+    state_dims = {n: int(bundle.networks[n]["inputs"][1]["shape"][-1]) for n in STEP_NETWORKS}
     names = {n: _io_names(bundle.networks[n], "inputs") for n in bundle.networks}
     for session in prepared:
         state = {n: (np.zeros((1, d), np.float32), np.zeros((1, d), np.float32)) for n, d in state_dims.items()}
@@ -147,14 +146,14 @@ def convert_int8(bundle_dir: Path, flavours: tuple[str, ...], dataset: Path | st
     """Quantize, measure and record; returns (network -> kind -> spec, bytes added). ``dataset`` is
     what :func:`edge_mmer.convert.parity.resolve_dataset` gives (a synthetic directory or a
     ``KIND:PATH`` spec); ``workers`` / ``cache_dir`` feed its front ends as in training. Raises
-    ``ConvertError`` (from :mod:`edge_mmer.convert.bundle_convert`) when it cannot proceed."""
+    :class:`~edge_mmer.errors.ConvertError` when it cannot proceed."""
     from edge_mmer.calibration.from_dataset import build_from_dataset
     from edge_mmer.calibration.reader import CalibrationReader
     from edge_mmer.calibration.sets import CalibrationError, load_calibration_set, save_calibration_set
-    from edge_mmer.convert.bundle_convert import ConvertError
     from edge_mmer.convert.onnx_export import ort_session
     from edge_mmer.convert.quantize import QuantizeError, quantize_int8
     from edge_mmer.decision import DecisionHead
+    from edge_mmer.errors import ConvertError
 
     bundle = read_bundle(bundle_dir)
     missing = [n for n, net in bundle.networks.items() if "onnx-fp32" not in net["artifacts"]]

@@ -19,6 +19,7 @@ import onnx
 import torch
 from torch import nn
 
+from edge_mmer.errors import ExportError
 from edge_mmer.models import FeaturesGraph, StepGraph
 
 logger = logging.getLogger(__name__)
@@ -44,10 +45,6 @@ _RECURRENT = ("ContextLSTM", "FusionLSTM")
 _WITH_LSTM = ("SpeechEncoder", *_RECURRENT)
 
 
-class ExportError(RuntimeError):
-    """An exported graph is invalid, misses an expected node or does not run."""
-
-
 @dataclass
 class ExportedGraph:
     """One network's ONNX model and the facts recorded beside it."""
@@ -59,7 +56,8 @@ class ExportedGraph:
     output_names: list[str]
 
     def serialize(self) -> bytes:
-        return self.model.SerializeToString()
+        data: bytes = self.model.SerializeToString()
+        return data
 
 
 def dynamic_axes(entry: dict[str, Any]) -> dict[str, dict[int, str]]:
@@ -89,7 +87,7 @@ def export_network(name: str, module: nn.Module, entry: dict[str, Any], opset: i
     axes = dynamic_axes(entry)
     buf = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)  # type: ignore[attr-defined]
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
         warnings.filterwarnings("ignore", message=".*batch_size other than 1.*")
         warnings.filterwarnings("ignore", message="The feature will be removed", category=DeprecationWarning)
@@ -202,7 +200,8 @@ def to_fp16(model: onnx.ModelProto, name: str = "model") -> tuple[onnx.ModelProt
             onnx.checker.check_model(half, full_check=True)
         except onnx.checker.ValidationError as exc:
             raise ExportError(f"{name}: FP16 ONNX graph is invalid: {exc}") from exc
-        return half
+        typed: onnx.ModelProto = half
+        return typed
 
     half = convert([])
     if any(n.op_type == "LSTM" for n in model.graph.node):

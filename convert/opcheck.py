@@ -18,22 +18,14 @@ from typing import Any
 import onnx
 from onnx import helper
 
+from edge_mmer.errors import UnsupportedOpError
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["TENSORRT_RELEASES", "UnsupportedOpError", "check_tensorrt_ops", "supported_ops"]
 
 TENSORRT_RELEASES = ("8.6", "10.3", "10.15")
 _DEFAULT_DOMAINS = ("", "ai.onnx")
-
-
-class UnsupportedOpError(ValueError):
-    """A node, opset or attribute that the named TensorRT release's ONNX parser does not take."""
-
-    def __init__(self, message: str, node: str | None = None, op_type: str | None = None, release: str = "") -> None:
-        super().__init__(message)
-        self.node = node
-        self.op_type = op_type
-        self.release = release
 
 
 @lru_cache(maxsize=1)

@@ -32,8 +32,10 @@ import torch
 from torch import nn
 
 from edge_mmer.bundle import Bundle
+from edge_mmer.errors import DatasetMissingError, DatasetUnusableError, FeatureBundleError
 from edge_mmer.features.face import preprocess_faces
 from edge_mmer.selection import ChiSquareSelection
+from edge_mmer.vocab import ENCODERS
 
 if TYPE_CHECKING:
     from edge_mmer.datasets.base import LoadedDataset
@@ -61,19 +63,6 @@ __all__ = [
 
 FP32_TOLERANCE = 1e-4
 FP16_WARN = 1e-2
-ENCODERS = ("speech_encoder", "face_encoder")
-
-
-class DatasetMissingError(FileNotFoundError):
-    """The bundle's dataset (for parity samples) is not on this machine."""
-
-
-class DatasetUnusableError(ValueError):
-    """The dataset cannot give this bundle's samples (other labels, features instead of media, an empty split)."""
-
-
-class FeatureBundleError(ValueError):
-    """The bundle was trained on precomputed features: it has no encoders to export or calibrate."""
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,15 @@ imported when called.
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import shutil
 import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from edge_mmer.errors import QuantizeError
+from edge_mmer.provenance import version
 
 if TYPE_CHECKING:
     import onnx
@@ -42,17 +44,6 @@ __all__ = [
 INT8_FLAVOURS = ("int8-cpu", "int8-trt")
 QUANTIZED_OP_TYPES = ("Conv", "Gemm", "MatMul")
 CALIBRATE_METHODS = ("minmax", "entropy", "percentile")
-
-
-class QuantizeError(RuntimeError):
-    """Quantization failed, or the produced graph breaks the flavour's rules."""
-
-
-def _ort_version() -> str | None:
-    try:
-        return importlib.metadata.version("onnxruntime")
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 def _initializers(model: onnx.ModelProto) -> dict[str, Any]:
@@ -219,7 +210,7 @@ def quantize_int8(
         "quantized_ops": counts,
         "activation_qdq_types": _activation_types(model),
         "preprocess": preprocess,
-        "onnxruntime": _ort_version(),
+        "onnxruntime": version("onnxruntime"),
     }
     logger.info("%s -> %s (%s): %s", fp32_onnx.name, out_path.name, flavour,
                 ", ".join(f"{k} {v}" for k, v in counts.items() if v))

@@ -28,26 +28,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge_mmer.errors import BuildOptionsError, TensorRTBuildError
 from edge_mmer.hashing import sha256_bytes, sha256_file
+from edge_mmer.vocab import PLAN_PRECISIONS as PRECISIONS
 
 from .device_facts import probe_device_facts
 from .profiles import ShapeProfile, ShapeRange
 
 logger = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "fp16", "int8")
 _ONNX_FLOAT16 = 10  # onnx.TensorProto.FLOAT16
 _QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 
 Dim = int | str | None
-
-
-class BuildOptionsError(ValueError):
-    """The build request is inconsistent (options, or options against the ONNX file); TensorRT was not touched."""
-
-
-class TensorRTBuildError(RuntimeError):
-    """TensorRT is missing, or its parser or builder failed; the message names the ONNX file (and node)."""
 
 
 @dataclass

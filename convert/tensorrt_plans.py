@@ -27,12 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from edge_mmer.bundle import Bundle, read_bundle, update_manifest
+from edge_mmer.errors import BuildOptionsError, TensorRTBuildError, TensorRTPlanError
+from edge_mmer.vocab import PLAN_PRECISIONS as PRECISIONS
 
 from .profiles import derive_profiles, static_profile_for_dla
 from .tensorrt_build import (
-    PRECISIONS,
-    BuildOptionsError,
-    TensorRTBuildError,
     TensorRTBuildOptions,
     build_plan,
     preflight,
@@ -57,10 +56,6 @@ DLA_NETWORKS = ("face_encoder",)
 
 SOURCE_KINDS: dict[str, str] = {"fp32": "onnx-fp32", "fp16": "onnx-fp16", "int8": "int8-trt"}
 """Plan precision -> the ONNX artifact it compiles."""
-
-
-class TensorRTPlanError(RuntimeError):
-    """Plans could not be built; nothing was written."""
 
 
 @dataclass(frozen=True)

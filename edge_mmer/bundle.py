@@ -47,16 +47,12 @@ are warnings.
 from __future__ import annotations
 
 import datetime as _dt
-import importlib.metadata
 import json
 import logging
 import math
 import os
-import platform
 import re
 import shutil
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -68,7 +64,9 @@ from safetensors.numpy import load as _st_load
 from safetensors.numpy import save as _st_save
 
 from edge_mmer.config import ConfigError, ModelConfig, config_from_dict
+from edge_mmer.errors import BundleError
 from edge_mmer.hashing import is_sha256_hex, sha256_bytes, sha256_file
+from edge_mmer.provenance import provenance as default_provenance
 
 if TYPE_CHECKING:
     from edge_mmer.svm import TrainedSVM
@@ -122,16 +120,6 @@ _TOP_LEVEL = (
 _OWNED = frozenset({"schema", "schema_version", "files", "manifest_sha256"})
 _MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}$")
-
-
-class BundleError(Exception):
-    """A bundle is missing, malformed or corrupted. ``str()`` names the bundle, the file or field."""
-
-    def __init__(self, path: str | os.PathLike[str], where: str, message: str) -> None:
-        self.path = Path(path)
-        self.where = where
-        self.message = message
-        super().__init__(f"{self.path}: {where}: {message}")
 
 
 def _file_error(path: Path, rel: str, message: str) -> BundleError:
@@ -983,62 +971,6 @@ def reseal_manifest(bundle_dir: str | os.PathLike[str]) -> Bundle:
         raise errors[0]
     _write_atomic(bdir / MANIFEST, _seal(_ordered(manifest)))
     return read_bundle(bdir)
-
-
-# ------------------------------------------------------------------------------- provenance
-
-
-def _git_commit() -> tuple[str | None, bool | None]:
-    root = Path(__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None, None
-    return (head or None), bool(dirty)
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def default_provenance(
-    dataset: str, seed: int, *, calibration_set_sha256: str | None = None, **extra: Any
-) -> dict[str, Any]:
-    """The ``provenance`` section: dataset, seed, code version, git commit (when the code is a
-    git checkout), python/numpy/torch/libsvm versions (torch only if already imported: this
-    function never imports it), platform, and the calibration set hash (reserved, may be None)."""
-    from edge_mmer import __version__
-
-    commit, dirty = _git_commit()
-    torch = sys.modules.get("torch")
-    out: dict[str, Any] = {
-        "dataset": dataset,
-        "seed": int(seed),
-        "code_version": __version__,
-        "git_commit": commit,
-        "git_dirty": dirty,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "torch": getattr(torch, "__version__", None) if torch is not None else None,
-        "libsvm": _version("libsvm-official"),
-        "platform": platform.platform(),
-        "calibration_set_sha256": calibration_set_sha256,
-    }
-    out.update(extra)
-    return out
 
 
 # --------------------------------------------------------------------------------- describe

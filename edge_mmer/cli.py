@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edge_mmer import __version__
+from edge_mmer.vocab import CONVERT_PRECISIONS as PRECISION_CHOICES
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,6 @@ examples:
   edge-mmer convert --bundle runs/demo --precision int8-cpu,int8-trt --calibration calib.npz
 """
 
-PRECISION_CHOICES = ("fp32", "fp16", "int8-cpu", "int8-trt")
 
 
 def _add_synth(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -227,7 +227,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     progress = not (args.no_progress or args.quiet)
     dataset, workers, cache = _resolve_dataset(args, progress)
     from edge_mmer.datasets.base import DatasetError
-    from edge_mmer.evaluate import EvaluateOptions, EvaluationError, evaluate_bundle  # torch when it runs
+    from edge_mmer.errors import EvaluationError
+    from edge_mmer.evaluate import EvaluateOptions, evaluate_bundle  # torch when it runs
 
     opts = EvaluateOptions(bundle=args.bundle, dataset=dataset, out=args.out, split=args.split, workers=workers,
                            cache_dir=cache, device=args.device, ablation=args.ablation,
@@ -453,7 +454,7 @@ def cmd_calibrate_record(args: argparse.Namespace) -> int:
     from edge_mmer.calibration.record import record_calibration_set
     from edge_mmer.calibration.sets import CalibrationError, save_calibration_set
     from edge_mmer.config import ConfigError
-    from edge_mmer.runtime.loop import RunError
+    from edge_mmer.errors import RunError
     from edge_mmer.runtime.settings import load_settings, with_run_overrides
 
     try:

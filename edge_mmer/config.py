@@ -9,26 +9,14 @@ FC 300). A TOML file may override any field; an unknown key or a bad value raise
 from __future__ import annotations
 
 import dataclasses
-import sys
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10 (JetPack 6)
-    import tomli as tomllib
+from edge_mmer.configlib import check, from_mapping, load_toml
+from edge_mmer.errors import ConfigError as ConfigError  # re-exported: the settings' error
 
 LABELS: tuple[str, ...] = ("neutral", "happy", "angry", "sad", "fear", "disgust")
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing, unknown or out of range; the message names the key."""
-
-
-def _check(cond: bool, key: str, expected: str, value: object) -> None:
-    if not cond:
-        raise ConfigError(f"config key '{key}': expected {expected}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -47,14 +35,14 @@ class AudioConfig:
     max_utterance_s: float = 8.0
 
     def validate(self, prefix: str = "audio") -> None:
-        _check(self.sample_rate == 16000, f"{prefix}.sample_rate", "16000 (the VAD and encoders run at 16 kHz)", self.sample_rate)
-        _check(self.n_fft > 0 and self.n_fft & (self.n_fft - 1) == 0, f"{prefix}.n_fft", "a power of two", self.n_fft)
-        _check(0 < self.win_length <= self.n_fft, f"{prefix}.win_length", f"1..n_fft ({self.n_fft})", self.win_length)
-        _check(0 < self.hop_length <= self.win_length, f"{prefix}.hop_length", "1..win_length", self.hop_length)
-        _check(8 <= self.n_mels <= 256, f"{prefix}.n_mels", "8..256", self.n_mels)
-        _check(0 <= self.fmin < self.fmax <= self.sample_rate / 2, f"{prefix}.fmin/fmax", "0 <= fmin < fmax <= sample_rate/2", (self.fmin, self.fmax))
-        _check(self.log_floor > 0, f"{prefix}.log_floor", "> 0", self.log_floor)
-        _check(0 < self.min_utterance_s < self.max_utterance_s, f"{prefix}.min_utterance_s/max_utterance_s", "0 < min < max", (self.min_utterance_s, self.max_utterance_s))
+        check(self.sample_rate == 16000, f"{prefix}.sample_rate", "16000 (the VAD and encoders run at 16 kHz)", self.sample_rate)
+        check(self.n_fft > 0 and self.n_fft & (self.n_fft - 1) == 0, f"{prefix}.n_fft", "a power of two", self.n_fft)
+        check(0 < self.win_length <= self.n_fft, f"{prefix}.win_length", f"1..n_fft ({self.n_fft})", self.win_length)
+        check(0 < self.hop_length <= self.win_length, f"{prefix}.hop_length", "1..win_length", self.hop_length)
+        check(8 <= self.n_mels <= 256, f"{prefix}.n_mels", "8..256", self.n_mels)
+        check(0 <= self.fmin < self.fmax <= self.sample_rate / 2, f"{prefix}.fmin/fmax", "0 <= fmin < fmax <= sample_rate/2", (self.fmin, self.fmax))
+        check(self.log_floor > 0, f"{prefix}.log_floor", "> 0", self.log_floor)
+        check(0 < self.min_utterance_s < self.max_utterance_s, f"{prefix}.min_utterance_s/max_utterance_s", "0 < min < max", (self.min_utterance_s, self.max_utterance_s))
 
 
 @dataclass(frozen=True)
@@ -71,13 +59,13 @@ class FaceConfig:
     frames_per_utterance: int = 8
 
     def validate(self, prefix: str = "face") -> None:
-        _check(self.detector in ("haar", "yunet"), f"{prefix}.detector", "'haar' or 'yunet'", self.detector)
-        _check(75 <= self.crop_size <= 512, f"{prefix}.crop_size", "75..512 (Inception-ResNet-v2 needs >= 75 px)", self.crop_size)
-        _check(0 <= self.margin <= 1, f"{prefix}.margin", "0..1", self.margin)
-        _check(len(self.mean) == 3 and len(self.std) == 3, f"{prefix}.mean/std", "three values each", (self.mean, self.std))
-        _check(all(s > 0 for s in self.std), f"{prefix}.std", "positive values", self.std)
-        _check(0 < self.analysis_fps <= 60, f"{prefix}.analysis_fps", "0 < fps <= 60", self.analysis_fps)
-        _check(1 <= self.frames_per_utterance <= 64, f"{prefix}.frames_per_utterance", "1..64", self.frames_per_utterance)
+        check(self.detector in ("haar", "yunet"), f"{prefix}.detector", "'haar' or 'yunet'", self.detector)
+        check(75 <= self.crop_size <= 512, f"{prefix}.crop_size", "75..512 (Inception-ResNet-v2 needs >= 75 px)", self.crop_size)
+        check(0 <= self.margin <= 1, f"{prefix}.margin", "0..1", self.margin)
+        check(len(self.mean) == 3 and len(self.std) == 3, f"{prefix}.mean/std", "three values each", (self.mean, self.std))
+        check(all(s > 0 for s in self.std), f"{prefix}.std", "positive values", self.std)
+        check(0 < self.analysis_fps <= 60, f"{prefix}.analysis_fps", "0 < fps <= 60", self.analysis_fps)
+        check(1 <= self.frames_per_utterance <= 64, f"{prefix}.frames_per_utterance", "1..64", self.frames_per_utterance)
 
 
 @dataclass(frozen=True)
@@ -91,11 +79,11 @@ class SpeechEncoderConfig:
     dropout: float = 0.2
 
     def validate(self, prefix: str = "speech_encoder") -> None:
-        _check(self.conv_channels > 0, f"{prefix}.conv_channels", "> 0", self.conv_channels)
-        _check(self.kernel_size in (3, 5, 7), f"{prefix}.kernel_size", "3, 5 or 7", self.kernel_size)
-        _check(self.pool >= 1, f"{prefix}.pool", ">= 1", self.pool)
-        _check(self.lstm_hidden > 0, f"{prefix}.lstm_hidden", "> 0", self.lstm_hidden)
-        _check(0 <= self.dropout < 1, f"{prefix}.dropout", "0 <= p < 1", self.dropout)
+        check(self.conv_channels > 0, f"{prefix}.conv_channels", "> 0", self.conv_channels)
+        check(self.kernel_size in (3, 5, 7), f"{prefix}.kernel_size", "3, 5 or 7", self.kernel_size)
+        check(self.pool >= 1, f"{prefix}.pool", ">= 1", self.pool)
+        check(self.lstm_hidden > 0, f"{prefix}.lstm_hidden", "> 0", self.lstm_hidden)
+        check(0 <= self.dropout < 1, f"{prefix}.dropout", "0 <= p < 1", self.dropout)
 
 
 @dataclass(frozen=True)
@@ -109,10 +97,10 @@ class FaceEncoderConfig:
     dropout: float = 0.2
 
     def validate(self, prefix: str = "face_encoder") -> None:
-        _check(0 < self.width <= 1.0, f"{prefix}.width", "0 < width <= 1", self.width)
-        _check(len(self.repeats) == 3 and all(r >= 0 for r in self.repeats), f"{prefix}.repeats", "three non-negative counts", self.repeats)
-        _check(self.embedding_dim > 0, f"{prefix}.embedding_dim", "> 0", self.embedding_dim)
-        _check(0 <= self.dropout < 1, f"{prefix}.dropout", "0 <= p < 1", self.dropout)
+        check(0 < self.width <= 1.0, f"{prefix}.width", "0 < width <= 1", self.width)
+        check(len(self.repeats) == 3 and all(r >= 0 for r in self.repeats), f"{prefix}.repeats", "three non-negative counts", self.repeats)
+        check(self.embedding_dim > 0, f"{prefix}.embedding_dim", "> 0", self.embedding_dim)
+        check(0 <= self.dropout < 1, f"{prefix}.dropout", "0 <= p < 1", self.dropout)
 
 
 @dataclass(frozen=True)
@@ -124,9 +112,9 @@ class ContextConfig:
     reset_gap_s: float = 30.0
 
     def validate(self, prefix: str = "context") -> None:
-        _check(self.hidden > 0, f"{prefix}.hidden", "> 0", self.hidden)
-        _check(0 <= self.dropout < 1, f"{prefix}.dropout", "0 <= p < 1", self.dropout)
-        _check(self.reset_gap_s > 0, f"{prefix}.reset_gap_s", "> 0", self.reset_gap_s)
+        check(self.hidden > 0, f"{prefix}.hidden", "> 0", self.hidden)
+        check(0 <= self.dropout < 1, f"{prefix}.dropout", "0 <= p < 1", self.dropout)
+        check(self.reset_gap_s > 0, f"{prefix}.reset_gap_s", "> 0", self.reset_gap_s)
 
 
 @dataclass(frozen=True)
@@ -138,9 +126,9 @@ class FusionConfig:
     dropout: float = 0.2
 
     def validate(self, prefix: str = "fusion") -> None:
-        _check(self.hidden > 0, f"{prefix}.hidden", "> 0", self.hidden)
-        _check(self.fc > 0, f"{prefix}.fc", "> 0", self.fc)
-        _check(0 <= self.dropout < 1, f"{prefix}.dropout", "0 <= p < 1", self.dropout)
+        check(self.hidden > 0, f"{prefix}.hidden", "> 0", self.hidden)
+        check(self.fc > 0, f"{prefix}.fc", "> 0", self.fc)
+        check(0 <= self.dropout < 1, f"{prefix}.dropout", "0 <= p < 1", self.dropout)
 
 
 @dataclass(frozen=True)
@@ -150,7 +138,7 @@ class SelectionConfig:
     keep_fraction: float = 0.5
 
     def validate(self, prefix: str = "selection") -> None:
-        _check(0 < self.keep_fraction <= 1, f"{prefix}.keep_fraction", "0 < k <= 1", self.keep_fraction)
+        check(0 < self.keep_fraction <= 1, f"{prefix}.keep_fraction", "0 < k <= 1", self.keep_fraction)
 
 
 @dataclass(frozen=True)
@@ -162,9 +150,9 @@ class SVMConfig:
     folds: int = 3
 
     def validate(self, prefix: str = "svm") -> None:
-        _check(len(self.c_grid) > 0 and all(c > 0 for c in self.c_grid), f"{prefix}.c_grid", "positive values", self.c_grid)
-        _check(len(self.gamma_grid) > 0 and all(g > 0 for g in self.gamma_grid), f"{prefix}.gamma_grid", "positive values", self.gamma_grid)
-        _check(2 <= self.folds <= 10, f"{prefix}.folds", "2..10", self.folds)
+        check(len(self.c_grid) > 0 and all(c > 0 for c in self.c_grid), f"{prefix}.c_grid", "positive values", self.c_grid)
+        check(len(self.gamma_grid) > 0 and all(g > 0 for g in self.gamma_grid), f"{prefix}.gamma_grid", "positive values", self.gamma_grid)
+        check(2 <= self.folds <= 10, f"{prefix}.folds", "2..10", self.folds)
 
 
 @dataclass(frozen=True)
@@ -178,7 +166,7 @@ class FuzzyConfig:
     integral: str = "auto"
 
     def validate(self, prefix: str = "fuzzy") -> None:
-        _check(self.integral in ("auto", "sugeno", "choquet"), f"{prefix}.integral", "'auto', 'sugeno' or 'choquet'", self.integral)
+        check(self.integral in ("auto", "sugeno", "choquet"), f"{prefix}.integral", "'auto', 'sugeno' or 'choquet'", self.integral)
 
 
 @dataclass(frozen=True)
@@ -197,14 +185,14 @@ class TrainConfig:
     num_threads: int = 0
 
     def validate(self, prefix: str = "train") -> None:
-        _check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), f"{prefix}.device", "'auto', 'cpu', 'cuda' or 'cuda:N'", self.device)
-        _check(self.batch_size > 0, f"{prefix}.batch_size", "> 0", self.batch_size)
-        _check(self.lr > 0, f"{prefix}.lr", "> 0", self.lr)
-        _check(self.weight_decay >= 0, f"{prefix}.weight_decay", ">= 0", self.weight_decay)
+        check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), f"{prefix}.device", "'auto', 'cpu', 'cuda' or 'cuda:N'", self.device)
+        check(self.batch_size > 0, f"{prefix}.batch_size", "> 0", self.batch_size)
+        check(self.lr > 0, f"{prefix}.lr", "> 0", self.lr)
+        check(self.weight_decay >= 0, f"{prefix}.weight_decay", ">= 0", self.weight_decay)
         for name in ("speech_epochs", "face_epochs", "context_epochs", "fusion_epochs"):
             value = getattr(self, name)
-            _check(isinstance(value, int) and value >= 1, f"{prefix}.{name}", "an integer >= 1", value)
-        _check(self.num_threads >= 0, f"{prefix}.num_threads", ">= 0 (0 = library default)", self.num_threads)
+            check(isinstance(value, int) and value >= 1, f"{prefix}.{name}", "an integer >= 1", value)
+        check(self.num_threads >= 0, f"{prefix}.num_threads", ">= 0 (0 = library default)", self.num_threads)
 
 
 @dataclass(frozen=True)
@@ -225,8 +213,8 @@ class ModelConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> ModelConfig:
-        _check(all(isinstance(label, str) and label for label in self.labels), "labels", "non-empty strings", self.labels)
-        _check(len(self.labels) >= 2 and len(set(self.labels)) == len(self.labels), "labels", "two or more distinct labels", self.labels)
+        check(all(isinstance(label, str) and label for label in self.labels), "labels", "non-empty strings", self.labels)
+        check(len(self.labels) >= 2 and len(set(self.labels)) == len(self.labels), "labels", "two or more distinct labels", self.labels)
         for f in fields(self):
             value = getattr(self, f.name)
             if is_dataclass(value):
@@ -237,7 +225,8 @@ class ModelConfig:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return _to_jsonable(dataclasses.asdict(self))
+        out: dict[str, Any] = _to_jsonable(dataclasses.asdict(self))
+        return out
 
 
 def _to_jsonable(value: Any) -> Any:
@@ -274,39 +263,6 @@ def paper_config() -> ModelConfig:
 
 PRESETS = {"demo": demo_config, "paper": paper_config}
 
-T = TypeVar("T")
-
-
-def _from_mapping(cls: type[T], data: dict[str, Any], prefix: str) -> T:
-    if not isinstance(data, dict):
-        raise ConfigError(f"config key '{prefix}': expected a table, got {data!r}")
-    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        full = f"{prefix}.{key}" if prefix else key
-        if key not in known:
-            raise ConfigError(f"unknown config key '{full}' (known: {', '.join(sorted(known))})")
-        default = getattr(cls(), key)
-        if is_dataclass(default):
-            kwargs[key] = _from_mapping(type(default), value, full)
-        elif isinstance(default, tuple):
-            _check(isinstance(value, (list, tuple)), full, "a list", value)
-            kwargs[key] = tuple(value)
-        elif isinstance(default, bool):
-            _check(isinstance(value, bool), full, "true or false", value)
-            kwargs[key] = value
-        elif isinstance(default, float):
-            _check(isinstance(value, (int, float)) and not isinstance(value, bool), full, "a number", value)
-            kwargs[key] = float(value)
-        elif isinstance(default, int):
-            _check(isinstance(value, int) and not isinstance(value, bool), full, "an integer", value)
-            kwargs[key] = value
-        else:
-            _check(isinstance(value, type(default)), full, type(default).__name__, value)
-            kwargs[key] = value
-    return cls(**kwargs)
-
-
 def merge(base: ModelConfig, overrides: dict[str, Any]) -> ModelConfig:
     """Apply a nested dict of overrides (as read from TOML) on top of ``base``; validates."""
     merged = _deep_update(base.to_dict(), overrides)
@@ -325,7 +281,7 @@ def _deep_update(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, A
 
 def config_from_dict(data: dict[str, Any]) -> ModelConfig:
     """Build and validate a :class:`ModelConfig` from a nested dict (e.g. a manifest's ``config``)."""
-    return _from_mapping(ModelConfig, data, "").validate()
+    return from_mapping(ModelConfig, data).validate()
 
 
 def load_config(spec: str) -> ModelConfig:
@@ -333,12 +289,7 @@ def load_config(spec: str) -> ModelConfig:
     if spec in PRESETS:
         return PRESETS[spec]()
     path = Path(spec)
-    if not path.is_file():
-        raise ConfigError(f"config '{spec}': not a preset ({', '.join(PRESETS)}) and no such TOML file")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    data = load_toml(path, f"config '{spec}': not a preset ({', '.join(PRESETS)}) and no such TOML file")
     preset = data.pop("preset", "demo")
     if preset not in PRESETS:
         raise ConfigError(f"{path}: config key 'preset': expected one of {', '.join(PRESETS)}, got {preset!r}")

@@ -19,10 +19,10 @@ from edge_mmer.bundle import Bundle, BundleError
 from edge_mmer.fuzzy import FuzzyMeasure, fuzzy_integral
 from edge_mmer.selection import ChiSquareSelection
 from edge_mmer.svm import TrainedSVM
+from edge_mmer.vocab import CHANNELS
 
 log = logging.getLogger(__name__)
 
-CHANNELS: tuple[str, ...] = ("speech", "face", "fused")
 
 
 @dataclass(frozen=True)

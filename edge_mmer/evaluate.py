@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from edge_mmer.errors import EvaluationError
+
 log = logging.getLogger(__name__)
 
 
@@ -163,10 +165,6 @@ def plot_confusions(reports: dict[str, dict[str, Any]], labels: Sequence[str], p
 
 
 # ------------------------------------------------------------------------------------- the command
-
-
-class EvaluationError(ValueError):
-    """The bundle and the dataset do not go together (labels, media vs features); names both."""
 
 
 @dataclass(frozen=True)

@@ -307,6 +307,8 @@ def fuzzy_integral(
         g_a[i] = gs[i] + g_a[i - 1] + lam * gs[i] * g_a[i - 1]
     g_a[n - 1] = 1.0
     if method == "sugeno":
-        return np.max(np.minimum(hs, g_a), axis=0)
+        sugeno: np.ndarray = np.max(np.minimum(hs, g_a), axis=0)
+        return sugeno
     increments = np.diff(g_a, axis=0, prepend=0.0)
-    return np.sum(hs * increments, axis=0)
+    choquet: np.ndarray = np.sum(hs * increments, axis=0)
+    return choquet

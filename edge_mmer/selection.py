@@ -71,7 +71,7 @@ def chi_square_scores(binary: np.ndarray, y: np.ndarray, n_classes: int) -> np.n
     d_ = n - a - b_ - c_
     num = n * (a * d_ - b_ * c_) ** 2
     den = (a + c_) * (b_ + d_) * (a + b_) * (c_ + d_)
-    out = np.zeros_like(num)
+    out: np.ndarray = np.zeros_like(num)
     np.divide(num, den, out=out, where=den > 0)
     return out
 

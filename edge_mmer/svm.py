@@ -39,6 +39,7 @@ import numpy as np
 from libsvm import svm as _svm
 
 from edge_mmer.config import SVMConfig
+from edge_mmer.errors import SVMModelError
 
 __all__ = [
     "FeatureScaling",
@@ -62,10 +63,6 @@ if _NODE_DTYPE.itemsize != ctypes.sizeof(_svm.svm_node):  # pragma: no cover - e
     )
 
 _TRAIN_LOCK = threading.Lock()
-
-
-class SVMModelError(ValueError):
-    """A LIBSVM model file (or its scaling) is missing, malformed or does not fit; names the file."""
 
 
 # --------------------------------------------------------------------------------------- scaling
@@ -105,7 +102,8 @@ class FeatureScaling:
         const = span <= 0
         out = -1.0 + 2.0 * (x2 - self.lo) / np.where(const, 1.0, span)
         out[:, const] = 0.0
-        return out[0] if squeeze else out
+        scaled: np.ndarray = out[0] if squeeze else out
+        return scaled
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form stored in the manifest (floats round-trip exactly through ``json``)."""
@@ -175,7 +173,8 @@ class _NodeRows:
         if len(addrs):
             view = np.ctypeslib.as_array(ctypes.cast(ptrs, ctypes.POINTER(ctypes.c_size_t)), (len(addrs),))
             view[:] = addrs
-        return ptrs
+        array: ctypes.Array[Any] = ptrs
+        return array
 
 
 def _node_rows(x: np.ndarray) -> _NodeRows:
@@ -239,7 +238,8 @@ def _omp_function() -> Callable[[int], None] | None:
         return None
     fn.argtypes = [ctypes.c_int]
     fn.restype = None
-    return fn
+    typed: Callable[[int], None] = fn
+    return typed
 
 
 _OMP_SET_NUM_THREADS = _omp_function()

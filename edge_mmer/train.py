@@ -30,8 +30,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import platform
-import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -42,23 +40,23 @@ import numpy as np
 import torch
 from torch import nn
 
-from edge_mmer import __version__
 from edge_mmer.bundle import BundleWriter, read_bundle
 from edge_mmer.config import FaceConfig, ModelConfig
 from edge_mmer.datasets.base import DatasetError, LoadedDataset
 from edge_mmer.datasets.frontend import ExtractStats, extract_all, extract_utterance
 from edge_mmer.datasets.registry import open_dataset
-from edge_mmer.decision import CHANNELS, DecisionHead
+from edge_mmer.decision import DecisionHead
 from edge_mmer.evaluate import channel_report, per_class_recall, plot_confusions, protocol_report
 from edge_mmer.features.face import HaarFaceDetector, preprocess_faces
 from edge_mmer.fuzzy import densities_from_recall, fit_fuzzy_measure
 from edge_mmer.models import ContextLSTM, FaceEncoder, FusionLSTM, SpeechEncoder
+from edge_mmer.provenance import provenance
 from edge_mmer.selection import ChiSquareSelection, fit_chi_square
 from edge_mmer.svm import TrainedSVM, train_svm
+from edge_mmer.vocab import CHANNELS, SPLITS
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -135,15 +133,6 @@ def _seed_everything(seed: int) -> None:
 
 def _state_to_numpy(module: nn.Module) -> dict[str, np.ndarray]:
     return {k: v.detach().cpu().contiguous().numpy() for k, v in module.state_dict().items()}
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
 
 
 # ---------------------------------------------------------------------------------------- front ends
@@ -243,7 +232,8 @@ def feature_inputs(ds: LoadedDataset) -> FeatureInputs:
     def apply(modality: str, v: np.ndarray | None) -> np.ndarray | None:
         if v is None:
             return None
-        return ((v - norm[modality]["mean"]) / norm[modality]["std"]).astype(np.float32)
+        out: np.ndarray = ((v - norm[modality]["mean"]) / norm[modality]["std"]).astype(np.float32)
+        return out
 
     feats, labels, uids = {}, {}, {}
     for split in SPLITS:
@@ -707,16 +697,7 @@ def write_bundle(
         "svms": svms,
         "fuzzy": {"integral": back.head.method, **back.head.measure.to_json()},
         "metrics": metrics,
-        "provenance": {
-            "dataset": dataset_prov,
-            "seed": opts.seed,
-            "code_version": __version__,
-            "git_commit": _git_commit(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "trained_on": platform.machine(),
-            "calibration_set_sha256": None,
-        },
+        "provenance": provenance(dataset_prov, opts.seed),
     }
     writer.write_manifest(manifest)
     return opts.out

@@ -70,7 +70,8 @@ def add_run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from edge_mmer.config import ConfigError
-    from edge_mmer.runtime.loop import RunError, RuntimeLoop
+    from edge_mmer.errors import RunError
+    from edge_mmer.runtime.loop import RuntimeLoop
     from edge_mmer.runtime.settings import load_settings, with_run_overrides
 
     try:

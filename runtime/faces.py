@@ -17,7 +17,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 import numpy as np
 
@@ -61,7 +61,7 @@ class YuNetFaceDetector:
         if self._size != (w, h):
             self._det.setInputSize((w, h))
             self._size = (w, h)
-        _, faces = self._det.detect(frame_bgr)
+        faces = cast("np.ndarray | None", self._det.detect(frame_bgr)[1])  # None when no face is found
         if faces is None:
             return []
         out = []

@@ -20,6 +20,7 @@ from typing import Any
 
 from edge_mmer.bundle import Bundle, BundleError, read_bundle
 from edge_mmer.config import ConfigError
+from edge_mmer.errors import RunError
 from edge_mmer.runtime.chunks import Chunk
 from edge_mmer.runtime.events import EmotionEvent
 from edge_mmer.runtime.networks import Networks
@@ -35,10 +36,6 @@ log = logging.getLogger(__name__)
 
 SYNTHETIC_WARNING = ("bundle %s was trained on SYNTHETIC data (the demo): its events show the loop works, "
                      "not how well it recognises real people")
-
-
-class RunError(RuntimeError):
-    """The loop cannot start (bundle, backend, source or sink); the message says which and why."""
 
 
 @dataclass
@@ -198,8 +195,8 @@ class RuntimeLoop:
             raise RunError(str(exc)) from exc
         for note in summary.notes:
             log.info("%s", note)
-        has_video = any(getattr(s, "has_video", s.kind in ("video", "av")) for s in sources)
-        has_audio = any(getattr(s, "has_audio", s.kind in ("audio", "av")) for s in sources)
+        has_video = any(s.has_video for s in sources)
+        has_audio = any(s.has_audio for s in sources)
         cfg = bundle.config
         try:
             pipeline = Pipeline(bundle, networks, self.settings.pipeline_settings(cfg.audio.min_utterance_s,
@@ -222,7 +219,7 @@ class RuntimeLoop:
             sup.start()
         queues = [sup.queue for sup in supervisors]
         # a live microphone in an outage (restarting): the camera's clock drives face-only decisions meanwhile
-        live_mics = [sup for sup in supervisors if sup.source.live and getattr(sup.source, "has_audio", False)] \
+        live_mics = [sup for sup in supervisors if sup.source.live and sup.source.has_audio] \
             if has_video else []
         first_t: float | None = None
         next_stats = time.monotonic() + self.settings.run.stats_interval_s
@@ -289,7 +286,7 @@ class RuntimeLoop:
 
     def _queue_size(self, source: Source) -> int:
         q = self.settings.queues
-        kind = getattr(source, "kind", "av")
+        kind = source.kind
         return q.audio if kind == "audio" else q.video if kind == "video" else q.audio + q.video
 
     def _on_restart(self, restart: Any) -> None:

@@ -27,16 +27,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edge_mmer.bundle import Bundle
-from edge_mmer.decision import CHANNELS, DecisionHead
+from edge_mmer.decision import DecisionHead
 from edge_mmer.features.audio import log_mel, pcm16_to_float
-from edge_mmer.features.face import preprocess_faces
+from edge_mmer.networks import Networks, decide, face_only_channels, utterance_channels
 from edge_mmer.runtime.chunks import AudioChunk, Chunk, VideoFrame
 from edge_mmer.runtime.events import EmotionEvent, channel_result, scores_by_label, utc_now_iso
 from edge_mmer.runtime.faces import FaceDetector, FaceTracker, make_detector
-from edge_mmer.runtime.networks import Networks
 from edge_mmer.runtime.smoothing import Smoother, SmoothingSettings
 from edge_mmer.runtime.stats import RuntimeStats
 from edge_mmer.runtime.vad import Utterance, VadSegmenter, VadSettings
+from edge_mmer.vocab import CHANNELS, SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
@@ -227,60 +227,23 @@ class Pipeline:
             return self._event(work, None, {c: None for c in CHANNELS})
         self._expire(work.start)
         crops = self.faces.crops_between(work.start, work.end)
+        stage = self.stats.stage
         if work.kind == "utterance":
             assert work.utterance is not None
-            channels = self._utterance_channels(work.utterance, crops)
+            with stage("log_mel"):
+                mel = log_mel(pcm16_to_float(work.utterance.samples), self.cfg.audio)
+            channels = utterance_channels(self.networks, self.head, self.cfg.face, mel, crops, stage)
         else:
             if len(crops) < self.settings.min_face_frames:
                 return None
-            channels = self._face_only_channels(crops)
-        with self.stats.stage("decision"):
-            probs = self._svm(channels)
-            with self.stats.stage("fuzzy"):
-                scores = self.head.fuse(probs)
+            channels = face_only_channels(self.networks, self.head, self.cfg.face, crops, stage)
+        with stage("decision"):
+            decision = decide(self.head, channels, stage)
         self._last_activity = work.end
         self.decisions += 1
-        if not self.smoother.update(scores):
+        if not self.smoother.update(decision.scores):
             return None
-        return self._event(work, scores, probs)
-
-    def _utterance_channels(self, utt: Utterance, crops: list[np.ndarray]) -> dict[str, np.ndarray | None]:
-        st, net, head = self.stats, self.networks, self.head
-        with st.stage("log_mel"):
-            mel = log_mel(pcm16_to_float(utt.samples), self.cfg.audio)
-        with st.stage("speech_encoder"):
-            speech = net.speech_features(mel)
-        with st.stage("speech_context"):
-            speech_ctx = net.speech_context.step(speech)
-        face_ctx = None
-        if crops:
-            with st.stage("face_encoder"):
-                emb = net.face_embedding(preprocess_faces(crops, self.cfg.face))
-            with st.stage("face_context"):
-                face_ctx = net.face_context.step(emb)
-        with st.stage("mask"):
-            speech_m = head.mask("speech", speech_ctx)
-            face_m = None if face_ctx is None else head.mask("face", face_ctx)
-        fused = None
-        if face_m is not None:
-            with st.stage("fusion"):
-                fused = net.fusion.step(np.concatenate([speech_m, face_m]).astype(np.float32))
-        return {"speech": speech_m, "face": face_m, "fused": fused}
-
-    def _face_only_channels(self, crops: list[np.ndarray]) -> dict[str, np.ndarray | None]:
-        st, net = self.stats, self.networks
-        with st.stage("face_encoder"):
-            emb = net.face_embedding(preprocess_faces(crops, self.cfg.face))
-        with st.stage("face_context"):
-            face_ctx = net.face_context.peek(emb)
-        with st.stage("mask"):
-            face_m = self.head.mask("face", face_ctx)
-        return {"speech": None, "face": face_m, "fused": None}
-
-    def _svm(self, channels: dict[str, np.ndarray | None]) -> dict[str, np.ndarray | None]:
-        with self.stats.stage("svm"):
-            probs = self.head.channel_probabilities(channels)
-        return {k: (None if v is None else v[0]) for k, v in probs.items()}
+        return self._event(work, decision.scores, decision.channels)
 
     def _event(self, work: _Work, scores: np.ndarray | None, probs: dict[str, np.ndarray | None]) -> EmotionEvent:
         sm = self.smoother
@@ -315,6 +278,6 @@ def run_offline(pipeline: Pipeline, audio: np.ndarray | None, frames: Iterable[V
     for frame in frames:
         events.extend(pipeline.feed(frame))
     if audio is not None and len(audio):
-        events.extend(pipeline.feed(AudioChunk(audio_start, np.asarray(audio, dtype=np.int16), 16000)))
+        events.extend(pipeline.feed(AudioChunk(audio_start, np.asarray(audio, dtype=np.int16), SAMPLE_RATE)))
     events.extend(pipeline.flush())
     return events

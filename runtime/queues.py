@@ -14,13 +14,11 @@ from collections.abc import Iterator
 from queue import Empty
 from typing import Generic, TypeVar
 
+from edge_mmer.errors import QueueClosed
+
 T = TypeVar("T")
 
 __all__ = ["DropOldestQueue", "Empty", "QueueClosed"]
-
-
-class QueueClosed(Exception):
-    """Every producer closed the queue and it is drained: end of stream."""
 
 
 class DropOldestQueue(Generic[T]):

@@ -16,18 +16,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge_mmer.config import ConfigError, _from_mapping
+from edge_mmer.configlib import from_mapping
+from edge_mmer.errors import ConfigError
 from edge_mmer.runtime.pipeline import PipelineSettings
 from edge_mmer.runtime.smoothing import SmoothingSettings
 from edge_mmer.runtime.vad import VadSettings
+from edge_mmer.vocab import BACKENDS, PRECISIONS
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10 (JetPack 6)
     import tomli as tomllib
 
-BACKENDS = ("auto", "onnxruntime", "tensorrt")
-PRECISIONS = ("fp32", "fp16", "int8")
 
 
 def repo_demo_dir() -> Path:
@@ -177,7 +177,7 @@ def _check_finite(obj: Any, prefix: str) -> None:
 
 def settings_from_dict(data: dict[str, Any], source: str = "config") -> RuntimeSettings:
     try:
-        return _from_mapping(RuntimeSettings, data, "").validate()
+        return from_mapping(RuntimeSettings, data).validate()
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from exc
 

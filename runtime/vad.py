@@ -25,10 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge_mmer.runtime.chunks import AudioChunk
+from edge_mmer.vocab import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 
 
 @dataclass(frozen=True)

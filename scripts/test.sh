@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 echo "== ruff"; .venv/bin/ruff check .
-echo "== mypy"; .venv/bin/mypy edge_mmer convert runtime calibration benchmarks
+echo "== mypy (strict, on the package as installed)"; bash scripts/typecheck.sh
 echo "== pytest"; .venv/bin/python -m pytest -q "$@"
 
 # The device side must work on Python 3.10 (JetPack 6) and without torch installed at all: run the

@@ -144,6 +144,9 @@ class ScriptedSource(Source):
     ``"end@N"`` ends after N chunks, ``"open-fails"`` fails in open, ``"stream"`` streams until closed."""
 
     live = True
+    kind = "video"
+    has_video = True
+    has_audio = False
 
     def __init__(self, script, pace_s: float = 0.002) -> None:
         self.name = "scripted"

@@ -30,6 +30,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from edge_mmer.config import AudioConfig, FaceConfig
+from edge_mmer.errors import DatasetError
+from edge_mmer.vocab import SAMPLE_RATE, SPLITS
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +50,7 @@ __all__ = [
     "stable_shuffle",
 ]
 
-SPLITS = ("train", "val", "test")
 MAX_EXAMPLES = 5
-
-
-class DatasetError(ValueError):
-    """The dataset on disk is missing or malformed; the message names the file and field."""
 
 
 def check_split(split: str) -> None:
@@ -161,7 +158,7 @@ class MediaUtterance:
         path = self.audio_path or self.video_path
         if path is None:
             raise DatasetError(f"utterance {self.id!r}: no audio or video file")
-        return decode_audio(path, 16000, self.start_s, self.end_s)
+        return decode_audio(path, SAMPLE_RATE, self.start_s, self.end_s)
 
     def load_frames(self, max_frames: int | None = None) -> list[np.ndarray]:
         """Every frame of the window (evenly subsampled to ``max_frames``)."""

@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from edge_mmer.hashing import sha256_file as file_sha256
+
 log = logging.getLogger(__name__)
 
 __all__ = ["CacheEntry", "FeatureCache", "default_cache_dir", "file_sha256"]
@@ -36,17 +38,6 @@ CACHE_FORMAT = 1
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "edge-mmer" / "features"
-
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            block = f.read(chunk)
-            if not block:
-                break
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass

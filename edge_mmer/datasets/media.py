@@ -15,17 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from edge_mmer.datasets.base import DatasetError
+from edge_mmer.errors import MediaError
+from edge_mmer.vocab import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
 __all__ = ["DECODES", "MediaError", "MediaInfo", "decode_audio", "decode_frames", "probe"]
 
 DECODES = 0  # files opened for decoding in this process
-
-
-class MediaError(DatasetError):
-    """A media file cannot be opened or decoded; names the file."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +85,7 @@ def _seek(container: Any, start_s: float | None) -> None:
             log.debug("seek to %.2f s failed (%s): decoding from the start", start_s, exc)
 
 
-def decode_audio(path: str | Path, sample_rate: int = 16000, start_s: float | None = None,
+def decode_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, start_s: float | None = None,
                  end_s: float | None = None) -> np.ndarray:
     """The first audio stream as float32 mono at ``sample_rate``, cut to ``[start_s, end_s)``.
 

@@ -223,7 +223,7 @@ def _ids(raw: Any, n: int) -> list[tuple[str, int]]:
         x = raw[i] if raw is not None else i
         if isinstance(x, bytes):
             x = x.decode("utf-8", "replace")
-        if isinstance(x, (list, tuple, np.ndarray)) and not isinstance(x, str):
+        if isinstance(x, (list, tuple, np.ndarray)):
             parts = [p.decode() if isinstance(p, bytes) else str(p) for p in np.asarray(x).reshape(-1)]
             vid, clip = parts[0], parts[1] if len(parts) > 1 else str(i)
         else:

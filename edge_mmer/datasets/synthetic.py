@@ -20,14 +20,13 @@ import numpy as np
 
 from edge_mmer.config import AudioConfig, FaceConfig
 from edge_mmer.datasets.base import DatasetError
+from edge_mmer.vocab import SAMPLE_RATE, SPLITS
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["SUPPORTED_FORMAT_VERSIONS", "DatasetError", "SyntheticDataset", "Utterance", "load_synthetic"]
 
 SUPPORTED_FORMAT_VERSIONS = (1,)
-_SAMPLE_RATE = 16000
-_SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -101,8 +100,8 @@ def read_wav_16k_mono(path: Path) -> np.ndarray:
             raw = wf.readframes(n)
     except (wave.Error, EOFError) as exc:
         raise DatasetError(f"{path}: not a readable PCM wav file: {exc}") from exc
-    if rate != _SAMPLE_RATE:
-        raise DatasetError(f"{path}: sample rate is {rate} Hz, expected {_SAMPLE_RATE}")
+    if rate != SAMPLE_RATE:
+        raise DatasetError(f"{path}: sample rate is {rate} Hz, expected {SAMPLE_RATE}")
     if channels != 1:
         raise DatasetError(f"{path}: has {channels} channels, expected mono")
     if width != 2:
@@ -145,8 +144,8 @@ class SyntheticDataset:
 
 
 def _check_split(split: str) -> None:
-    if split not in _SPLITS:
-        raise ValueError(f"unknown split {split!r}; expected one of {_SPLITS}")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
 
 
 def _field(obj: dict[str, Any], key: str, typ: type | tuple[type, ...], where: str) -> Any:
@@ -197,8 +196,8 @@ def load_synthetic(path: str | os.PathLike[str], check_files: bool = True) -> Sy
             raise DatasetError(f"{w}: expected an object")
         sid = _field(spk, "id", str, w)
         split = _field(spk, "split", str, w)
-        if split not in _SPLITS:
-            raise DatasetError(f"{w}: field 'split' must be one of {_SPLITS}, got {split!r}")
+        if split not in SPLITS:
+            raise DatasetError(f"{w}: field 'split' must be one of {SPLITS}, got {split!r}")
         speakers[sid] = split
 
     jsonl = root / "utterances.jsonl"

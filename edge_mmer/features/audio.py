@@ -142,7 +142,8 @@ def log_mel(wave: np.ndarray, cfg: AudioConfig) -> np.ndarray:
     spec = np.fft.rfft(frames * hann_window(win), n=cfg.n_fft, axis=1)
     power = spec.real**2 + spec.imag**2
     mel = power @ mel_filterbank(cfg).T.astype(np.float64)
-    return np.log(np.maximum(mel, cfg.log_floor)).astype(np.float32)
+    log: np.ndarray = np.log(np.maximum(mel, cfg.log_floor)).astype(np.float32)
+    return log
 
 
 def pcm16_to_float(buf: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
@@ -159,4 +160,5 @@ def pcm16_to_float(buf: bytes | bytearray | memoryview | np.ndarray) -> np.ndarr
         if len(raw) % 2:
             raise ValueError(f"16-bit PCM needs an even number of bytes, got {len(raw)}")
         samples = np.frombuffer(raw, dtype="<i2")
-    return (samples.astype(np.float32) / np.float32(32768.0)).astype(np.float32)
+    out: np.ndarray = (samples.astype(np.float32) / np.float32(32768.0)).astype(np.float32)
+    return out

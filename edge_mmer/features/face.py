@@ -161,9 +161,8 @@ def crop_face(frame_bgr: np.ndarray, box: FaceBox, margin: float) -> np.ndarray:
     pad = [(cy0 - y0, y1 - cy1), (cx0 - x0, x1 - cx1)]
     if frame.ndim == 3:
         pad.append((0, 0))
-    if any(p for pair in pad for p in pair):
-        return np.pad(inner, pad, mode="edge")
-    return inner.copy()
+    padded: np.ndarray = np.pad(inner, pad, mode="edge") if any(p for pair in pad for p in pair) else inner.copy()
+    return padded
 
 
 def resize_face(crop_bgr: np.ndarray, size: int) -> np.ndarray:

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from edge_mmer.config import FaceEncoderConfig
+from edge_mmer.errors import WeightsError
 from edge_mmer.models.inception_resnet_v2 import (
     MIN_INPUT_SIZE,
     TIMM_REPEATS,
@@ -20,10 +21,6 @@ from edge_mmer.models.inception_resnet_v2 import (
 logger = logging.getLogger(__name__)
 
 __all__ = ["FaceEncoder", "WeightsError", "read_state_dict"]
-
-
-class WeightsError(ValueError):
-    """A checkpoint cannot be loaded into the model; the message names the file and the keys."""
 
 
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:

@@ -79,7 +79,8 @@ class SpeechEncoder(nn.Module):
         # (B, T, M) -> (B, T', C)
         y = self.act(self.conv1(x.transpose(1, 2)))
         y = self.act(self.conv2(y))
-        return self.pool(y).transpose(1, 2)
+        pooled: Tensor = self.pool(y).transpose(1, 2)
+        return pooled
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """x (B, T, n_mels) float32, optional lengths (B,) in input frames -> (features (B, H), logits (B, n_classes))."""

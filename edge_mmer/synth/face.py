@@ -413,7 +413,8 @@ def render_face(
         noise *= np.float32(pose.noise_std)
         img += noise
     np.clip(img, 0.0, 255.0, out=img)
-    return img.astype(np.uint8)
+    out: np.ndarray = img.astype(np.uint8)
+    return out
 
 
 @lru_cache(maxsize=16)

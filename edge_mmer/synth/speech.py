@@ -25,6 +25,7 @@ import numpy as np
 from scipy import signal
 
 from edge_mmer.config import LABELS
+from edge_mmer.errors import EspeakError, EspeakNotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -78,14 +79,6 @@ SENTENCES: tuple[str, ...] = (
 
 _SSML_RANGE_MIN = 10.0
 _SSML_RANGE_MAX = 300.0
-
-
-class EspeakError(RuntimeError):
-    """espeak-ng failed to synthesise speech."""
-
-
-class EspeakNotFoundError(EspeakError):
-    """The ``espeak-ng`` binary is not installed."""
 
 
 def espeak_path() -> str:
@@ -317,7 +310,7 @@ class SpeechSample:
 
     @property
     def duration_s(self) -> float:
-        return self.audio.shape[0] / self.sample_rate
+        return float(self.audio.shape[0] / self.sample_rate)
 
 
 def _rms(x: np.ndarray) -> float:

@@ -77,13 +77,12 @@ def add_profile_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 def cmd_profile(args: argparse.Namespace) -> int:
     from edge_mmer.bundle import BundleError
     from edge_mmer.config import ConfigError
-    from edge_mmer.runtime.loop import RunError
+    from edge_mmer.errors import ProfileError, RunError, VariantError
     from edge_mmer.runtime.runners.base import RunnerError
     from edge_mmer.runtime.sinks.base import SinkError
     from edge_mmer.runtime.sources.base import SourceError
 
-    from .profiler import ProfileError, ProfileOptions, command_line, run_profile
-    from .variants import VariantError
+    from .profiler import ProfileOptions, command_line, run_profile
 
     opts = ProfileOptions(
         bundle=args.bundle, source=args.source, backend=args.backend, precision=args.precision, compare=args.compare,

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_mmer.convert.device_facts import TEGRA_RELEASE_PATH, jetpack_hint, read_l4t_release
+from edge_mmer.provenance import version as _version
 
 from . import jetson
 from .resources import usable_cores
@@ -33,13 +34,6 @@ DEVICE_TREE_MODEL = Path("/proc/device-tree/model")
 
 PIN_CLOCKS_HINT = ("run `sudo jetson_clocks` before profiling (and `sudo jetson_clocks --restore` after, if you "
                    "saved the settings with `sudo jetson_clocks --store`)")
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from edge_mmer.bundle import Bundle, read_bundle
+from edge_mmer.errors import ProfileError
 from edge_mmer.runtime.networks import NETWORKS
 from edge_mmer.runtime.settings import RuntimeSettings, load_settings, repo_demo_dir, with_run_overrides
 from edge_mmer.runtime.sinks.jsonl import JsonlSink
@@ -45,10 +46,6 @@ DEFAULT_OUT = Path("runs/profile")
 DEFAULT_LIVE_SECONDS = 60.0
 SPEEDUP_DEFINITION = "speed-up = baseline / variant for latencies (> 1: the variant is faster); " \
                      "for the real-time factor, variant / baseline"
-
-
-class ProfileError(RuntimeError):
-    """Options that cannot be profiled (the message says which and why)."""
 
 
 @dataclass

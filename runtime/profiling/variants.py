@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge_mmer.bundle import Bundle
+from edge_mmer.errors import VariantError
 from edge_mmer.runtime.networks import Networks
 from edge_mmer.runtime.runners.base import RunnerError
 from edge_mmer.runtime.runners.select import BACKENDS, LoadedRunners, load_runners
@@ -22,10 +23,6 @@ from edge_mmer.runtime.runners.select import BACKENDS, LoadedRunners, load_runne
 log = logging.getLogger(__name__)
 
 PRECISION_NAMES = ("fp32", "fp16", "int8", "int8-cpu", "int8-trt")
-
-
-class VariantError(ValueError):
-    """A ``--compare`` item, backend or precision that cannot be profiled; the message says which."""
 
 
 @dataclass(frozen=True)

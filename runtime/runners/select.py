@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_mmer.bundle import Bundle, read_bundle
+from edge_mmer.vocab import BACKENDS, NETWORKS, ONNX_KINDS, PRECISIONS
 
 from .base import Runner, RunnerError, TensorSpec
 from .onnxruntime_runner import (
@@ -43,10 +44,6 @@ from .tensorrt_runner import TensorRTRunner
 
 log = logging.getLogger(__name__)
 
-NETWORKS = ("speech_encoder", "face_encoder", "speech_context", "face_context", "fusion")
-BACKENDS = ("auto", "onnxruntime", "tensorrt")
-PRECISIONS = ("fp32", "fp16", "int8")
-ONNX_KINDS = ("onnx-fp32", "onnx-fp16", "int8-cpu", "int8-trt")
 
 __all__ = ["BACKENDS", "NETWORKS", "PRECISIONS", "LoadedRunners", "load_runners"]
 
@@ -276,8 +273,8 @@ def _tensorrt_plan(bundle: Bundle, networks: Sequence[str], precision: str, devi
         problems = plan_compatibility(bundle.networks[name]["artifacts"][kind], facts)
         if problems:
             mismatch.setdefault("; ".join(problems), []).append(f"{name} ({kind})")
-    for problems, nets in mismatch.items():
-        reasons.append(f"plans built for another device: {', '.join(nets)}: {problems}")
+    for why, nets in mismatch.items():
+        reasons.append(f"plans built for another device: {', '.join(nets)}: {why}")
     for text in _group(fallback):
         notes.add(text)
     return kinds, reasons

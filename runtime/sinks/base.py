@@ -5,11 +5,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
+from edge_mmer.errors import SinkError as SinkError  # re-exported: raised by every sink
 from edge_mmer.runtime.events import EmotionEvent
-
-
-class SinkError(RuntimeError):
-    """A sink that cannot be set up (bad URL, unreadable password file ...); the message names it."""
 
 
 class Sink(ABC):

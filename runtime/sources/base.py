@@ -5,11 +5,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 
+from edge_mmer.errors import SourceError as SourceError  # re-exported: raised by every source
 from edge_mmer.runtime.chunks import Chunk
-
-
-class SourceError(RuntimeError):
-    """A source that cannot be opened or read; the message names the device or file."""
 
 
 class Source(ABC):
@@ -24,6 +21,21 @@ class Source(ABC):
 
     name: str = "source"
     live: bool = False
+
+    @property
+    @abstractmethod
+    def has_audio(self) -> bool:
+        """It yields :class:`~edge_mmer.runtime.chunks.AudioChunk` s."""
+
+    @property
+    @abstractmethod
+    def has_video(self) -> bool:
+        """It yields :class:`~edge_mmer.runtime.chunks.VideoFrame` s."""
+
+    @property
+    def kind(self) -> str:
+        """``audio``, ``video`` or ``av`` (both)."""
+        return "av" if self.has_audio and self.has_video else "audio" if self.has_audio else "video"
 
     @abstractmethod
     def open(self) -> None: ...

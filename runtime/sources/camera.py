@@ -180,7 +180,8 @@ class CameraSource(Source):
             self._size = size
         elif size != self._size:
             return None
-        return image
+        bgr: np.ndarray = image
+        return bgr
 
     def _capped(self, t: float) -> bool:
         """True when ``fps_cap`` says to drop this frame."""

@@ -28,10 +28,10 @@ import numpy as np
 
 from edge_mmer.runtime.chunks import AudioChunk, Chunk, VideoFrame
 from edge_mmer.runtime.sources.base import Source, SourceError
+from edge_mmer.vocab import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16_000
 """Every source delivers audio at this rate, mono int16."""
 
 

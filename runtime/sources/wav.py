@@ -18,7 +18,8 @@ import numpy as np
 
 from edge_mmer.runtime.chunks import AudioChunk, Chunk
 from edge_mmer.runtime.sources.base import Source, SourceError
-from edge_mmer.runtime.sources.files import SAMPLE_RATE, MediaFileSource, Pacer, chunk_samples
+from edge_mmer.runtime.sources.files import MediaFileSource, Pacer, chunk_samples
+from edge_mmer.vocab import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
