@@ -137,7 +137,7 @@ def add_dataset(parser: argparse.ArgumentParser, *, default: str | None = DEFAUL
     if default is not None:
         help_text += " (default: %(default)s)"
     group.add_argument("--dataset", default=default, required=default is None, metavar="KIND:PATH", help=help_text)
-    group.add_argument("--workers", type=int, default=0,
+    group.add_argument("--workers", type=int, default=0, metavar="N",
                        help="front-end worker processes for decoding and face detection (0 = up to 4; "
                             "default: %(default)s)")
     group.add_argument("--cache", type=Path, default=None, metavar="DIR",

@@ -49,7 +49,7 @@ def add_parser(sub: Subparsers) -> None:
                    help="dataset directory (default: the manifest's provenance.dataset.path)")
     b.add_argument("--split", default="train", choices=CALIBRATION_SPLITS,
                    help="split to sample (the test split is never used for calibration) (default: %(default)s)")
-    b.add_argument("--utterances", type=int, default=200, help="utterances to use (default: %(default)s)")
+    b.add_argument("--utterances", type=int, default=200, metavar="N", help="utterances to use (default: %(default)s)")
     b.add_argument("--out", type=Path, required=True, help="output .npz file")
     add_progress(b)
     r = add_command(csub, "record", help="on the device: through the runtime's own sources and front ends (torch-free)",
@@ -58,8 +58,8 @@ def add_parser(sub: Subparsers) -> None:
     add_bundle(r, default="the committed demo bundle")
     add_settings(r)
     add_sources(r)
-    r.add_argument("--utterances", type=int, default=200, help="utterances to record (default: %(default)s)")
-    r.add_argument("--faces", type=int, default=200,
+    r.add_argument("--utterances", type=int, default=200, metavar="N", help="utterances to record (default: %(default)s)")
+    r.add_argument("--faces", type=int, default=200, metavar="M",
                    help="face windows to record (utterances with a face in view; default: %(default)s)")
     r.add_argument("--out", type=Path, required=True, help="output .npz file")
 
