@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_mmer.errors import CalibrationError
 from edge_mmer.runtime.events import EmotionEvent
 from edge_mmer.runtime.runners.base import Runner
 from edge_mmer.runtime.settings import RuntimeSettings
@@ -85,7 +86,7 @@ def record_calibration_set(settings: RuntimeSettings, utterances: int = 200, fac
     from edge_mmer.runtime.loop import RuntimeLoop, resolve_inputs
 
     if utterances < 1 or faces < 0:
-        raise ValueError(f"calibrate record: need utterances >= 1 and faces >= 0, got {utterances}, {faces}")
+        raise CalibrationError(f"calibrate record: need utterances >= 1 and faces >= 0, got {utterances}, {faces}")
     settings = dataclasses.replace(settings, run=dataclasses.replace(settings.run, backend="onnxruntime",
                                                                       precision="fp32"))
     stop = stop or threading.Event()
@@ -115,6 +116,6 @@ def record_calibration_set(settings: RuntimeSettings, utterances: int = 200, fac
         "stopped_by": summary.stopped_by,
     })
     if "speech_encoder" not in cs.arrays:
-        raise ValueError("calibrate record: no utterance was recorded (is the microphone delivering speech?)")
+        raise CalibrationError("calibrate record: no utterance was recorded (is the microphone delivering speech?)")
     log.info("recorded: %s", ", ".join(f"{n} {c}" for n, c in cs.counts().items()))
     return cs

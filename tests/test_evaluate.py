@@ -220,4 +220,4 @@ def test_cli_train_and_evaluate(tmp_path: Path) -> None:
     assert ev.returncode == 0, ev.stderr
     assert "## Accuracy per class" in ev.stdout and (tmp_path / "b.eval" / "csv-test" / "report.json").is_file()
     bad = cli("evaluate", "--bundle", str(tmp_path / "b"), "--dataset", f"meld:{tmp_path / 'none'}")
-    assert bad.returncode != 0 and "does not exist" in bad.stderr
+    assert bad.returncode == 2 and "edge-mmer evaluate: " in bad.stderr and "does not exist" in bad.stderr

@@ -20,6 +20,15 @@ TORCH_FREE = [
     "edge_mmer.evaluate",
     "edge_mmer.datasets.synthetic",
     "edge_mmer.cli",
+    "edge_mmer.cli.args",
+    "edge_mmer.cli.run",
+    "edge_mmer.cli.profile",
+    "edge_mmer.cli.synth",
+    "edge_mmer.cli.train",
+    "edge_mmer.cli.evaluate",
+    "edge_mmer.cli.bundle",
+    "edge_mmer.cli.convert",
+    "edge_mmer.cli.calibrate",
     "edge_mmer.runtime",
     "edge_mmer.convert.profiles",
     "edge_mmer.convert.device_facts",
@@ -31,7 +40,6 @@ TORCH_FREE = [
     "edge_mmer.convert.quantize",
     "edge_mmer.runtime.pipeline",
     "edge_mmer.runtime.loop",
-    "edge_mmer.runtime.cli_run",
     "edge_mmer.runtime.runners.select",
     "edge_mmer.runtime.runners.tensorrt_runner",
     "edge_mmer.runtime.sources.factory",
@@ -40,7 +48,6 @@ TORCH_FREE = [
     "edge_mmer.runtime.sinks.mqtt",
     "edge_mmer.calibration.record",
     "edge_mmer.runtime.profiling.profiler",
-    "edge_mmer.runtime.profiling.cli",
 ]
 
 
@@ -71,3 +78,17 @@ def test_the_runtime_loop_runs_without_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.stdout.strip() == "0 2 []", out.stdout + out.stderr
+
+
+def test_every_help_is_fast_and_loads_no_heavy_stack() -> None:
+    """``edge-mmer [CMD] --help`` needs argparse only: no torch, ONNX, ONNX Runtime or OpenCV."""
+    code = (
+        "import sys, io, contextlib; from edge_mmer.cli import main\n"
+        "for cmd in ([], ['run'], ['profile'], ['synth'], ['train'], ['evaluate'], ['bundle', 'verify'],\n"
+        "            ['bundle', 'show'], ['convert'], ['calibrate', 'build'], ['calibrate', 'record']):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "        main([*cmd, '--help'])\n"
+        "print([m for m in ('torch', 'onnx', 'onnxruntime', 'cv2', 'numpy') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -270,7 +270,7 @@ def test_plots_are_skipped_with_a_note_without_matplotlib(tmp_path: Path) -> Non
 
 
 def test_profiling_imports_no_torch() -> None:
-    code = ("import sys, edge_mmer.runtime.profiling.profiler, edge_mmer.runtime.profiling.cli; "
+    code = ("import sys, edge_mmer.runtime.profiling.profiler, edge_mmer.cli.profile; "
             "print([m for m in ('torch', 'timm', 'torchvision') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]"

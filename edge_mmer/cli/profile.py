@@ -7,9 +7,12 @@ import logging
 import sys
 from pathlib import Path
 
+from edge_mmer.cli.args import Subparsers, add_bundle, add_command, add_inference, add_settings
+from edge_mmer.errors import EdgeMmerError
+
 log = logging.getLogger(__name__)
 
-PROFILE_HELP = """\
+DESCRIPTION = """\
 Profile the real pipeline on this device: per-stage latency (capture wait, VAD, log-mel, speech
 encoder, face detection, face encoder, context LSTMs, mask, fusion, SVMs, fuzzy integral, sink),
 end-to-end decision latency, throughput (real-time factor, analysed fps), drops, CPU % and peak RSS.
@@ -22,7 +25,7 @@ records L4T, nvpmodel, jetson_clocks, clocks, temperatures and power (tegrastats
 clocks are not pinned. Exit status 1 when the per-stage sums do not add up to the end-to-end figures.
 """
 
-PROFILE_EPILOG = """\
+EPILOG = """\
 examples:
   edge-mmer profile                                   demo bundle on the demo clip, one pass
   edge-mmer profile --compare fp32,int8               FP32 vs INT8, interleaved, with speed-ups
@@ -32,16 +35,15 @@ examples:
   edge-mmer profile --source talk.mp4 --realtime      a recording through the live loop, paced like a camera
 """
 
+DEFAULT_OUT = Path("runs/profile")
 
-def add_profile_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("profile", help="per-stage latency of the real pipeline on this device", description=PROFILE_HELP,
-                       epilog=PROFILE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--bundle", type=Path, default=None, metavar="DIR",
-                   help="model bundle (default: --config's [run] bundle, else the committed demo bundle)")
-    p.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt"), default="auto",
-                   help="inference backend (default auto: TensorRT plans when they fit this device, else ONNX Runtime)")
-    p.add_argument("--precision", choices=("fp32", "fp16", "int8", "int8-cpu", "int8-trt"), default="fp32",
-                   help="networks to run (default fp32; int8 = the runtime's choice of INT8 flavour)")
+
+def add_parser(sub: Subparsers) -> None:
+    p = add_command(sub, "profile", help="per-stage latency of the real pipeline on this device",
+                    description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_bundle(p, default="--config's [run] bundle, else the committed demo bundle")
+    add_settings(p, note="the profile takes its VAD, faces and decision, and [run] camera / mic for --source live")
+    add_inference(p, int8_flavours=True)
     p.add_argument("--source", default="demo", metavar="demo|live|PATH",
                    help="demo (the demo clip), live (camera + microphone through the running loop), or a media "
                         "file (default: demo)")
@@ -60,44 +62,30 @@ def add_profile_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
                         "micro: timed runs per network (default 1000)")
     p.add_argument("--warmup", type=int, default=None, metavar="N",
                    help="untimed inferences per network first (default 3; micro 50)")
-    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (default 0 = all cores)")
     p.add_argument("--emit", choices=("every", "change"), default="every",
                    help="every decision is an event and timed end to end (default), or only changes (as deployed)")
     p.add_argument("--realtime", action="store_true",
                    help="a file source through the running loop, paced to real time like a camera (drops counted)")
-    p.add_argument("--config", type=Path, default=None, metavar="FILE.toml",
-                   help="runtime settings (VAD, faces, decision, [run] camera / mic for --source live)")
-    p.add_argument("--out", type=Path, default=Path("runs/profile"), metavar="DIR",
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
                    help="where profile.json, profile.md, the plots and the events go (default: %(default)s)")
     p.add_argument("--no-plots", dest="plots", action="store_false", help="skip the PNG plots")
     p.add_argument("--no-device-probes", dest="probe_device", action="store_false",
                    help="do not run nvpmodel / jetson_clocks / tegrastats")
 
 
-def cmd_profile(args: argparse.Namespace) -> int:
-    from edge_mmer.bundle import BundleError
-    from edge_mmer.config import ConfigError
-    from edge_mmer.errors import ProfileError, RunError, VariantError
-    from edge_mmer.runtime.runners.base import RunnerError
-    from edge_mmer.runtime.sinks.base import SinkError
-    from edge_mmer.runtime.sources.base import SourceError
-
-    from .profiler import ProfileOptions, command_line, run_profile
+def run(args: argparse.Namespace) -> int:
+    from edge_mmer.runtime.profiling.profiler import ProfileOptions, command_line, run_profile
 
     opts = ProfileOptions(
-        bundle=args.bundle, source=args.source, backend=args.backend, precision=args.precision, compare=args.compare,
-        duration_s=args.duration_s, utterances=args.utterances, micro=args.micro, runs=args.runs, warmup=args.warmup,
+        bundle=args.bundle, source=args.source, backend=args.backend or "auto", precision=args.precision or "fp32",
+        compare=args.compare, duration_s=args.duration_s, utterances=args.utterances, micro=args.micro,
+        runs=args.runs, warmup=args.warmup,
         networks=[n.strip() for n in args.networks.split(",") if n.strip()] if args.networks else None,
-        threads=args.threads, emit=args.emit, realtime=args.realtime, config=args.config, out=args.out,
-        plots=args.plots, probe_device=args.probe_device, command=command_line())
-    try:
-        result = run_profile(opts)
-    except (ProfileError, VariantError, ConfigError, BundleError, RunnerError, SourceError, SinkError, RunError) as exc:
-        sys.stderr.write(f"edge-mmer profile: {exc}\n")
-        return 2 if isinstance(exc, (ProfileError, VariantError, ConfigError)) else 1
+        threads=0 if args.threads is None else args.threads, emit=args.emit, realtime=args.realtime,
+        config=args.config, out=args.out, plots=args.plots, probe_device=args.probe_device, command=command_line())
+    result = run_profile(opts)
     sys.stdout.write(result.console)
     if not result.consistent:
-        sys.stderr.write("edge-mmer profile: the per-stage sums do not add up to the end-to-end figures "
-                         f"(see {result.files['markdown']})\n")
-        return 1
+        raise EdgeMmerError("the per-stage sums do not add up to the end-to-end figures "
+                            f"(see {result.files['markdown']})")
     return 0
