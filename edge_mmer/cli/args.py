@@ -131,7 +131,7 @@ def add_dataset(parser: argparse.ArgumentParser, *, default: str | None = DEFAUL
     group = parser.add_argument_group("dataset")
     help_text = ("'synthetic' (generated into data/synthetic on first use), 'synthetic:DIR', or a real dataset: "
                  "ravdess:DIR, cremad:DIR, meld:DIR[?target=sentiment], mosi:DIR|FILE.pkl, csv:FILE.csv; options "
-                 "after '?' (see the README's Datasets section)")
+                 "after '?' (see docs/training.md, Datasets)")
     if note:
         help_text += f"; {note}"
     if default is not None:
