@@ -384,9 +384,8 @@ class _Prepared:
 def _prepare(cfg: ModelConfig, name: str, workdir: Path, threads: int, calib_n: int, seed: int,
              set_desc: Callable[[str], None]) -> tuple[Any, dict[str, Any]]:
     """Build, export and quantize one network; returns (torch wrapper, {variant: session | status})."""
-    from edge_mmer.convert.onnx_export import export_network
+    from edge_mmer.convert.onnx_export import FeaturesGraph, StepGraph, export_network
     from edge_mmer.convert.quantize import QUANTIZED_OP_TYPES, quantize_int8
-    from edge_mmer.models import FeaturesGraph, StepGraph
 
     entry = network_entry(cfg, name)
     module = build_network(cfg, name, seed)

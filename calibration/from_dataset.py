@@ -1,16 +1,16 @@
-"""Build a calibration set from a dataset split with the training front ends and torch networks.
+"""Build a calibration set from a dataset split with the training front ends and the torch networks.
 
 The dataset is the bundle's own, of any kind: ``provenance.dataset.spec`` (RAVDESS, CREMA-D, MELD,
 CMU-MOSI media, CSV manifests, the synthetic set), or a path / ``KIND:PATH`` spec given by the user
 (:func:`edge_mmer.convert.parity.resolve_dataset`). The samples are exactly what the deployed
-networks see: log-mel and face crops from the training front ends
+networks see: the first N usable utterances of a split through the training front ends
 (:func:`edge_mmer.datasets.frontend.extract_all`, as ``edge-mmer train`` runs them; defective media
-skipped and counted) and ``preprocess_faces`` (through
-:func:`edge_mmer.convert.parity.build_parity_inputs`, the code parity uses), the step graphs'
-``x``/``h``/``c`` from stepping the torch context and fusion LSTMs over each session. The test
-split is refused: calibration must never see the data the model is evaluated on. A bundle trained on
-precomputed features (no encoders) is refused too. torch is imported when the builder runs, not when
-this module is imported.
+skipped and counted), then the decision path on the torch networks
+(:func:`inputs_from_dataset`, which conversion parity uses too), every network's feeds kept: the
+log-mel, the normalised face crops, and the step graphs' ``x``/``h``/``c`` as each session is
+stepped from a zero state. The test split is refused: calibration must never see the data the model
+is evaluated on. A bundle trained on precomputed features (no encoders) is refused too. torch is
+imported when the builder runs, not when this module is imported.
 """
 
 from __future__ import annotations
@@ -18,23 +18,49 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from edge_mmer.bundle import Bundle, read_bundle
+from edge_mmer.calibration.inputs import NetworkInputs, record_network_inputs
 from edge_mmer.calibration.sets import CalibrationSet
+from edge_mmer.errors import DatasetUnusableError
+from edge_mmer.runner import Runner
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
-__all__ = ["CALIBRATION_SPLITS", "build_from_dataset"]
+__all__ = ["CALIBRATION_SPLITS", "build_from_dataset", "inputs_from_dataset"]
 
 CALIBRATION_SPLITS = ("train", "val")
-_STEP_NETWORKS = ("speech_context", "face_context", "fusion")
 
 
-def build_from_dataset(bundle: Any, dataset_dir: str | os.PathLike[str] | None, split: str = "train",
-                       n_utterances: int = 200, progress: bool = True, *, workers: int = 1,
+def inputs_from_dataset(bundle: Bundle, runners: Mapping[str, Runner], dataset: Path | str, n: int = 16,
+                        split: str = "val", *, workers: int = 1, cache_dir: Path | None = None,
+                        progress: bool = False) -> NetworkInputs:
+    """Every network's real inputs (:mod:`edge_mmer.calibration.inputs`) from the first ``n`` usable
+    utterances of ``split`` of ``dataset`` (a synthetic directory or a ``KIND:PATH`` spec, see
+    :func:`~edge_mmer.convert.parity.resolve_dataset`; whole sessions in order, the last one cut),
+    with ``runners`` computing each later network's inputs. Raises ``DatasetUnusableError`` when the
+    split has no usable utterance."""
+    from edge_mmer.convert.parity import open_bundle_dataset, prepare_split, require_encoders
+
+    require_encoders(bundle)
+    ds = open_bundle_dataset(bundle, dataset)
+    skipped: dict[str, int] = {}
+    sessions = prepare_split(bundle, ds, split, n, workers=workers, cache_dir=cache_dir, progress=progress,
+                             skipped=skipped)
+    if not sessions:
+        why = f" ({', '.join(f'{k} {v}' for k, v in sorted(skipped.items()))} skipped)" if skipped else ""
+        raise DatasetUnusableError(f"dataset {dataset} has no usable {split} utterances{why}")
+    out = record_network_inputs(bundle, runners, sessions, skipped)
+    log.info("real inputs: %d %s utterances in %d sessions (%d with a face)", out.n_utterances, split,
+             len(sessions), len(out.faces))
+    return out
+
+
+def build_from_dataset(bundle: Bundle | str | os.PathLike[str], dataset_dir: str | os.PathLike[str] | None,
+                       split: str = "train", n_utterances: int = 200, progress: bool = True, *, workers: int = 1,
                        cache_dir: str | os.PathLike[str] | None = None) -> CalibrationSet:
     """Calibration samples for every network of ``bundle`` (a :class:`~edge_mmer.bundle.Bundle` or
     its directory) from the first ``n_utterances`` usable utterances of ``split`` (``train`` or
@@ -50,46 +76,15 @@ def build_from_dataset(bundle: Any, dataset_dir: str | os.PathLike[str] | None, 
         raise ValueError(f"calibration split {split!r}: expected one of {', '.join(CALIBRATION_SPLITS)}")
     if n_utterances < 1:
         raise ValueError(f"calibration: n_utterances must be >= 1, got {n_utterances}")
-    import torch
-
-    from edge_mmer.bundle import Bundle, read_bundle
-    from edge_mmer.convert.parity import build_parity_inputs, require_encoders, resolve_dataset
-    from edge_mmer.models.from_bundle import load_torch_networks
+    from edge_mmer.convert.parity import require_encoders, resolve_dataset
+    from edge_mmer.models.torch_runner import torch_runners
 
     b = bundle if isinstance(bundle, Bundle) else read_bundle(bundle)
     require_encoders(b, "an INT8 calibration set")
     data = resolve_dataset(b, dataset_dir)
-    nets = load_torch_networks(b)
-    logger.info("calibration: front ends over %d %s utterances of %s", n_utterances, split, data)
-    inputs = build_parity_inputs(b, nets, data, n_utterances, split=split, workers=workers,
+    log.info("calibration: front ends over %d %s utterances of %s", n_utterances, split, data)
+    inputs = inputs_from_dataset(b, torch_runners(b), data, n_utterances, split=split, workers=workers,
                                  cache_dir=None if cache_dir is None else Path(cache_dir), progress=progress)
-
-    def names(net: str) -> list[str]:
-        return [str(io["name"]) for io in b.networks[net]["inputs"]]
-
-    arrays: dict[str, dict[str, list[np.ndarray]]] = {}
-    arrays["speech_encoder"] = {names("speech_encoder")[0]: [np.ascontiguousarray(m[None], np.float32) for m in inputs.mels]}
-    arrays["face_encoder"] = {names("face_encoder")[0]: [np.ascontiguousarray(f, np.float32) for f in inputs.faces]}
-    with torch.no_grad():
-        for net in _STEP_NETWORKS:
-            if net not in b.networks:
-                continue
-            x_name, h_name, c_name = names(net)[:3]
-            hidden = int(b.networks[net]["inputs"][1]["shape"][-1])
-            module = nets[net]
-            xs: list[np.ndarray] = []
-            hs: list[np.ndarray] = []
-            cs: list[np.ndarray] = []
-            for seq in inputs.sequences.get(net, []):
-                h = torch.zeros(1, hidden)
-                c = torch.zeros(1, hidden)
-                for x_t in seq:
-                    x = torch.from_numpy(np.ascontiguousarray(x_t[None], np.float32))
-                    xs.append(x.numpy().copy())
-                    hs.append(h.numpy().copy())
-                    cs.append(c.numpy().copy())
-                    _, h, c = module.step(x, h, c)  # type: ignore[operator]
-            arrays[net] = {x_name: xs, h_name: hs, c_name: cs}
     provenance: dict[str, Any] = {
         "source": f"dataset:{data}:{split}",
         "split": split,
@@ -101,8 +96,8 @@ def build_from_dataset(bundle: Any, dataset_dir: str | os.PathLike[str] | None, 
     }
     if inputs.skipped:
         provenance["skipped"] = dict(sorted(inputs.skipped.items()))
-    cs_ = CalibrationSet(arrays=arrays, provenance=provenance)
-    cs_.provenance["counts"] = cs_.counts()
-    cs_.validate("calibration set")
-    logger.info("calibration set: %s", ", ".join(f"{k} {v}" for k, v in cs_.counts().items()))
-    return cs_
+    cs = CalibrationSet(arrays=inputs.arrays(), provenance=provenance)
+    cs.provenance["counts"] = cs.counts()
+    cs.validate("calibration set")
+    log.info("calibration set: %s", ", ".join(f"{k} {v}" for k, v in cs.counts().items()))
+    return cs

@@ -14,7 +14,7 @@ from onnxruntime.quantization import CalibrationDataReader
 
 from edge_mmer.calibration.sets import CalibrationSet
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 __all__ = ["CalibrationReader"]
 

@@ -1,9 +1,10 @@
 """Calibration sets recorded on the device: ``edge-mmer calibrate record``.
 
 The runtime loop runs as it would in service — the same sources (camera, microphone or files), the
-same VAD and face tracker, the bundle's FP32 ONNX networks — with a tap on every runner that keeps a
-copy of each input it is fed. Recording stops after N utterances (speech encoder runs) and M face
-windows (face encoder runs), or when the source ends. Events are not emitted anywhere.
+same VAD and face tracker, the bundle's FP32 ONNX networks — with a tap on every runner
+(:class:`~edge_mmer.calibration.tap.TapRunner`) that keeps a copy of each input it is fed.
+Recording stops after N utterances (speech encoder runs) and M face windows (face encoder runs), or
+when the source ends. Events are not emitted anywhere.
 
 What is stored is what the networks see (log-mel matrices, normalised face crops, LSTM inputs) —
 derived from the sensors, so it is written only because the user asked for this file. Torch-free.
@@ -14,56 +15,22 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any
 
 import numpy as np
 
 from edge_mmer.errors import CalibrationError
+from edge_mmer.runner import Runner
 from edge_mmer.runtime.events import EmotionEvent
-from edge_mmer.runtime.runners.base import Runner
 from edge_mmer.runtime.settings import RuntimeSettings
 from edge_mmer.runtime.sinks.base import Sink
 
 from .sets import CalibrationSet
+from .tap import TapRunner
 
 log = logging.getLogger(__name__)
 
-
-class TapRunner(Runner):
-    """Runs ``inner`` and keeps a copy of every feed (up to ``limit``)."""
-
-    def __init__(self, inner: Runner, store: dict[str, list[np.ndarray]], limit: int,
-                 on_sample: Any = None) -> None:
-        super().__init__(inner.network, inner.inputs, inner.outputs)
-        self.backend = inner.backend
-        self.inner = inner
-        self.store = store
-        self.limit = limit
-        self.on_sample = on_sample
-
-    @property
-    def description(self) -> str:
-        return f"{self.inner.description} (recording inputs)"
-
-    @property
-    def recorded(self) -> int:
-        return min((len(v) for v in self.store.values()), default=0)
-
-    def _activate(self) -> None:
-        self.inner.activate()
-
-    def _deactivate(self) -> None:
-        self.inner.deactivate()
-
-    def _infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if self.recorded < self.limit:
-            for name, arr in feeds.items():
-                self.store.setdefault(name, []).append(np.array(arr, dtype=np.float32, copy=True))
-            if self.on_sample is not None:
-                self.on_sample()
-        return self.inner.infer(feeds)
+__all__ = ["TapRunner", "record_calibration_set"]
 
 
 class _NullSink(Sink):
@@ -90,7 +57,6 @@ def record_calibration_set(settings: RuntimeSettings, utterances: int = 200, fac
     settings = dataclasses.replace(settings, run=dataclasses.replace(settings.run, backend="onnxruntime",
                                                                       precision="fp32"))
     stop = stop or threading.Event()
-    arrays: dict[str, dict[str, list[np.ndarray]]] = {}
     limits = {"speech_encoder": utterances, "speech_context": utterances, "face_encoder": faces,
               "face_context": faces, "fusion": min(utterances, faces) if faces else 0}
     taps: dict[str, TapRunner] = {}
@@ -101,12 +67,13 @@ def record_calibration_set(settings: RuntimeSettings, utterances: int = 200, fac
 
     def hook(runners: dict[str, Runner]) -> dict[str, Runner]:
         for name, runner in runners.items():
-            taps[name] = TapRunner(runner, arrays.setdefault(name, {}), limits.get(name, utterances), check_done)
+            taps[name] = TapRunner(runner, limits.get(name, utterances), check_done)
         return dict(taps)
 
     loop = RuntimeLoop(settings, sink=_NullSink(), runner_hook=hook)
     summary = loop.run(stop)
     inputs = resolve_inputs(settings)
+    arrays: dict[str, dict[str, list[np.ndarray]]] = {name: tap.arrays() for name, tap in taps.items()}
     cs = CalibrationSet(arrays={k: v for k, v in arrays.items() if v}, provenance={
         "source": f"device:camera={inputs.camera or 'none'};mic={inputs.mic if inputs.mic is not None else 'none'}",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

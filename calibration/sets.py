@@ -22,7 +22,7 @@ import numpy as np
 from edge_mmer.errors import CalibrationError
 from edge_mmer.hashing import sha256_file
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 __all__ = ["PROVENANCE_KEY", "CalibrationError", "CalibrationSet", "load_calibration_set", "save_calibration_set"]
 
@@ -90,8 +90,8 @@ def save_calibration_set(cs: CalibrationSet, path: str | os.PathLike[str]) -> st
     os.replace(tmp, target)
     digest = sha256_file(target)
     cs.provenance = {**provenance, "sha256": digest}
-    logger.info("calibration set %s: %s, %.1f MB, sha256 %s", target,
-                ", ".join(f"{n} {c}" for n, c in cs.counts().items()), target.stat().st_size / 1e6, digest[:12])
+    log.info("calibration set %s: %s, %.1f MB, sha256 %s", target,
+             ", ".join(f"{n} {c}" for n, c in cs.counts().items()), target.stat().st_size / 1e6, digest[:12])
     return digest
 
 

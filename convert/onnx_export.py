@@ -2,8 +2,9 @@
 
 Names and dynamic axes come from the manifest's ``inputs``/``outputs``: a string dimension
 (``"time"``, ``"batch"``) is a dynamic axis of that name. Encoders are exported through
-:class:`~edge_mmer.models.FeaturesGraph`, the context and fusion LSTMs as step graphs
-``(x, h, c) -> (y | features, h_out, c_out)`` through :class:`~edge_mmer.models.StepGraph`.
+:class:`FeaturesGraph`, the context and fusion LSTMs as step graphs
+``(x, h, c) -> (y | features, h_out, c_out)`` through :class:`StepGraph`: the wrappers say which
+method of the torch network becomes the graph.
 """
 
 from __future__ import annotations
@@ -17,18 +18,20 @@ from typing import Any
 import numpy as np
 import onnx
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from edge_mmer.errors import ExportError
-from edge_mmer.models import FeaturesGraph, StepGraph
+from edge_mmer.models import FaceEncoder, RecurrentSequenceModel, SpeechEncoder
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 __all__ = [
     "EXAMPLE_DIMS",
     "OPSET",
     "ExportError",
     "ExportedGraph",
+    "FeaturesGraph",
+    "StepGraph",
     "check_exported",
     "dynamic_axes",
     "export_network",
@@ -43,6 +46,34 @@ OPSET = 17
 EXAMPLE_DIMS = {"time": 64, "batch": 2}
 _RECURRENT = ("ContextLSTM", "FusionLSTM")
 _WITH_LSTM = ("SpeechEncoder", *_RECURRENT)
+
+
+class FeaturesGraph(nn.Module):
+    """Export wrapper: ``forward(x) = model.features(x)`` (SpeechEncoder, FaceEncoder).
+
+    The wrapper takes the model's train/eval mode, so ``torch.onnx.export`` (which restores the
+    wrapper's mode afterwards) leaves an eval-mode model in eval mode."""
+
+    def __init__(self, model: SpeechEncoder | FaceEncoder) -> None:
+        super().__init__()
+        self.model = model
+        self.train(model.training)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model.features(x)
+
+
+class StepGraph(nn.Module):
+    """Export wrapper: ``forward(x_t, h, c) = model.step(x_t, h, c)`` (ContextLSTM, FusionLSTM);
+    x_t (B, D), h/c (B, hidden) -> y_t (B, feature_dim), h', c'. Takes the model's train/eval mode."""
+
+    def __init__(self, model: RecurrentSequenceModel) -> None:
+        super().__init__()
+        self.model = model
+        self.train(model.training)
+
+    def forward(self, x_t: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return self.model.step(x_t, h, c)
 
 
 @dataclass
@@ -105,7 +136,7 @@ def export_network(name: str, module: nn.Module, entry: dict[str, Any], opset: i
     model.doc_string = f"edge-mmer {name} ({cls})"
     graph = ExportedGraph(name, model, axes, input_names, output_names)
     check_exported(graph, entry)
-    logger.info("%s: exported (%d nodes, opset %d)", name, len(model.graph.node), opset)
+    log.info("%s: exported (%d nodes, opset %d)", name, len(model.graph.node), opset)
     return graph
 
 
@@ -208,7 +239,7 @@ def to_fp16(model: onnx.ModelProto, name: str = "model") -> tuple[onnx.ModelProt
         try:
             _smoke_run(half)
         except Exception as exc:  # onnxruntime raises its own exception types
-            logger.info("%s: FP16 LSTM does not run in this ONNX Runtime (%s): keeping LSTM in float32", name, exc)
+            log.info("%s: FP16 LSTM does not run in this ONNX Runtime (%s): keeping LSTM in float32", name, exc)
             half = convert(["LSTM"])
             _smoke_run(half)
             return half, ["LSTM"]

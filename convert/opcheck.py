@@ -20,7 +20,7 @@ from onnx import helper
 
 from edge_mmer.errors import UnsupportedOpError
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 __all__ = ["TENSORRT_RELEASES", "UnsupportedOpError", "check_tensorrt_ops", "supported_ops"]
 
@@ -99,4 +99,4 @@ def check_tensorrt_ops(model: onnx.ModelProto, trt_version: str) -> None:
                 node.name, node.op_type, trt_version)
         if node.op_type == "LSTM":
             _check_lstm(node, trt_version)
-    logger.debug("graph %r: every operator is in TensorRT %s's list", model.graph.name, trt_version)
+    log.debug("graph %r: every operator is in TensorRT %s's list", model.graph.name, trt_version)

@@ -8,11 +8,16 @@ go through the training front ends (:func:`edge_mmer.datasets.frontend.extract_a
 ``edge-mmer train`` runs: log-mel, Haar crops; media utterances on the runtime's frame grid, clips
 longer than the dataset's ``max_clip_s`` skipped, optionally through the feature cache); an
 utterance whose media is defective is skipped and counted, as in training (:func:`prepare_split`).
-The encoders see them one utterance at a time; the context LSTMs see each session's encoder
-features, the fusion LSTM the masked, concatenated context features (steps with a face), as in
-training. The step graphs are stepped through an ONNX Runtime session carrying ``h``/``c`` and
-compared with the torch LSTM run on the whole sequence. Per network: the largest absolute
-difference and the mean cosine similarity of the output vectors.
+
+The samples are every network's feeds on the decision path over the torch networks
+(:func:`edge_mmer.calibration.from_dataset.inputs_from_dataset`). :func:`measure_parity` gives them
+to the torch network (:class:`~edge_mmer.models.torch_runner.TorchRunner`) and to the ONNX artifact
+(:class:`~edge_mmer.runtime.runners.onnxruntime_runner.OnnxRuntimeRunner`), Polygraphy-style: the
+encoders one utterance at a time; the step graphs stepped through each session from a zero state,
+each runner carrying its own ``h``/``c``, so an error that builds up in the state shows. The outputs
+go through the one comparator (:mod:`edge_mmer.convert.compare`). Per network: the largest absolute
+difference over every output (for a step graph ``y``, ``h_out`` and ``c_out`` at every step) and the
+mean cosine similarity of the first output's vectors.
 
 A bundle trained on precomputed features (CMU-MOSI ``.csd`` files, MMSA / MulT pickles) has no
 encoders: :func:`require_encoders` refuses it (nothing a device could feed from a camera and a
@@ -23,18 +28,20 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from edge_mmer.bundle import Bundle
+from edge_mmer.calibration.inputs import NetworkInputs
+from edge_mmer.calibration.tap import TapRunner
+from edge_mmer.convert.compare import OutputComparison, compare, compare_arrays
 from edge_mmer.errors import DatasetMissingError, DatasetUnusableError, FeatureBundleError
-from edge_mmer.features.face import preprocess_faces
-from edge_mmer.selection import ChiSquareSelection
+from edge_mmer.networks import StepLSTM
+from edge_mmer.runner import Runner
 from edge_mmer.vocab import ENCODERS
 
 if TYPE_CHECKING:
@@ -50,12 +57,11 @@ __all__ = [
     "DatasetMissingError",
     "DatasetUnusableError",
     "FeatureBundleError",
-    "ParityInputs",
     "ParityResult",
-    "build_parity_inputs",
     "compare_outputs",
     "measure_parity",
     "open_bundle_dataset",
+    "parity_result",
     "prepare_split",
     "require_encoders",
     "resolve_dataset",
@@ -73,17 +79,6 @@ class ParityResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"max_abs": self.max_abs, "cosine": self.cosine, "samples": self.samples, "reference": "pytorch"}
-
-
-@dataclass
-class ParityInputs:
-    """Real inputs per network, computed from ``n_utterances`` utterances of a split."""
-
-    n_utterances: int
-    mels: list[np.ndarray] = field(default_factory=list)  # speech_encoder: (T, n_mels) per utterance
-    faces: list[np.ndarray] = field(default_factory=list)  # face_encoder: (n, 3, S, S) per utterance with a face
-    sequences: dict[str, list[np.ndarray]] = field(default_factory=dict)  # step graphs: (L, D) per session
-    skipped: dict[str, int] = field(default_factory=dict)  # defective utterances left out, per reason
 
 
 def require_encoders(bundle: Bundle, action: str = "conversion") -> None:
@@ -239,107 +234,48 @@ def prepare_split(bundle: Bundle, ds: LoadedDataset, split: str, n: int | None, 
     return out
 
 
-def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a2 = a.reshape(len(a), -1).astype(np.float64)
-    b2 = b.reshape(len(b), -1).astype(np.float64)
-    na, nb = np.linalg.norm(a2, axis=1), np.linalg.norm(b2, axis=1)
-    cos = (a2 * b2).sum(1) / np.maximum(na * nb, 1e-30)
-    return np.where((na == 0) & (nb == 0), 1.0, cos)
-
-
 def compare_outputs(ref: list[np.ndarray], got: list[np.ndarray]) -> ParityResult:
-    """Rows are output vectors (B, F); max |ref - got| over all, mean cosine over the rows."""
-    r = np.concatenate([np.asarray(x, np.float64).reshape(-1, np.asarray(x).shape[-1]) for x in ref])
-    g = np.concatenate([np.asarray(x, np.float64).reshape(-1, np.asarray(x).shape[-1]) for x in got])
-    if r.shape != g.shape:
-        raise ValueError(f"parity: output shapes differ: {r.shape} vs {g.shape}")
-    return ParityResult(max_abs=float(np.abs(r - g).max()), cosine=float(_cosine(r, g).mean()), samples=len(r))
+    """Rows are output vectors (B, F); max |ref - got| over all, mean cosine over the rows
+    (:func:`edge_mmer.convert.compare.compare_arrays`)."""
+    result = compare_arrays(ref, got, "parity")
+    return ParityResult(max_abs=result.max_abs, cosine=result.cosine, samples=result.samples)
 
 
-@torch.no_grad()
-def build_parity_inputs(bundle: Bundle, nets: dict[str, nn.Module], dataset: Path | str, n: int = 16,
-                        split: str = "val", *, workers: int = 1, cache_dir: Path | None = None,
-                        progress: bool = False) -> ParityInputs:
-    """Front ends over the first ``n`` usable utterances of ``split`` of ``dataset`` (a synthetic
-    directory or a ``KIND:PATH`` spec, see :func:`resolve_dataset`; validation by default; whole
-    sessions in order, the last one cut: :func:`prepare_split`), then the torch encoders and context
-    LSTMs to get each later network's real inputs. The INT8 calibration builder calls it with
-    ``split="train"``."""
-    require_encoders(bundle)
-    cfg = bundle.config
-    ds = open_bundle_dataset(bundle, dataset)
-    skipped: dict[str, int] = {}
-    sessions = prepare_split(bundle, ds, split, n, workers=workers, cache_dir=cache_dir, progress=progress,
-                             skipped=skipped)
-    if not sessions:
-        why = f" ({', '.join(f'{k} {v}' for k, v in sorted(skipped.items()))} skipped)" if skipped else ""
-        raise DatasetUnusableError(f"dataset {dataset} has no usable {split} utterances{why}")
-    out = ParityInputs(n_utterances=sum(len(s) for s in sessions), skipped=skipped)
-    speech, face = nets["speech_encoder"], nets["face_encoder"]
-    masks = {m: ChiSquareSelection.from_arrays(bundle.load_tensors(bundle.selection_file(m))) for m in ("speech", "face")}
-    for key in ("speech_context", "face_context", "fusion"):
-        out.sequences[key] = []
-    for session in sessions:
-        s_feats = []
-        f_feats: list[np.ndarray | None] = []
-        for utt in session:
-            out.mels.append(utt.mel)
-            s_feats.append(speech(torch.from_numpy(utt.mel)[None])[0][0].numpy())
-            if utt.faces is None:
-                f_feats.append(None)
-                continue
-            x = preprocess_faces(list(utt.faces), cfg.face)
-            out.faces.append(x)
-            f_feats.append(face(torch.from_numpy(x))[0].mean(0).numpy())
-        s_seq = np.stack(s_feats).astype(np.float32)
-        present = [i for i, f in enumerate(f_feats) if f is not None]
-        out.sequences["speech_context"].append(s_seq)
-        s_ctx = nets["speech_context"](torch.from_numpy(s_seq)[None])[0][0].numpy()
-        if present:
-            f_seq = np.stack([f for f in f_feats if f is not None]).astype(np.float32)
-            out.sequences["face_context"].append(f_seq)
-            f_ctx = nets["face_context"](torch.from_numpy(f_seq)[None])[0][0].numpy()
-            joint = np.concatenate([masks["speech"].apply(s_ctx[present]), masks["face"].apply(f_ctx)], axis=1)
-            out.sequences["fusion"].append(joint.astype(np.float32))
-    logger.info("real inputs: %d %s utterances in %d sessions (%d with a face)", out.n_utterances, split,
-                len(sessions), len(out.faces))
-    return out
+def parity_result(comparisons: Mapping[str, OutputComparison]) -> ParityResult:
+    """One network's parity from its per-output comparisons: the largest max-abs of any output; the
+    first output's cosine and row count."""
+    first = next(iter(comparisons.values()))
+    return ParityResult(max_abs=max(c.max_abs for c in comparisons.values()), cosine=first.cosine,
+                        samples=first.samples)
 
 
-@torch.no_grad()
-def measure_parity(name: str, entry: dict[str, Any], module: nn.Module, session: Any, inputs: ParityInputs) -> ParityResult:
-    """Run the torch network and the ONNX Runtime ``session`` on the real inputs for ``name``."""
-    in_names = [i["name"] for i in entry["inputs"]]
-    out_names = [o["name"] for o in entry["outputs"]]
-    ref: list[np.ndarray] = []
-    got: list[np.ndarray] = []
-    cls = entry.get("class")
-    if cls in ("SpeechEncoder", "FaceEncoder"):
-        batches = [m[None] for m in inputs.mels] if cls == "SpeechEncoder" else inputs.faces
-        for x in batches:
-            ref.append(module.features(torch.from_numpy(np.ascontiguousarray(x, np.float32))).numpy())  # type: ignore[operator]
-            got.append(session.run([out_names[0]], {in_names[0]: np.ascontiguousarray(x, np.float32)})[0])
-    else:
-        hidden = int(entry["inputs"][1]["shape"][-1])
-        state_ref: list[np.ndarray] = []
-        state_got: list[np.ndarray] = []
-        for seq in inputs.sequences.get(name, []):
-            y_ref, _, (h_ref, c_ref) = module(torch.from_numpy(seq)[None])
-            ref.append(y_ref[0].numpy())
-            h = np.zeros((1, hidden), np.float32)
-            c = np.zeros((1, hidden), np.float32)
-            ys = []
+def _step_through(reference: Runner, runner: Runner, sequences: list[np.ndarray]) -> tuple[TapRunner, TapRunner]:
+    """Both step graphs over every (L, D) sequence, each from a zero state, each carrying its own."""
+    taps = TapRunner(reference, keep_outputs=True), TapRunner(runner, keep_outputs=True)
+    steppers = [StepLSTM(tap) for tap in taps]
+    for tap in taps:
+        tap.activate()
+    for seq in sequences:
+        for stepper in steppers:
+            stepper.reset_states()
             for x_t in seq:
-                y, h, c = session.run(out_names, {in_names[0]: x_t[None], in_names[1]: h, in_names[2]: c})
-                ys.append(y[0])
-            got.append(np.stack(ys))
-            state_ref.append(np.concatenate([h_ref[0].numpy(), c_ref[0].numpy()], axis=1))
-            state_got.append(np.concatenate([h, c], axis=1))
-        if state_ref:  # the carried state must match too (max |diff| only)
-            result = compare_outputs(ref, got)
-            state = compare_outputs(state_ref, state_got)
-            return ParityResult(max(result.max_abs, state.max_abs), result.cosine, result.samples)
-    if not ref:
+                stepper.step(x_t)
+    return taps
+
+
+def measure_parity(name: str, reference: Runner, runner: Runner, inputs: NetworkInputs) -> ParityResult:
+    """``runner`` (the ONNX artifact) against ``reference`` (the torch network) on the real inputs
+    for ``name`` (see the module docstring); activates both and leaves them active."""
+    if name in ENCODERS:
+        reference.activate()
+        runner.activate()
+        feeds = inputs.feeds.get(name, [])
+        ref_runs = [reference.infer(feed) for feed in feeds]
+        got_runs = [runner.infer(feed) for feed in feeds]
+    else:
+        ref_tap, got_tap = _step_through(reference, runner, inputs.sequences(name))
+        ref_runs, got_runs = ref_tap.results, got_tap.results
+    if not ref_runs:
         raise DatasetUnusableError(f"parity: no real samples for {name} (no face found in the sampled utterances? "
                                    "pass more with --samples)")
-    return compare_outputs(ref, got)
+    return parity_result(compare(ref_runs, got_runs))

@@ -1,6 +1,8 @@
-"""INT8 explicit quantization (Q/DQ ONNX) of a bundle network with ONNX Runtime's quantizer.
+"""One ONNX model -> its INT8 Q/DQ graph, with ONNX Runtime's static quantizer.
 
-Two flavours of the same Q/DQ graph, calibrated on the same data:
+A file-to-file tool: it knows nothing of bundles. :mod:`edge_mmer.convert.int8` runs it for each
+quantizable network of a bundle and records the result (with calibration and drift). Two flavours
+of the same Q/DQ graph, calibrated on the same data:
 
 - ``int8-cpu``: activations QUInt8 (asymmetric), weights QInt8 per channel. ONNX Runtime's fast
   form on x86 (VNNI) and ARM CPUs.
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
     import onnx
     from onnxruntime.quantization import CalibrationDataReader
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 __all__ = [
     "CALIBRATE_METHODS",
@@ -125,10 +127,10 @@ def _preprocess(src: Path, dst: Path) -> str:
     except Exception as exc:  # pre-processing is an optimisation, not a requirement
         try:
             quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
-            logger.info("%s: quant_pre_process without symbolic shape inference (%s)", src.name, exc)
+            log.info("%s: quant_pre_process without symbolic shape inference (%s)", src.name, exc)
             return f"quant_pre_process (symbolic shape inference skipped: {type(exc).__name__})"
         except Exception as exc2:
-            logger.info("%s: quant_pre_process failed (%s); quantizing the model as exported", src.name, exc2)
+            log.info("%s: quant_pre_process failed (%s); quantizing the model as exported", src.name, exc2)
             shutil.copyfile(src, dst)
             return f"skipped ({type(exc2).__name__}: {str(exc2)[:160]})"
 
@@ -212,6 +214,6 @@ def quantize_int8(
         "preprocess": preprocess,
         "onnxruntime": version("onnxruntime"),
     }
-    logger.info("%s -> %s (%s): %s", fp32_onnx.name, out_path.name, flavour,
-                ", ".join(f"{k} {v}" for k, v in counts.items() if v))
+    log.info("%s -> %s (%s): %s", fp32_onnx.name, out_path.name, flavour,
+             ", ".join(f"{k} {v}" for k, v in counts.items() if v))
     return facts

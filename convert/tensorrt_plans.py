@@ -38,7 +38,7 @@ from .tensorrt_build import (
     tensorrt_available,
 )
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 __all__ = [
     "DLA_NETWORKS",
@@ -198,7 +198,7 @@ def build_bundle_plans(bundle_dir: Path, opts: PlanOptions) -> dict[str, dict[st
     for req in requests:
         artifacts = dict(bundle.networks[req.network]["artifacts"])
         if req.note:
-            logger.info("%s: %s", req.network, req.note)
+            log.info("%s: %s", req.network, req.note)
         if req.options is None:
             result[req.network] = artifacts[req.kind]
             continue
@@ -212,7 +212,7 @@ def build_bundle_plans(bundle_dir: Path, opts: PlanOptions) -> dict[str, dict[st
         artifacts[req.kind] = _record(req, artifacts, facts)
         staged[req.network] = (artifacts, {req.file: plan}, old)
         result[req.network] = artifacts[req.kind]
-        logger.info("%s: %s plan built from %s (%d bytes)", req.network, req.precision, req.onnx_kind, len(plan))
+        log.info("%s: %s plan built from %s (%d bytes)", req.network, req.precision, req.onnx_kind, len(plan))
     for name, (artifacts, files, old) in staged.items():
         update_manifest(bundle_dir, f"networks.{name}.artifacts", artifacts, new_files=files, remove_files=old)
     read_bundle(bundle_dir)  # what we wrote must verify

@@ -19,7 +19,7 @@ import torch
 from onnx import TensorProto, helper
 
 from edge_mmer.bundle import BundleError, read_bundle
-from edge_mmer.convert.bundle_convert import ConvertError, ConvertOptions, ConvertResult, convert_bundle
+from edge_mmer.convert.onnx_artifacts import ConvertError, ConvertOptions, ConvertResult, convert_bundle
 from edge_mmer.convert.onnx_export import ort_session
 from edge_mmer.convert.opcheck import UnsupportedOpError, check_tensorrt_ops
 from edge_mmer.models.from_bundle import load_torch_networks
@@ -130,11 +130,12 @@ def test_reconverting_needs_overwrite_and_replaces_files(converted: tuple[Path, 
 def test_fp32_parity_failure_names_the_network_and_writes_nothing(trained: Path, dataset: Path, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     import edge_mmer.convert.parity as parity
+    from edge_mmer.convert.compare import OutputComparison
 
     copy = tmp_path / "bundle"
     shutil.copytree(trained, copy)
-    monkeypatch.setattr(parity, "compare_outputs",
-                        lambda ref, got: parity.ParityResult(max_abs=1e-3, cosine=1.0, samples=len(ref)))
+    monkeypatch.setattr(parity, "compare", lambda ref, got: {
+        k: OutputComparison(max_abs=1e-3, cosine=1.0, samples=len(ref)) for k in ref[0]})
     with pytest.raises(ConvertError, match="speech_encoder: FP32 ONNX differs"):
         convert_bundle(ConvertOptions(bundle=copy, precisions=("fp32",), data=dataset, samples=2, progress=False))
     assert not (copy / "onnx").exists()

@@ -21,7 +21,7 @@ pytest.importorskip("av", reason="PyAV (the 'train' extra) writes and decodes th
 from edge_mmer.bundle import read_bundle
 from edge_mmer.calibration import load_calibration_set
 from edge_mmer.calibration.from_dataset import build_from_dataset
-from edge_mmer.convert.bundle_convert import ConvertError, ConvertOptions, convert_bundle
+from edge_mmer.convert.onnx_artifacts import ConvertError, ConvertOptions, convert_bundle
 from edge_mmer.convert.parity import DatasetMissingError, FeatureBundleError, resolve_dataset
 
 pytestmark = pytest.mark.slow

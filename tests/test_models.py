@@ -15,11 +15,9 @@ from edge_mmer.models import (
     MIN_INPUT_SIZE,
     ContextLSTM,
     FaceEncoder,
-    FeaturesGraph,
     FusionLSTM,
     InceptionResNetV2,
     SpeechEncoder,
-    StepGraph,
     WeightsError,
     count_parameters,
     feature_map_size,
@@ -273,6 +271,8 @@ def test_step_equals_sequence(kind: str) -> None:
 @pytest.mark.skipif(importlib.util.find_spec("onnx") is None, reason="onnx is not installed")
 def test_demo_models_export_to_onnx(tmp_path: Path) -> None:
     import onnx
+
+    from edge_mmer.convert.onnx_export import FeaturesGraph, StepGraph
 
     torch.manual_seed(0)
     cfg = demo_config()

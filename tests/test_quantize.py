@@ -19,7 +19,7 @@ from edge_mmer.bundle import read_bundle
 from edge_mmer.calibration import CalibrationSet, load_calibration_set, save_calibration_set
 from edge_mmer.calibration.from_dataset import build_from_dataset
 from edge_mmer.calibration.reader import CalibrationReader
-from edge_mmer.convert.bundle_convert import ConvertError, ConvertOptions, convert_bundle
+from edge_mmer.convert.onnx_artifacts import ConvertError, ConvertOptions, convert_bundle
 from edge_mmer.convert.onnx_export import ort_session
 from edge_mmer.convert.parity import compare_outputs
 from edge_mmer.convert.quantize import QuantizeError, check_tensorrt_qdq, quantize_int8

@@ -107,7 +107,7 @@ def _needs_export(args: argparse.Namespace) -> bool:
 
 def _export(args: argparse.Namespace, precisions: tuple[str, ...]) -> None:
     try:  # torch, onnx: only once the arguments are good
-        from edge_mmer.convert.bundle_convert import ConvertOptions, convert_bundle
+        from edge_mmer.convert.onnx_artifacts import ConvertOptions, convert_bundle
     except ImportError as exc:
         raise missing_extra(exc, "'train' and 'onnx' extras") from exc
     opts = ConvertOptions(bundle=args.bundle, precisions=precisions, data=args.data, trt_version=args.trt_version,
