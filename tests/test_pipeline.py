@@ -11,11 +11,12 @@ import pytest
 from edge_mmer.runtime.chunks import AudioChunk, VideoFrame
 from edge_mmer.runtime.events import load_schema
 from edge_mmer.runtime.pipeline import PipelineSettings, run_offline
+from edge_mmer.runtime.settings import DecisionSettings, FaceSettings
 from edge_mmer.runtime.smoothing import Smoother, SmoothingSettings
 from edge_mmer.runtime.sources.files import MediaFileSource
 from tests.runtime_helpers import DEMO_CLIP, comparable, demo_av, demo_pipeline, demo_timeline
 
-EVERY = PipelineSettings(smoothing=SmoothingSettings(emit="every"))
+EVERY = PipelineSettings(decision=DecisionSettings(emit="every"))
 
 
 def collapse(labels: list[str]) -> list[str]:
@@ -61,7 +62,7 @@ def test_demo_clip_gives_the_expected_emotions_and_valid_events() -> None:
 
 def test_no_camera_gives_speech_only_decisions() -> None:
     audio, _ = demo_av()
-    pipe = demo_pipeline(dataclasses.replace(EVERY, smoothing=SmoothingSettings(alpha=1.0, emit="every")),
+    pipe = demo_pipeline(dataclasses.replace(EVERY, decision=DecisionSettings(alpha=1.0, emit="every")),
                          expect_video=False)
     events = [e.to_dict() for e in run_offline(pipe, audio, [])]
     assert len(events) == len(demo_timeline())
@@ -75,7 +76,7 @@ def test_no_camera_gives_speech_only_decisions() -> None:
 def test_face_in_view_during_silence_gives_face_only_decisions() -> None:
     audio, frames = demo_av()
     silent = np.zeros_like(audio)
-    settings = dataclasses.replace(EVERY, face_only_interval_s=4.0)
+    settings = dataclasses.replace(EVERY, faces=FaceSettings(face_only_interval_s=4.0))
     pipe = demo_pipeline(settings)
     events = [e.to_dict() for e in run_offline(pipe, silent, frames)]
     duration = len(audio) / 16000
@@ -89,7 +90,7 @@ def test_face_in_view_during_silence_gives_face_only_decisions() -> None:
 
 def test_camera_only_runs_on_the_video_clock() -> None:
     _, frames = demo_av()
-    pipe = demo_pipeline(dataclasses.replace(EVERY, face_only_interval_s=5.0), expect_audio=False)
+    pipe = demo_pipeline(dataclasses.replace(EVERY, faces=FaceSettings(face_only_interval_s=5.0)), expect_audio=False)
     events = pipe.feed_all(frames) + pipe.flush()
     assert len(events) == int(frames[-1].t // 5.0)
     assert all(e.trigger == "face_only" for e in events)
@@ -97,7 +98,8 @@ def test_camera_only_runs_on_the_video_clock() -> None:
 
 def test_context_resets_after_a_long_gap() -> None:
     audio, frames = demo_av()
-    pipe = demo_pipeline(dataclasses.replace(EVERY, face_only_interval_s=0.0, context_reset_gap_s=10.0))
+    pipe = demo_pipeline(dataclasses.replace(EVERY, faces=FaceSettings(face_only_interval_s=0.0),
+                                             decision=DecisionSettings(emit="every", context_reset_gap_s=10.0)))
     first = run_offline(pipe, audio, frames)
     assert pipe.networks.speech_context.steps == len(first)
     # 12 s of silence, then one sentence again: the context starts over
@@ -135,7 +137,7 @@ def test_smoother_hysteresis_and_heartbeat() -> None:
     assert not sm.update(np.array([0.45, 0.55]))  # a lead of 0.1 < 0.2: no flip
     assert sm.label == 0
     assert sm.update(np.array([0.3, 0.7]))  # a lead of 0.4: flip, emitted
-    sm.last_emit_t = 0.0
+    sm.mark_emitted(0.0)
     assert not sm.heartbeat_due(9.9) and sm.heartbeat_due(10.0)
     smooth = Smoother(SmoothingSettings(alpha=0.5, hysteresis=0.0))
     smooth.update(np.array([1.0, 0.0]))

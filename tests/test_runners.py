@@ -211,7 +211,7 @@ def test_fp16_uses_fp16_artifacts(demo) -> None:
 
 
 def test_int8_on_cpu_takes_int8_cpu_and_lstms_stay_fp32(demo, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="edge_mmer.runtime.runners.select"):
+    with caplog.at_level(logging.INFO, logger="edge_mmer.runtime.runners.load"):
         loaded = load_runners(demo, precision="int8")
     assert loaded.artifacts == {"speech_encoder": "int8-cpu", "face_encoder": "int8-cpu", "fusion": "int8-cpu",
                                 "speech_context": "onnx-fp32", "face_context": "onnx-fp32"}
@@ -229,7 +229,7 @@ def test_non_deployable_int8_is_refused_with_fallback(tmp_path: Path, caplog: py
     arts["int8-cpu"] = {**arts["int8-cpu"], "deployable": False,
                         "not_deployable_because": ["end-to-end agreement 0.9500 < 0.99"]}
     update_manifest(path, "networks.face_encoder.artifacts", arts)
-    with caplog.at_level(logging.WARNING, logger="edge_mmer.runtime.runners.select"):
+    with caplog.at_level(logging.WARNING, logger="edge_mmer.runtime.runners.load"):
         loaded = load_runners(path, precision="int8")
     assert loaded.artifacts["face_encoder"] == "onnx-fp32"
     assert loaded.artifacts["speech_encoder"] == "int8-cpu" and loaded.artifacts["fusion"] == "int8-cpu"

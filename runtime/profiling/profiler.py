@@ -264,8 +264,7 @@ def _file_mode(opts: ProfileOptions, bundle: Bundle, variants: list[Variant], pa
     info = probe_media(path)
     if not (info.has_video or info.has_audio):
         raise ProfileError(f"--source {path}: neither video nor audio")
-    cfg = bundle.config
-    psettings = settings.pipeline_settings(cfg.audio.min_utterance_s, cfg.audio.max_utterance_s)
+    psettings = settings.pipeline
     runs = opts.runs or (3 if len(variants) > 1 else 1)
     warmup = 3 if opts.warmup is None else opts.warmup
     limit = Limit(opts.duration_s, opts.utterances)
