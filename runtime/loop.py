@@ -187,8 +187,6 @@ class RuntimeLoop:
             sources = self._open_sources(inputs)
         except ConfigError as exc:
             raise RunError(str(exc)) from exc
-        for note in summary.notes:
-            log.info("%s", note)
         has_video = any(s.has_video for s in sources)
         has_audio = any(s.has_audio for s in sources)
         try:

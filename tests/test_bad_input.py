@@ -143,6 +143,11 @@ def test_malformed_toml_through_the_cli(tmp_path: Path) -> None:
     ("[run]\nstats_interval_s = nan\n", "run.stats_interval_s"),
     ("run = 3\n", "'run'"),
     ("[vad]\naggressiveness = 9\n", "vad.aggressiveness"),
+    ("[vad]\nmin_utterance_s = 2.0\nmax_utterance_s = 1.0\n", "vad.min_utterance_s/max_utterance_s"),
+    ("[faces]\nanalysis_fps = 0.0\n", "faces.analysis_fps"),  # absent is the bundle's value; 0 is no value
+    ("[decision]\ncontext_reset_gap_s = 0.0\n", "decision.context_reset_gap_s"),
+    ("[mqtt]\nkeepalive = 2\n", "mqtt.keepalive"),
+    ("[mqtt]\nkey_file = '/etc/k.pem'\n", "mqtt.key_file"),
 ])
 def test_bad_setting_values_name_the_key(tmp_path: Path, text: str, needle: str) -> None:
     cfg = tmp_path / "unit.toml"

@@ -14,7 +14,7 @@ from edge_mmer.runtime.pipeline import PipelineSettings, run_offline
 from edge_mmer.runtime.settings import DecisionSettings, FaceSettings
 from edge_mmer.runtime.smoothing import Smoother, SmoothingSettings
 from edge_mmer.runtime.sources.files import MediaFileSource
-from tests.runtime_helpers import DEMO_CLIP, comparable, demo_av, demo_pipeline, demo_timeline
+from tests.runtime_helpers import DEMO_BUNDLE, DEMO_CLIP, comparable, demo_av, demo_pipeline, demo_timeline
 
 EVERY = PipelineSettings(decision=DecisionSettings(emit="every"))
 
@@ -143,3 +143,31 @@ def test_smoother_hysteresis_and_heartbeat() -> None:
     smooth.update(np.array([1.0, 0.0]))
     smooth.update(np.array([0.0, 1.0]))
     assert smooth.scores is not None and smooth.scores.tolist() == [0.5, 0.5]
+
+
+def test_open_pipeline_is_the_pipeline_in_one_call() -> None:
+    """The public API: a bundle directory to a ready pipeline; the same events as the hand-built one."""
+    from edge_mmer.runtime import open_pipeline
+
+    audio, frames = demo_av()
+    with open_pipeline(DEMO_BUNDLE, backend="onnxruntime", settings=EVERY) as pipe:
+        events = [e.to_dict() for e in run_offline(pipe, audio, frames)]
+        assert all(r.active for r in pipe.networks.runners.values())
+    assert not any(r.active for r in pipe.networks.runners.values()), "closed: the networks are released"
+    assert [e["label"] for e in events] == [x["label"] for x in demo_timeline()]
+    assert pipe.stream_clock is not None and pipe.stream_clock >= frames[-1].t
+
+
+def test_the_bundle_fills_in_only_what_the_settings_leave_out() -> None:
+    from edge_mmer.runtime.settings import VadSettings
+
+    pipe = demo_pipeline(PipelineSettings(vad=VadSettings(max_utterance_s=6.0), faces=FaceSettings(analysis_fps=2.0),
+                                          decision=DecisionSettings(context_reset_gap_s=12.0)))
+    cfg = pipe.cfg
+    assert pipe.vad.min_utterance_s == cfg.audio.min_utterance_s and pipe.vad.max_utterance_s == 6.0
+    assert pipe.faces.analysis_fps == 2.0 and pipe.reset_gap == 12.0
+    pipe = demo_pipeline(None)
+    assert (pipe.vad.max_utterance_s, pipe.faces.analysis_fps, pipe.reset_gap) == (
+        cfg.audio.max_utterance_s, cfg.face.analysis_fps, cfg.context.reset_gap_s)
+    pipe.set_expect_audio(False)
+    assert pipe.expect_audio is False

@@ -15,7 +15,7 @@ import pytest
 
 from edge_mmer.bundle import read_bundle, update_manifest
 from edge_mmer.convert.device_facts import read_l4t_release
-from edge_mmer.runtime.runners.base import RunnerError, TensorSpec
+from edge_mmer.runtime.runners.base import Runner, RunnerError, TensorSpec
 from edge_mmer.runtime.runners.onnxruntime_runner import (
     CPU_EP,
     TRT_EP,
@@ -444,3 +444,32 @@ def test_tensorrt_runner_matches_onnxruntime(trt_gpu, demo, tmp_path: Path) -> N
             if name == "face_encoder":
                 with pytest.raises(RunnerError, match="outside the plan's optimization profile"):
                     trt_runner.infer(feeds_for(entry, batch=41))
+
+
+def test_a_runner_set_activates_all_or_none() -> None:
+    """One runner that fails to load leaves none of the others active (Networks and LoadedRunners share it)."""
+    from edge_mmer.runner import RunnerSet
+
+    class _Fake(Runner):
+        backend = "fake"
+
+        def __init__(self, network: str, broken: bool = False) -> None:
+            super().__init__(network, [], [])
+            self.broken = broken
+
+        def _activate(self) -> None:
+            if self.broken:
+                raise RunnerError(f"{self.network}: cannot load")
+
+        def _infer(self, feeds):  # pragma: no cover - never called
+            return {}
+
+        def _deactivate(self) -> None:
+            pass
+
+    good = _Fake("a")
+    runners = RunnerSet({"a": good, "b": _Fake("b", broken=True)})
+    with pytest.raises(RunnerError, match="b: cannot load"):
+        runners.activate()
+    assert not good.active
+    assert isinstance(load_runners(DEMO, networks=["fusion"], activate=False), RunnerSet)

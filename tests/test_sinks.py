@@ -369,3 +369,29 @@ def test_home_assistant_discovery_payloads() -> None:
     assert [m.payload for m in ha.removal_messages("robot 1")] == ["", ""]
     with pytest.raises(ValueError, match="labels"):
         ha.discovery_messages(device_id="d", labels=(), events_topic="a", state_topic="b", availability_topic="c")
+
+
+# ---- the statistics message and saying things once -------------------------------------------------
+
+def test_stats_message_wire_shape() -> None:
+    msg = make_stats("kiosk-2", events=3).with_sink("mqtt", {"connected": True}, device_id="kiosk-3")
+    body = json.loads(msg.to_json())
+    assert list(body) == ["schema", "device_id", "wall_time", "uptime_s", "stages", "counters", "sources", "drops",
+                          "mqtt"]
+    assert body["schema"] == "edge-mmer/stats/v1" and body["device_id"] == "kiosk-3" and body["mqtt"]["connected"]
+    assert msg.figures() == {"uptime_s": 1.5, "stages": {"vad": {"count": 3, "p50": 0.4}}, "counters": {"events": 3},
+                             "sources": {}, "drops": 0}
+    nan = replace(msg, uptime_s=float("nan"))
+    assert '"uptime_s":NaN' in nan.to_json()  # a broken figure is sent as such rather than losing the message
+
+
+def test_log_once_says_a_condition_once_until_reset(caplog) -> None:
+    from edge_mmer.runtime.logonce import LogOnce
+
+    once = LogOnce(logging.getLogger("edge_mmer.test.once"))
+    with caplog.at_level(logging.INFO, logger="edge_mmer.test.once"):
+        assert once(logging.WARNING, "down", "broker %s down", "b")
+        assert not once(logging.WARNING, "down", "broker %s down", "b")
+        once.reset()
+        assert once(logging.WARNING, "down", "broker %s down", "b")
+    assert [r.getMessage() for r in caplog.records] == ["broker b down", "broker b down"]
