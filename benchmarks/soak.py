@@ -153,7 +153,7 @@ def soak_settings(port: int, spool: Path, stats_interval_s: float) -> RuntimeSet
                            stats_interval_s=stats_interval_s, backend="onnxruntime")
     return dataclasses.replace(
         s, decision=dataclasses.replace(s.decision, emit="every"),
-        mqtt=dataclasses.replace(s.mqtt, spool_path=str(spool), close_timeout_s=30.0))
+        mqtt=dataclasses.replace(s.mqtt, spool_path=spool, close_timeout_s=30.0))
 
 
 def run_soak(minutes: float, speed: float, restart_every_s: float, down_s: float, workdir: Path,

@@ -28,9 +28,14 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10 (JetPack 6)
     import tomli as tomllib
 
-__all__ = ["check", "check_finite", "from_mapping", "load_toml"]
+__all__ = ["SETTING", "check", "check_finite", "from_mapping", "load_toml"]
 
 T = TypeVar("T")
+
+SETTING = "setting"
+"""Field metadata key: ``field(metadata={SETTING: False})`` marks a field that the program sets
+(a sink's URL from the command line, say) and a settings file may not: :func:`from_mapping` treats
+its key as unknown."""
 
 
 def check(cond: bool, key: str, expected: str, value: object) -> None:
@@ -67,7 +72,8 @@ def from_mapping(cls: type[T], data: Any, prefix: str = "") -> T:
     nested dataclasses. Raises :class:`ConfigError` naming the key."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"config key '{prefix}': expected a table, got {data!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    fields = {f.name: f for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+              if f.init and f.metadata.get(SETTING, True)}
     hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}
     for key, value in data.items():

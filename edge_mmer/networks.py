@@ -18,7 +18,7 @@ evaluation (which sits below the runtime) calls it too.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
@@ -28,7 +28,7 @@ from edge_mmer.config import FaceConfig
 from edge_mmer.decision import Decision, DecisionHead
 from edge_mmer.errors import RunnerError
 from edge_mmer.features.face import preprocess_faces
-from edge_mmer.runner import Runner
+from edge_mmer.runner import Runner, RunnerSet
 from edge_mmer.vocab import NETWORKS
 
 
@@ -70,10 +70,9 @@ class StepLSTM:
 
 
 @dataclass
-class Networks:
-    """Encoders and stateful sequence models of one bundle on one backend."""
-
-    runners: dict[str, Runner]
+class Networks(RunnerSet):
+    """Encoders and stateful sequence models of one bundle on one backend: the five networks'
+    runners, with the step graphs' states."""
 
     def __post_init__(self) -> None:
         missing = [n for n in NETWORKS if n not in self.runners]
@@ -86,14 +85,6 @@ class Networks:
         self._speech_out = self.runners["speech_encoder"].outputs[0].name
         self._face_in = self.runners["face_encoder"].inputs[0].name
         self._face_out = self.runners["face_encoder"].outputs[0].name
-
-    def activate(self) -> None:
-        for r in self.runners.values():
-            r.activate()
-
-    def deactivate(self) -> None:
-        for r in self.runners.values():
-            r.deactivate()
 
     def reset_states(self) -> None:
         for m in (self.speech_context, self.face_context, self.fusion):
@@ -109,9 +100,6 @@ class Networks:
         out = self.runners["face_encoder"].infer({self._face_in: np.ascontiguousarray(faces, dtype=np.float32)})
         mean: np.ndarray = np.asarray(out[self._face_out], dtype=np.float32).mean(axis=0)
         return mean
-
-    def descriptions(self) -> Mapping[str, str]:
-        return {n: r.description for n, r in self.runners.items()}
 
 
 Stage = Callable[[str], AbstractContextManager[object]]

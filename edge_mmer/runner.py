@@ -2,7 +2,8 @@
 
 A runner serves one network of a bundle. Its named inputs and outputs come from the manifest, and
 every call is checked against them, so a wrong feed fails with the network and the tensor named
-instead of deep inside a backend.
+instead of deep inside a backend. A :class:`RunnerSet` holds the runners of one bundle by network
+and activates them together, all or none.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -98,3 +99,43 @@ class Runner(ABC):
 
     @abstractmethod
     def _deactivate(self) -> None: ...
+
+
+_Set = TypeVar("_Set", bound="RunnerSet")
+
+
+@dataclass
+class RunnerSet:
+    """Runners by network name. :meth:`activate` loads them all or none (one that fails deactivates
+    those already loaded); a context manager that deactivates them all on exit."""
+
+    runners: dict[str, Runner]
+
+    def __getitem__(self, network: str) -> Runner:
+        return self.runners[network]
+
+    def activate(self) -> None:
+        done: list[Runner] = []
+        try:
+            for runner in self.runners.values():
+                runner.activate()
+                done.append(runner)
+        except BaseException:
+            for runner in done:
+                runner.deactivate()
+            raise
+
+    def deactivate(self) -> None:
+        for runner in self.runners.values():
+            runner.deactivate()
+
+    def descriptions(self) -> Mapping[str, str]:
+        """Network -> which backend and device runs it."""
+        return {n: r.description for n, r in self.runners.items()}
+
+    def __enter__(self: _Set) -> _Set:
+        self.activate()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.deactivate()

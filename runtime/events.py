@@ -1,20 +1,24 @@
-"""The emotion event: one versioned JSON shape on every sink.
+"""The messages the runtime sends: the emotion event and the statistics message, one versioned
+JSON shape each, on every sink.
 
-The schema lives in ``schema/emotion-event.v1.json`` (JSON Schema 2020-12); the README documents it
-and the tests validate every event the runtime produces against it. Events are built here and only
-here, so no sink can drift from the schema.
+The event's schema lives in ``schema/emotion-event.v1.json`` (JSON Schema 2020-12); the docs
+document it and the tests validate every event the runtime produces against it. Both messages are
+built here and only here (``to_dict`` -> dict, ``to_json`` -> one line of JSON), so no sink can
+drift from them.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import resources
 from typing import Any
 
 SCHEMA_ID = "edge-mmer/emotion-event/v1"
+STATS_SCHEMA_ID = "edge-mmer/stats/v1"
 TRIGGERS = ("utterance", "face_only", "interval")
 
 
@@ -96,6 +100,52 @@ class EmotionEvent:
     def to_json(self) -> str:
         """One line of compact JSON (no NaN: scores are checked when built)."""
         return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
+
+
+@dataclass(frozen=True)
+class StatsMessage:
+    """Periodic runtime statistics: per-stage latency summaries (ms), counters, per-source figures
+    and queue drops (:meth:`~edge_mmer.runtime.stats.RuntimeStats.snapshot` plus the loop's own);
+    a sink may add its own figures under its name (:meth:`with_sink`, e.g. ``"mqtt"``)."""
+
+    device_id: str
+    wall_time: str
+    uptime_s: float
+    stages: dict[str, dict[str, float]]
+    counters: dict[str, int]
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    drops: int = 0
+    sinks: dict[str, dict[str, Any]] = field(default_factory=dict)  # sink name -> its own figures
+
+    @classmethod
+    def from_snapshot(cls, device_id: str, snapshot: Mapping[str, Any], *, sources: Mapping[str, Any] | None = None,
+                      drops: int = 0, wall_time: str | None = None) -> StatsMessage:
+        """From :meth:`RuntimeStats.snapshot` (``uptime_s``, ``stages``, ``counters``)."""
+        return cls(device_id=device_id, wall_time=wall_time or utc_now_iso(), uptime_s=float(snapshot["uptime_s"]),
+                   stages=dict(snapshot["stages"]), counters=dict(snapshot["counters"]),
+                   sources=dict(sources or {}), drops=int(drops))
+
+    def with_sink(self, name: str, figures: Mapping[str, Any], *, device_id: str | None = None) -> StatsMessage:
+        """This message with a sink's own figures added under ``name`` (stamped with the sink's device id)."""
+        return replace(self, sinks={**self.sinks, name: dict(figures)},
+                       device_id=self.device_id if device_id is None else device_id)
+
+    def figures(self) -> dict[str, Any]:
+        """The statistics alone (what :class:`~edge_mmer.runtime.loop.RunSummary` keeps)."""
+        return {"uptime_s": self.uptime_s, "stages": self.stages, "counters": self.counters,
+                "sources": self.sources, "drops": self.drops}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": STATS_SCHEMA_ID, "device_id": self.device_id, "wall_time": self.wall_time,
+                **self.figures(), **self.sinks}
+
+    def to_json(self) -> str:
+        """One line of compact JSON; a non-finite figure is written as a JS literal rather than losing the message."""
+        body = self.to_dict()
+        try:
+            return json.dumps(body, separators=(",", ":"), default=str, allow_nan=False)
+        except ValueError:
+            return json.dumps(body, separators=(",", ":"), default=str)
 
 
 def load_schema() -> dict[str, Any]:

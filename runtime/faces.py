@@ -5,7 +5,8 @@ first frame of each slot), so which frames are analysed depends only on their ti
 how fast they arrive. Each analysed frame leaves a crop of its largest face, resized to the
 encoder's size exactly as at training time (:func:`edge_mmer.features.face.crop_face` /
 ``resize_face``), or a "no face" mark. An utterance then takes the crops inside its time window,
-evenly subsampled to ``frames_per_utterance`` as training does.
+evenly subsampled to ``frames_per_utterance`` by the training front end's own rule
+(:func:`edge_mmer.datasets.base.even_subsample`).
 
 Only small uint8 crops are kept (a few seconds' worth), never full frames, and nothing is written.
 """
@@ -22,6 +23,7 @@ from typing import Protocol, cast
 import numpy as np
 
 from edge_mmer.config import FaceConfig
+from edge_mmer.datasets.base import even_subsample
 from edge_mmer.features.face import FaceBox, HaarFaceDetector, crop_face, largest_face, resize_face
 from edge_mmer.runtime.chunks import VideoFrame
 
@@ -90,14 +92,6 @@ class FaceObservation:
     crop: np.ndarray | None  # (crop_size, crop_size, 3) uint8, None = no face in the analysed frame
 
 
-def pick_evenly(items: list[np.ndarray], n: int) -> list[np.ndarray]:
-    """At most ``n`` items, evenly spread (the training front end's subsampling)."""
-    if len(items) <= n:
-        return items
-    idx = np.linspace(0, len(items) - 1, n).round().astype(int)
-    return [items[i] for i in idx]
-
-
 class FaceTracker:
     """Feed :class:`VideoFrame` s; ask for the face crops of a time window."""
 
@@ -105,7 +99,7 @@ class FaceTracker:
                  keep_s: float = 20.0) -> None:
         self.cfg = cfg
         self.detector = detector
-        self.analysis_fps = analysis_fps or cfg.analysis_fps
+        self.analysis_fps = cfg.analysis_fps if analysis_fps is None else analysis_fps
         if not 0 < self.analysis_fps <= 60:
             raise ValueError(f"analysis fps must be in (0, 60], got {self.analysis_fps}")
         self.keep_s = keep_s
@@ -115,7 +109,12 @@ class FaceTracker:
         self.bad_frames = 0
         self._obs: collections.deque[FaceObservation] = collections.deque()
         self._last_slot: int | None = None
-        self.last_t: float | None = None
+        self._clock: float | None = None
+
+    @property
+    def clock(self) -> float | None:
+        """The latest frame time seen (None before any frame): how far the video stream has got."""
+        return self._clock
 
     def reset(self) -> None:
         self._obs.clear()
@@ -135,7 +134,7 @@ class FaceTracker:
             self.bad_frames += 1  # every malformed frame is counted, analysed slot or not
             log.debug("face tracker: skipped a malformed frame %s", getattr(img, "shape", type(img)))
             return None
-        self.last_t = frame.t if self.last_t is None else max(self.last_t, frame.t)
+        self._clock = frame.t if self._clock is None else max(self._clock, frame.t)
         if not self.wants(frame.t):
             return None
         self._last_slot = math.floor(frame.t * self.analysis_fps + 1e-9)
@@ -160,4 +159,4 @@ class FaceTracker:
     def crops_between(self, start: float, end: float, limit: int | None = None) -> list[np.ndarray]:
         """Face crops observed in ``[start, end]``, evenly subsampled to ``limit`` (default: frames per utterance)."""
         crops: list[np.ndarray] = [o.crop for o in self._obs if start <= o.t <= end and o.crop is not None]
-        return pick_evenly(crops, limit or self.cfg.frames_per_utterance)
+        return even_subsample(crops, self.cfg.frames_per_utterance if limit is None else limit)

@@ -22,7 +22,7 @@ from edge_mmer.bundle import Bundle, BundleError, read_bundle
 from edge_mmer.config import ConfigError
 from edge_mmer.errors import RunError
 from edge_mmer.runtime.chunks import Chunk
-from edge_mmer.runtime.events import EmotionEvent
+from edge_mmer.runtime.events import EmotionEvent, StatsMessage
 from edge_mmer.runtime.networks import Networks
 from edge_mmer.runtime.pipeline import Pipeline
 from edge_mmer.runtime.queues import DropOldestQueue, Empty, QueueClosed
@@ -30,7 +30,9 @@ from edge_mmer.runtime.runners.base import Runner, RunnerError
 from edge_mmer.runtime.settings import RuntimeSettings, repo_demo_dir
 from edge_mmer.runtime.sinks.base import Sink, SinkError
 from edge_mmer.runtime.sources.base import Source, SourceError
+from edge_mmer.runtime.sources.spec import CAMERA, FILE, MIC, OFF, SourceSpec
 from edge_mmer.runtime.stats import RuntimeStats
+from edge_mmer.runtime.watchdog import SupervisedSource
 
 log = logging.getLogger(__name__)
 
@@ -87,20 +89,17 @@ def resolve_inputs(settings: RuntimeSettings) -> ResolvedInputs:
         camera = str(demo / "demo_clip.mp4")
     elif not run.camera:
         camera = "0"
-    if camera is not None and camera.lower() == "none":
+    camera_spec = SourceSpec.parse(camera, CAMERA)
+    if camera_spec.kind == OFF:
         camera = None
     mic: str | None = run.mic
     if not mic:
-        mic = "" if camera is not None and _is_media_file(camera) else "default"
-    if mic.lower() == "none":
+        mic = "" if camera_spec.kind == FILE else "default"  # a video file's own audio track
+    if SourceSpec.parse(mic, MIC).kind == OFF:
         mic = None
     if camera is None and mic is None:
         raise RunError("nothing to run on: both --camera and --mic are 'none'")
     return ResolvedInputs(bundle=bundle, camera=camera, mic=mic)
-
-
-def _is_media_file(spec: str) -> bool:
-    return not spec.isdigit() and "!" not in spec and "://" not in spec and Path(spec).suffix != ""
 
 
 class RuntimeLoop:
@@ -141,11 +140,8 @@ class RuntimeLoop:
             loaded = load_runners(bundle, backend=run.backend, precision=run.precision, threads=run.threads)
         except RunnerError as exc:
             raise RunError(str(exc)) from exc
-        runners, notes = loaded
-        summary.notes.extend(notes)
-        if self.runner_hook is not None:
-            runners = self.runner_hook(dict(runners))
-        networks = Networks(runners)
+        summary.notes.extend(loaded.notes)
+        networks = loaded.networks() if self.runner_hook is None else Networks(self.runner_hook(dict(loaded.runners)))
         try:
             networks.activate()
         except RunnerError as exc:
@@ -181,8 +177,6 @@ class RuntimeLoop:
     # ------------------------------------------------------------------------------- running
 
     def run(self, stop: threading.Event | None = None) -> RunSummary:
-        from edge_mmer.runtime.watchdog import SupervisedSource
-
         stop = stop or threading.Event()
         t_start = time.monotonic()
         summary = RunSummary()
@@ -193,16 +187,11 @@ class RuntimeLoop:
             sources = self._open_sources(inputs)
         except ConfigError as exc:
             raise RunError(str(exc)) from exc
-        for note in summary.notes:
-            log.info("%s", note)
         has_video = any(s.has_video for s in sources)
         has_audio = any(s.has_audio for s in sources)
-        cfg = bundle.config
         try:
-            pipeline = Pipeline(bundle, networks, self.settings.pipeline_settings(cfg.audio.min_utterance_s,
-                                                                                 cfg.audio.max_utterance_s),
-                                device_id=self.settings.device_id, expect_video=has_video, expect_audio=has_audio,
-                                stats=self.stats)
+            pipeline = Pipeline(bundle, networks, self.settings.pipeline, device_id=self.settings.device_id,
+                                expect_video=has_video, expect_audio=has_audio, stats=self.stats)
         except (BundleError, ValueError) as exc:
             networks.deactivate()
             raise RunError(str(exc)) from exc
@@ -230,7 +219,7 @@ class RuntimeLoop:
                 self.stats.record("capture_wait", time.perf_counter() - t_wait)
                 if chunk is not None:
                     if live_mics:
-                        pipeline.expect_audio = any(sup.streaming for sup in live_mics)
+                        pipeline.set_expect_audio(any(sup.streaming for sup in live_mics))
                     if first_t is None:
                         first_t = chunk.t
                         summary.startup_s = time.monotonic() - t_start
@@ -257,9 +246,9 @@ class RuntimeLoop:
             raise RunError(f"sink {self.settings.run.sink}: {self._sink_error}")
         summary.decisions = pipeline.decisions
         summary.wall_s = time.monotonic() - t_start
-        clock = pipeline.vad.clock if pipeline.vad.clock is not None else pipeline.faces.last_t
+        clock = pipeline.stream_clock
         summary.stream_s = float(clock - first_t) if clock is not None and first_t is not None else 0.0
-        summary.stats = self._stats_payload(supervisors)
+        summary.stats = self._stats_message(supervisors).figures()
         return summary
 
     def _limit_reached(self, summary: RunSummary) -> bool:
@@ -315,21 +304,18 @@ class RuntimeLoop:
             queues.pop(0)
             return None
 
-    def _stats_payload(self, supervisors: list[Any]) -> dict[str, Any]:
-        snap = self.stats.snapshot()
-        snap["sources"] = {sup.source.name: sup.stats() for sup in supervisors}
-        snap["drops"] = sum(sup.queue.dropped for sup in supervisors)
-        return snap
+    def _stats_message(self, supervisors: list[SupervisedSource]) -> StatsMessage:
+        return StatsMessage.from_snapshot(self.settings.device_id, self.stats.snapshot(),
+                                          sources={sup.source.name: sup.stats() for sup in supervisors},
+                                          drops=sum(sup.queue.dropped for sup in supervisors))
 
-    def _publish_stats(self, sink: Sink, supervisors: list[Any]) -> None:
-        payload = self._stats_payload(supervisors)
-        stages = payload["stages"]
-        lat = stages.get("decision_latency", {})
+    def _publish_stats(self, sink: Sink, supervisors: list[SupervisedSource]) -> None:
+        msg = self._stats_message(supervisors)
+        lat = msg.stages.get("decision_latency", {})
         log.info("stats: %d events, decision latency p50 %.1f ms p90 %.1f ms, queue drops %d, restarts %s",
-                 payload["counters"].get("events", 0), lat.get("p50", 0.0), lat.get("p90", 0.0),
-                 payload["drops"],
-                 {n: s.get("restarts", 0) for n, s in payload["sources"].items()})
+                 msg.counters.get("events", 0), lat.get("p50", 0.0), lat.get("p90", 0.0), msg.drops,
+                 {n: s.get("restarts", 0) for n, s in msg.sources.items()})
         try:
-            sink.publish_stats(payload)
+            sink.publish_stats(msg)
         except Exception as exc:  # statistics must never stop the loop
             log.warning("could not publish stats: %s", exc)

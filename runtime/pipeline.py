@@ -22,7 +22,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -33,24 +33,15 @@ from edge_mmer.networks import Networks, decide, face_only_channels, utterance_c
 from edge_mmer.runtime.chunks import AudioChunk, Chunk, VideoFrame
 from edge_mmer.runtime.events import EmotionEvent, channel_result, scores_by_label, utc_now_iso
 from edge_mmer.runtime.faces import FaceDetector, FaceTracker, make_detector
-from edge_mmer.runtime.smoothing import Smoother, SmoothingSettings
+from edge_mmer.runtime.settings import PipelineSettings
+from edge_mmer.runtime.smoothing import Smoother
 from edge_mmer.runtime.stats import RuntimeStats
-from edge_mmer.runtime.vad import Utterance, VadSegmenter, VadSettings
+from edge_mmer.runtime.vad import Utterance, VadSegmenter
 from edge_mmer.vocab import CHANNELS, SAMPLE_RATE
 
+__all__ = ["Pipeline", "PipelineSettings", "run_offline"]
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class PipelineSettings:
-    vad: VadSettings = field(default_factory=VadSettings)
-    smoothing: SmoothingSettings = field(default_factory=SmoothingSettings)
-    analysis_fps: float | None = None  # None: the bundle's face.analysis_fps
-    face_only_interval_s: float = 5.0  # face-only decisions during silence (0 = off)
-    min_face_frames: int = 2  # crops needed for a face-only decision
-    context_reset_gap_s: float | None = None  # None: the bundle's context.reset_gap_s
-    video_wait_s: float = 0.5  # how long an utterance waits for late frames
-    yunet_model: str | None = None
 
 
 @dataclass
@@ -79,19 +70,23 @@ class Pipeline:
         self.networks = networks
         self.head = head or DecisionHead.from_bundle(bundle)
         self.stats = stats or RuntimeStats()
+        # the bundle's values for what the settings leave out: here, the one place that knows the bundle
         s = self.settings
-        vad = s.vad
-        self.vad = VadSegmenter(vad)
-        analysis_fps = s.analysis_fps or self.cfg.face.analysis_fps
-        keep = vad.max_utterance_s + max(s.face_only_interval_s, 0) + vad.trigger_delay_s + s.video_wait_s + 5.0
-        self.faces = FaceTracker(self.cfg.face, detector or make_detector(self.cfg.face, s.yunet_model),
+        faces, decision = s.faces, s.decision
+        faces.validate()
+        self.vad = VadSegmenter(s.vad.for_front_end(self.cfg.audio))
+        analysis_fps = self.cfg.face.analysis_fps if faces.analysis_fps is None else faces.analysis_fps
+        keep = (self.vad.max_utterance_s + max(faces.face_only_interval_s, 0) + self.vad.settings.trigger_delay_s
+                + faces.video_wait_s + 5.0)
+        self.faces = FaceTracker(self.cfg.face, detector or make_detector(self.cfg.face, faces.yunet_model),
                                  analysis_fps, keep_s=keep)
-        self.smoother = Smoother(s.smoothing)
-        self.reset_gap = s.context_reset_gap_s or self.cfg.context.reset_gap_s
+        self.smoother = Smoother(decision)
+        self.reset_gap = (self.cfg.context.reset_gap_s if decision.context_reset_gap_s is None
+                          else decision.context_reset_gap_s)
         self.device_id = device_id
         self.session_id = session_id or uuid.uuid4().hex
         self.expect_video = expect_video
-        self.expect_audio = expect_audio
+        self._expect_audio = expect_audio
         self.wall_clock = wall_clock
         self.seq = 0
         self._queue: collections.deque[_Work] = collections.deque()
@@ -100,6 +95,21 @@ class Pipeline:
         self._last_activity: float | None = None
         self._heartbeat_queued = False
         self.decisions = 0
+
+    @property
+    def expect_audio(self) -> bool:
+        """Whether audio is coming: if not, the video clock drives the face-only decisions."""
+        return self._expect_audio
+
+    def set_expect_audio(self, expected: bool) -> None:
+        """Say whether audio is coming now (a live microphone in an outage is not)."""
+        self._expect_audio = expected
+
+    @property
+    def stream_clock(self) -> float | None:
+        """How far the stream has got: the audio clock, else the latest video frame's time (None before any)."""
+        clock = self.vad.clock
+        return clock if clock is not None else self.faces.clock
 
     # ------------------------------------------------------------------------------------- feeding
 
@@ -147,7 +157,7 @@ class Pipeline:
             self.stats.count("bad_frames")
         if obs is not None:
             self.stats.count("frames_analysed")
-        if self.expect_audio:
+        if self._expect_audio:
             clock = self.vad.clock
             return self._release(clock) if clock is not None else []
         # no microphone: the video clock drives face-only decisions
@@ -171,14 +181,23 @@ class Pipeline:
         self._heartbeat_queued = False
         self._last_activity = None
 
+    def close(self) -> None:
+        """Release the networks (their runners are deactivated)."""
+        self.networks.deactivate()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # ------------------------------------------------------------------------------ scheduling
 
     def _advance(self, clock: float) -> None:
         """Clock-driven work: face-only windows during silence, heartbeats."""
-        s = self.settings
-        iv = s.face_only_interval_s
+        iv = self.settings.faces.face_only_interval_s
         if iv > 0 and self._silence_since is not None:
-            delay = self.vad.settings.trigger_delay_s if self.expect_audio else 0.0
+            delay = self.vad.settings.trigger_delay_s if self._expect_audio else 0.0
             while True:
                 w_end = self._silence_since + (self._face_k + 1) * iv
                 if clock < w_end + delay:
@@ -196,8 +215,9 @@ class Pipeline:
     def _ready(self, work: _Work, clock: float) -> bool:
         if not self.expect_video or work.kind == "interval":
             return True
-        last = self.faces.last_t
-        return (last is not None and last >= work.video_until) or clock >= work.video_until + self.settings.video_wait_s
+        last = self.faces.clock
+        return ((last is not None and last >= work.video_until)
+                or clock >= work.video_until + self.settings.faces.video_wait_s)
 
     def _release(self, clock: float, force: bool = False) -> list[EmotionEvent]:
         out: list[EmotionEvent] = []
@@ -234,7 +254,7 @@ class Pipeline:
                 mel = log_mel(pcm16_to_float(work.utterance.samples), self.cfg.audio)
             channels = utterance_channels(self.networks, self.head, self.cfg.face, mel, crops, stage)
         else:
-            if len(crops) < self.settings.min_face_frames:
+            if len(crops) < self.settings.faces.min_face_frames:
                 return None
             channels = face_only_channels(self.networks, self.head, self.cfg.face, crops, stage)
         with stage("decision"):
@@ -249,7 +269,7 @@ class Pipeline:
         sm = self.smoother
         assert sm.scores is not None and sm.label is not None
         self.seq += 1
-        sm.last_emit_t = work.t
+        sm.mark_emitted(work.t)
         state = scores_by_label(self.labels, sm.scores)
         label = self.labels[sm.label]
         latency = (time.perf_counter() - work.detected) * 1000.0 if work.kind != "interval" else None

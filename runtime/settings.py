@@ -1,33 +1,58 @@
-"""Runtime settings: one dataclass tree, loadable from TOML, overridable from the command line.
+"""Runtime settings: every section declared once, loadable from TOML, overridable from the command line.
 
-Every option of ``edge-mmer run`` lives here and can be written in the TOML file given with
-``--config``; an option given on the command line wins over the file. An unknown key or a value of
-the wrong type stops with an error naming the key (``config key 'decision.alpha': ...``).
+Each TOML section is one frozen dataclass here, and the component it configures takes that class
+directly: ``[run]`` :class:`RunSettings` (the loop), ``[vad]`` :class:`VadSettings` (the segmenter),
+``[faces]`` :class:`FaceSettings` (the face tracker), ``[decision]`` :class:`DecisionSettings`
+(smoothing and the context reset), ``[watchdog]`` :class:`WatchdogSettings`, ``[queues]``
+:class:`QueueSettings` and ``[mqtt]`` :class:`MqttOptions` (the MQTT sink). An option given on the
+command line wins over the file. An unknown key or a value of the wrong type stops with an error
+naming the key (``config key 'decision.alpha': ...``); each section's ``validate`` checks its ranges.
+
+"Not given" means absent: an option whose default is the bundle's value is ``None`` until the
+pipeline, the one place that knows the bundle, fills it in (:meth:`VadSettings.for_front_end`).
+
+This module is a leaf: it imports no other runtime module, so reading a settings file never loads
+the pipeline (or OpenCV, or ONNX Runtime).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import socket
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge_mmer.configlib import from_mapping
+from edge_mmer.config import AudioConfig
+from edge_mmer.configlib import SETTING, check, check_finite, from_mapping, load_toml
 from edge_mmer.errors import ConfigError
-from edge_mmer.runtime.pipeline import PipelineSettings
-from edge_mmer.runtime.smoothing import SmoothingSettings
-from edge_mmer.runtime.vad import VadSettings
-from edge_mmer.vocab import BACKENDS, PRECISIONS
+from edge_mmer.vocab import BACKENDS, PRECISIONS, SAMPLE_RATE
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10 (JetPack 6)
-    import tomli as tomllib
+__all__ = [
+    "EMIT_POLICIES",
+    "DecisionSettings",
+    "FaceSettings",
+    "MqttOptions",
+    "PipelineSettings",
+    "QueueSettings",
+    "RunSettings",
+    "RuntimeSettings",
+    "VadSettings",
+    "WatchdogSettings",
+    "load_settings",
+    "repo_demo_dir",
+    "settings_from_dict",
+    "with_run_overrides",
+]
 
+EMIT_POLICIES = ("change", "every")
+DEFAULT_MQTT_PREFIX = "edge-mmer"
+DEFAULT_PASSWORD_ENV = "EDGE_MMER_MQTT_PASSWORD"
+DEFAULT_DISCOVERY_PREFIX = "homeassistant"
+DEFAULT_SPOOL_MAX_EVENTS = 100_000
+DEFAULT_SPOOL_MAX_BYTES = 64 * 1024 * 1024
+_NOT_A_SETTING = {SETTING: False}  # set by the program (from [run] or the command line), never by the file
 
 
 def repo_demo_dir() -> Path:
@@ -39,143 +64,227 @@ def repo_demo_dir() -> Path:
 
 
 @dataclass(frozen=True)
-class RunOptions:
-    bundle: str = ""  # "" = the committed demo bundle
-    camera: str = ""  # index, video file, rtsp:// URL, GStreamer pipeline, "none"; "" = the demo clip (demo bundle)
-    mic: str = ""  # "default", index, name substring, a .wav, "none"; "" = the video file's own audio track
+class RunSettings:
+    """``[run]``: what runs on what, and where the events go."""
+
+    bundle: str | None = None  # None: the committed demo bundle
+    camera: str | None = None  # index, video file, rtsp:// URL, GStreamer pipeline, "none"; None: the demo clip (demo bundle)
+    mic: str | None = None  # "default", index, name substring, a .wav, "none"; None: the video file's own audio track
     backend: str = "auto"  # auto | onnxruntime | tensorrt
     precision: str = "fp32"  # fp32 | fp16 | int8
     sink: str = "stdout"  # stdout | jsonl:PATH | mqtt://HOST:PORT/PREFIX | mqtts://...
-    device_id: str = ""  # "" = this machine's host name
+    device_id: str | None = None  # None: this machine's host name
     realtime: bool = False  # pace file sources to real time (live devices always are)
     threads: int = 0  # ONNX Runtime intra-op threads (0 = one per core)
     stats_interval_s: float = 60.0  # publish per-stage statistics this often (0 = never)
 
-    def validate(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ConfigError(f"config key 'run.backend': expected one of {list(BACKENDS)}, got {self.backend!r}")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"config key 'run.precision': expected one of {list(PRECISIONS)}, got {self.precision!r}")
-        if self.threads < 0:
-            raise ConfigError(f"config key 'run.threads': expected >= 0, got {self.threads!r}")
-        if self.stats_interval_s < 0:
-            raise ConfigError(f"config key 'run.stats_interval_s': expected >= 0, got {self.stats_interval_s!r}")
+    def validate(self, prefix: str = "run") -> None:
+        check(self.backend in BACKENDS, f"{prefix}.backend", f"one of {list(BACKENDS)}", self.backend)
+        check(self.precision in PRECISIONS, f"{prefix}.precision", f"one of {list(PRECISIONS)}", self.precision)
+        check(self.threads >= 0, f"{prefix}.threads", ">= 0", self.threads)
+        check(self.stats_interval_s >= 0, f"{prefix}.stats_interval_s", ">= 0", self.stats_interval_s)
 
 
 @dataclass(frozen=True)
-class FaceOptions:
-    analysis_fps: float = 0.0  # frames analysed per second (0 = the bundle's face.analysis_fps)
-    yunet_model: str = ""  # a YuNet .onnx to use instead of the Haar cascade
+class VadSettings:
+    """``[vad]``: the speech segmenter (:mod:`edge_mmer.runtime.vad` says what each rule does)."""
+
+    aggressiveness: int = 2  # webrtcvad mode 0 (least) .. 3 (most aggressive filtering of non-speech)
+    frame_ms: int = 20  # 10, 20 or 30 (what webrtcvad accepts)
+    start_window: int = 10  # frames looked at to decide a start
+    start_frames: int = 6  # voiced frames among them that start an utterance
+    hangover_ms: int = 300  # unvoiced time that ends an utterance
+    pre_roll_ms: int = 200  # audio kept before the start decision
+    min_utterance_s: float | None = None  # None: the bundle's audio.min_utterance_s
+    max_utterance_s: float | None = None  # None: the bundle's audio.max_utterance_s
+
+    def validate(self, prefix: str = "vad") -> None:
+        check(self.aggressiveness in (0, 1, 2, 3), f"{prefix}.aggressiveness", "0, 1, 2 or 3", self.aggressiveness)
+        check(self.frame_ms in (10, 20, 30), f"{prefix}.frame_ms", "10, 20 or 30", self.frame_ms)
+        check(1 <= self.start_frames <= self.start_window <= 100, f"{prefix}.start_frames/start_window",
+              "1 <= start_frames <= start_window <= 100", (self.start_frames, self.start_window))
+        check(0 <= self.hangover_ms <= 5000, f"{prefix}.hangover_ms", "0..5000", self.hangover_ms)
+        check(0 <= self.pre_roll_ms <= 2000, f"{prefix}.pre_roll_ms", "0..2000", self.pre_roll_ms)
+        lo, hi = self.min_utterance_s, self.max_utterance_s
+        if lo is not None and hi is not None:
+            check(0 < lo < hi, f"{prefix}.min_utterance_s/max_utterance_s", "0 < min < max", (lo, hi))
+        else:  # the pair is checked again once the bundle has filled in the other one
+            for key, value in (("min_utterance_s", lo), ("max_utterance_s", hi)):
+                check(value is None or value > 0, f"{prefix}.{key}", "> 0", value)
+
+    def for_front_end(self, audio: AudioConfig) -> VadSettings:
+        """These settings with the length limits not given taken from ``audio`` (a bundle's front end)."""
+        return dataclasses.replace(
+            self,
+            min_utterance_s=audio.min_utterance_s if self.min_utterance_s is None else self.min_utterance_s,
+            max_utterance_s=audio.max_utterance_s if self.max_utterance_s is None else self.max_utterance_s)
+
+    @property
+    def frame_samples(self) -> int:
+        return SAMPLE_RATE * self.frame_ms // 1000
+
+    @property
+    def trigger_delay_s(self) -> float:
+        """The longest time between an utterance's (pre-rolled) start and the moment it is detected."""
+        return (self.pre_roll_ms + self.start_window * self.frame_ms) / 1000.0
+
+
+@dataclass(frozen=True)
+class FaceSettings:
+    """``[faces]``: the face tracker and the face-only decisions."""
+
+    analysis_fps: float | None = None  # frames analysed per second; None: the bundle's face.analysis_fps
+    yunet_model: Path | None = None  # a YuNet .onnx to use instead of the Haar cascade
     face_only_interval_s: float = 5.0  # face-only decisions during silence (0 = off)
     min_face_frames: int = 2  # crops needed for a face-only decision
     video_wait_s: float = 0.5  # how long an utterance waits for late camera frames
 
-
-@dataclass(frozen=True)
-class DecisionOptions:
-    alpha: float = 0.8
-    hysteresis: float = 0.05
-    emit: str = "change"  # change | every
-    interval_s: float = 15.0
-    context_reset_gap_s: float = 0.0  # 0 = the bundle's context.reset_gap_s
+    def validate(self, prefix: str = "faces") -> None:
+        fps = self.analysis_fps
+        check(fps is None or 0 < fps <= 60, f"{prefix}.analysis_fps", "0 < fps <= 60", fps)
+        check(self.min_face_frames >= 1, f"{prefix}.min_face_frames", ">= 1", self.min_face_frames)
+        for key in ("face_only_interval_s", "video_wait_s"):
+            check(getattr(self, key) >= 0, f"{prefix}.{key}", ">= 0", getattr(self, key))
 
 
 @dataclass(frozen=True)
-class WatchdogOptions:
+class DecisionSettings:
+    """``[decision]``: which decisions become events (:mod:`edge_mmer.runtime.smoothing`), and when the
+    conversation's context starts over."""
+
+    alpha: float = 0.8  # weight of the newest decision (1 = no smoothing)
+    hysteresis: float = 0.05  # lead a new label needs over the announced one
+    emit: str = "change"  # "change" or "every"
+    interval_s: float = 15.0  # re-announce the current state this often (0 = never)
+    context_reset_gap_s: float | None = None  # None: the bundle's context.reset_gap_s
+
+    def validate(self, prefix: str = "decision") -> None:
+        check(0 < self.alpha <= 1, f"{prefix}.alpha", "0 < alpha <= 1", self.alpha)
+        check(0 <= self.hysteresis < 1, f"{prefix}.hysteresis", "0 <= h < 1", self.hysteresis)
+        check(self.emit in EMIT_POLICIES, f"{prefix}.emit", f"one of {list(EMIT_POLICIES)}", self.emit)
+        check(self.interval_s >= 0, f"{prefix}.interval_s", ">= 0", self.interval_s)
+        gap = self.context_reset_gap_s
+        check(gap is None or gap > 0, f"{prefix}.context_reset_gap_s", "> 0", gap)
+
+
+@dataclass(frozen=True)
+class WatchdogSettings:
+    """``[watchdog]``: restarts of a failed or silent live source."""
+
     stale_timeout_s: float = 5.0  # a live source silent this long is restarted
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
 
+    def validate(self, prefix: str = "watchdog") -> None:
+        if self.stale_timeout_s <= 0 or not 0 < self.backoff_initial_s <= self.backoff_max_s:
+            raise ConfigError(f"config key '{prefix}': expected stale_timeout_s > 0 and "
+                              f"0 < backoff_initial_s <= backoff_max_s, got {self}")
+
 
 @dataclass(frozen=True)
-class QueueOptions:
+class QueueSettings:
+    """``[queues]``: the bounded capture queues (a full one drops its oldest chunk)."""
+
     audio: int = 500  # chunks (20 ms each: 10 s)
     video: int = 30  # frames
 
+    def validate(self, prefix: str = "queues") -> None:
+        if self.audio < 1 or self.video < 1:
+            raise ConfigError(f"config key '{prefix}': sizes must be >= 1, got {self}")
+
 
 @dataclass(frozen=True)
-class MqttSection:
-    username: str = ""
-    password_file: str = ""
-    password_env: str = "EDGE_MMER_MQTT_PASSWORD"
-    ca_file: str = ""
-    cert_file: str = ""
-    key_file: str = ""
+class MqttOptions:
+    """``[mqtt]``, and everything else the MQTT sink needs (:mod:`edge_mmer.runtime.sinks.mqtt`).
+
+    No password field: ``password_file`` or the environment variable ``password_env``. The broker
+    URL and the device id come from ``[run]`` (``sink``, ``device_id``) and the reconnect and
+    in-flight limits from the program; a settings file cannot set them.
+    """
+
+    username: str | None = None
+    password_file: Path | None = None
+    password_env: str = DEFAULT_PASSWORD_ENV
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
     qos: int = 1
     keepalive: int = 30
-    spool_path: str = ""  # "" = $XDG_STATE_HOME/edge-mmer/spool-<device>.sqlite
-    spool_max_events: int = 100000
-    spool_max_bytes: int = 64 * 1024 * 1024
+    spool_path: Path | None = None  # None: $XDG_STATE_HOME/edge-mmer/spool-<device>.sqlite
+    spool_max_events: int = DEFAULT_SPOOL_MAX_EVENTS
+    spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES
     ha_discovery: bool = False
-    ha_prefix: str = "homeassistant"
-    client_id: str = ""  # "" = edge-mmer-<device id>
+    ha_prefix: str = DEFAULT_DISCOVERY_PREFIX
+    client_id: str | None = None  # None: edge-mmer-<device id>
     close_timeout_s: float = 5.0  # how long a stop waits for the broker to acknowledge the spool
+    device_id: str = field(default="", metadata=_NOT_A_SETTING)
+    url: str = field(default=f"mqtt://localhost:1883/{DEFAULT_MQTT_PREFIX}", metadata=_NOT_A_SETTING)
+    reconnect_min_s: float = field(default=1.0, metadata=_NOT_A_SETTING)
+    reconnect_max_s: float = field(default=30.0, metadata=_NOT_A_SETTING)
+    inflight: int = field(default=32, metadata=_NOT_A_SETTING)  # events handed to paho and not yet acknowledged
+
+    def validate(self, prefix: str = "mqtt") -> None:
+        check(self.qos in (0, 1, 2), f"{prefix}.qos", "0, 1 or 2", self.qos)
+        check(self.keepalive >= 5, f"{prefix}.keepalive", ">= 5 (seconds)", self.keepalive)
+        check(self.spool_max_events >= 1, f"{prefix}.spool_max_events", ">= 1", self.spool_max_events)
+        check(self.spool_max_bytes >= 1, f"{prefix}.spool_max_bytes", ">= 1", self.spool_max_bytes)
+        check(self.close_timeout_s >= 0, f"{prefix}.close_timeout_s", ">= 0", self.close_timeout_s)
+        check(self.key_file is None or self.cert_file is not None, f"{prefix}.key_file",
+              "cert_file as well (a client key needs its certificate)", str(self.key_file))
+        check(self.inflight >= 1, f"{prefix}.inflight", ">= 1", self.inflight)
+        check(0 < self.reconnect_min_s <= self.reconnect_max_s, f"{prefix}.reconnect_min_s/reconnect_max_s",
+              "0 < min <= max", (self.reconnect_min_s, self.reconnect_max_s))
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """The three sections the pipeline reads (``[vad]``, ``[faces]``, ``[decision]``), together."""
+
+    vad: VadSettings = field(default_factory=VadSettings)
+    faces: FaceSettings = field(default_factory=FaceSettings)
+    decision: DecisionSettings = field(default_factory=DecisionSettings)
 
 
 @dataclass(frozen=True)
 class RuntimeSettings:
-    run: RunOptions = field(default_factory=RunOptions)
+    """Every section of ``edge-mmer run``'s settings file."""
+
+    run: RunSettings = field(default_factory=RunSettings)
     vad: VadSettings = field(default_factory=VadSettings)
-    faces: FaceOptions = field(default_factory=FaceOptions)
-    decision: DecisionOptions = field(default_factory=DecisionOptions)
-    watchdog: WatchdogOptions = field(default_factory=WatchdogOptions)
-    queues: QueueOptions = field(default_factory=QueueOptions)
-    mqtt: MqttSection = field(default_factory=MqttSection)
+    faces: FaceSettings = field(default_factory=FaceSettings)
+    decision: DecisionSettings = field(default_factory=DecisionSettings)
+    watchdog: WatchdogSettings = field(default_factory=WatchdogSettings)
+    queues: QueueSettings = field(default_factory=QueueSettings)
+    mqtt: MqttOptions = field(default_factory=MqttOptions)
 
     def validate(self) -> RuntimeSettings:
-        _check_finite(self, "")  # TOML allows nan / inf, which every range check below would let through
+        check_finite(self)  # TOML allows nan / inf, which every range check would let through
         self.run.validate()
         self.vad.validate()
-        self.smoothing.validate()
-        if self.faces.analysis_fps < 0 or self.faces.analysis_fps > 60:
-            raise ConfigError(f"config key 'faces.analysis_fps': expected 0..60, got {self.faces.analysis_fps!r}")
-        if self.faces.min_face_frames < 1:
-            raise ConfigError(f"config key 'faces.min_face_frames': expected >= 1, got {self.faces.min_face_frames!r}")
-        for key in ("face_only_interval_s", "video_wait_s"):
-            if getattr(self.faces, key) < 0:
-                raise ConfigError(f"config key 'faces.{key}': expected >= 0, got {getattr(self.faces, key)!r}")
-        if self.queues.audio < 1 or self.queues.video < 1:
-            raise ConfigError(f"config key 'queues': sizes must be >= 1, got {self.queues}")
-        if self.watchdog.stale_timeout_s <= 0 or not 0 < self.watchdog.backoff_initial_s <= self.watchdog.backoff_max_s:
-            raise ConfigError("config key 'watchdog': expected stale_timeout_s > 0 and "
-                              f"0 < backoff_initial_s <= backoff_max_s, got {self.watchdog}")
-        if self.mqtt.qos not in (0, 1, 2):
-            raise ConfigError(f"config key 'mqtt.qos': expected 0, 1 or 2, got {self.mqtt.qos!r}")
+        self.decision.validate()
+        self.faces.validate()
+        self.queues.validate()
+        self.watchdog.validate()
+        self.mqtt.validate()
         return self
 
     @property
-    def smoothing(self) -> SmoothingSettings:
-        d = self.decision
-        return SmoothingSettings(alpha=d.alpha, hysteresis=d.hysteresis, emit=d.emit, interval_s=d.interval_s)
+    def pipeline(self) -> PipelineSettings:
+        return PipelineSettings(vad=self.vad, faces=self.faces, decision=self.decision)
 
     @property
     def device_id(self) -> str:
         return self.run.device_id or socket.gethostname() or "edge-mmer"
 
-    def pipeline_settings(self, audio_min_s: float, audio_max_s: float) -> PipelineSettings:
-        """The pipeline's settings; the VAD's length limits default to the bundle's audio front end."""
-        vad = self.vad
-        if (vad.min_utterance_s, vad.max_utterance_s) == (VadSettings.min_utterance_s, VadSettings.max_utterance_s):
-            vad = dataclasses.replace(vad, min_utterance_s=audio_min_s, max_utterance_s=audio_max_s)
-        f = self.faces
-        return PipelineSettings(
-            vad=vad, smoothing=self.smoothing, analysis_fps=f.analysis_fps or None,
-            face_only_interval_s=f.face_only_interval_s, min_face_frames=f.min_face_frames,
-            context_reset_gap_s=self.decision.context_reset_gap_s or None, video_wait_s=f.video_wait_s,
-            yunet_model=f.yunet_model or None,
-        )
 
-
-def _check_finite(obj: Any, prefix: str) -> None:
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        if dataclasses.is_dataclass(value):
-            _check_finite(value, f"{prefix}{f.name}.")
-        elif isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"config key '{prefix}{f.name}': expected a finite number, got {value!r}")
+# the section names these classes had before each section was declared once
+RunOptions = RunSettings
+WatchdogOptions = WatchdogSettings
+QueueOptions = QueueSettings
 
 
 def settings_from_dict(data: dict[str, Any], source: str = "config") -> RuntimeSettings:
+    """Settings from a parsed TOML document; errors start with ``source`` (the file)."""
     try:
         return from_mapping(RuntimeSettings, data).validate()
     except ConfigError as exc:
@@ -187,13 +296,7 @@ def load_settings(path: str | os.PathLike[str] | None) -> RuntimeSettings:
     if path is None:
         return RuntimeSettings().validate()
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"--config {p}: no such TOML file")
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
-    return settings_from_dict(data, str(p))
+    return settings_from_dict(load_toml(p, f"--config {p}: no such TOML file"), str(p))
 
 
 def with_run_overrides(settings: RuntimeSettings, **overrides: Any) -> RuntimeSettings:
@@ -201,7 +304,7 @@ def with_run_overrides(settings: RuntimeSettings, **overrides: Any) -> RuntimeSe
     given = {k: v for k, v in overrides.items() if v is not None}
     if not given:
         return settings
-    known = {f.name for f in dataclasses.fields(RunOptions)}
+    known = {f.name for f in dataclasses.fields(RunSettings)}
     unknown = set(given) - known
     if unknown:
         raise ConfigError(f"unknown run option(s) {sorted(unknown)}")

@@ -6,39 +6,24 @@ class leads the current one by at least ``hysteresis``, so one borderline uttera
 the state back and forth. With ``emit = "change"`` an event is made when the announced label
 changes (and for the first decision); with ``"every"``, for every decision. Independently, while the
 state is live, it is re-announced every ``interval_s`` (trigger ``interval``; 0 turns this off).
+
+The rules' settings are the ``[decision]`` section, :class:`~edge_mmer.runtime.settings.DecisionSettings`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-EMIT_POLICIES = ("change", "every")
+from edge_mmer.runtime.settings import EMIT_POLICIES, DecisionSettings
 
+__all__ = ["EMIT_POLICIES", "DecisionSettings", "Smoother", "SmoothingSettings"]
 
-@dataclass(frozen=True)
-class SmoothingSettings:
-    alpha: float = 0.8  # weight of the newest decision (1 = no smoothing)
-    hysteresis: float = 0.05  # lead a new label needs over the announced one
-    emit: str = "change"  # "change" or "every"
-    interval_s: float = 15.0  # re-announce the current state this often (0 = never)
-
-    def validate(self, prefix: str = "decision") -> None:
-        from edge_mmer.config import ConfigError
-
-        if not 0 < self.alpha <= 1:
-            raise ConfigError(f"config key '{prefix}.alpha': expected 0 < alpha <= 1, got {self.alpha!r}")
-        if not 0 <= self.hysteresis < 1:
-            raise ConfigError(f"config key '{prefix}.hysteresis': expected 0 <= h < 1, got {self.hysteresis!r}")
-        if self.emit not in EMIT_POLICIES:
-            raise ConfigError(f"config key '{prefix}.emit': expected one of {list(EMIT_POLICIES)}, got {self.emit!r}")
-        if self.interval_s < 0:
-            raise ConfigError(f"config key '{prefix}.interval_s': expected >= 0, got {self.interval_s!r}")
+SmoothingSettings = DecisionSettings
+"""The name the smoothing rules' settings had before ``[decision]`` was declared once."""
 
 
 class Smoother:
-    def __init__(self, settings: SmoothingSettings) -> None:
+    def __init__(self, settings: DecisionSettings) -> None:
         settings.validate()
         self.settings = settings
         self.reset()
@@ -46,7 +31,16 @@ class Smoother:
     def reset(self) -> None:
         self.scores: np.ndarray | None = None
         self.label: int | None = None
-        self.last_emit_t: float | None = None
+        self._last_emit_t: float | None = None
+
+    @property
+    def last_emit_t(self) -> float | None:
+        """Stream time of the last event made from this state (None: none since the reset)."""
+        return self._last_emit_t
+
+    def mark_emitted(self, t: float) -> None:
+        """An event was made from the current state at stream time ``t`` (the heartbeat counts from it)."""
+        self._last_emit_t = t
 
     def update(self, scores: np.ndarray) -> bool:
         """Take one decision's scores; True when an event should be made for it."""
@@ -63,4 +57,4 @@ class Smoother:
     def heartbeat_due(self, t: float) -> bool:
         """A live state not announced for ``interval_s``."""
         iv = self.settings.interval_s
-        return iv > 0 and self.label is not None and self.last_emit_t is not None and t - self.last_emit_t >= iv
+        return iv > 0 and self.label is not None and self._last_emit_t is not None and t - self._last_emit_t >= iv

@@ -4,7 +4,7 @@ The segmenter works on a sample clock, in fixed frames from the first sample it 
 utterances it finds do not depend on how the audio was cut into chunks: feeding a clip in 20 ms
 chunks or in one piece gives the same segments (a test holds this).
 
-Rules (all in the :class:`VadSettings`):
+Rules (all in :class:`~edge_mmer.runtime.settings.VadSettings`, the ``[vad]`` section):
 
 - an utterance **starts** when ``start_frames`` of the last ``start_window`` frames are voiced; its
   start is moved back by ``pre_roll_ms`` (the audio is kept) so soft onsets are not clipped;
@@ -13,6 +13,9 @@ Rules (all in the :class:`VadSettings`):
 - it is **cut** at ``max_utterance_s`` (long speech becomes consecutive windows: the next window
   starts right away while speech goes on);
 - one shorter than ``min_utterance_s`` is dropped (and counted).
+
+The length limits not given are the bundle's (the pipeline fills them in); a segmenter built on its
+own takes them from the default audio front end.
 """
 
 from __future__ import annotations
@@ -24,48 +27,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge_mmer.config import AudioConfig
 from edge_mmer.runtime.chunks import AudioChunk
+from edge_mmer.runtime.settings import VadSettings
 from edge_mmer.vocab import SAMPLE_RATE
 
+__all__ = ["Utterance", "VadSegmenter", "VadSettings"]
+
 log = logging.getLogger(__name__)
-
-
-
-@dataclass(frozen=True)
-class VadSettings:
-    aggressiveness: int = 2  # webrtcvad mode 0 (least) .. 3 (most aggressive filtering of non-speech)
-    frame_ms: int = 20  # 10, 20 or 30 (what webrtcvad accepts)
-    start_window: int = 10  # frames looked at to decide a start
-    start_frames: int = 6  # voiced frames among them that start an utterance
-    hangover_ms: int = 300  # unvoiced time that ends an utterance
-    pre_roll_ms: int = 200  # audio kept before the start decision
-    min_utterance_s: float = 0.3
-    max_utterance_s: float = 8.0
-
-    def validate(self, prefix: str = "vad") -> None:
-        from edge_mmer.config import ConfigError
-
-        def check(ok: bool, key: str, expected: str, value: object) -> None:
-            if not ok:
-                raise ConfigError(f"config key '{prefix}.{key}': expected {expected}, got {value!r}")
-
-        check(self.aggressiveness in (0, 1, 2, 3), "aggressiveness", "0, 1, 2 or 3", self.aggressiveness)
-        check(self.frame_ms in (10, 20, 30), "frame_ms", "10, 20 or 30", self.frame_ms)
-        check(1 <= self.start_frames <= self.start_window <= 100, "start_frames/start_window",
-              "1 <= start_frames <= start_window <= 100", (self.start_frames, self.start_window))
-        check(0 <= self.hangover_ms <= 5000, "hangover_ms", "0..5000", self.hangover_ms)
-        check(0 <= self.pre_roll_ms <= 2000, "pre_roll_ms", "0..2000", self.pre_roll_ms)
-        check(0 < self.min_utterance_s < self.max_utterance_s, "min_utterance_s/max_utterance_s", "0 < min < max",
-              (self.min_utterance_s, self.max_utterance_s))
-
-    @property
-    def frame_samples(self) -> int:
-        return SAMPLE_RATE * self.frame_ms // 1000
-
-    @property
-    def trigger_delay_s(self) -> float:
-        """The longest time between an utterance's (pre-rolled) start and the moment it is detected."""
-        return (self.pre_roll_ms + self.start_window * self.frame_ms) / 1000.0
 
 
 @dataclass(frozen=True)
@@ -86,8 +55,11 @@ class VadSegmenter:
     """Feed :class:`AudioChunk` s, get finished :class:`Utterance` s. ``reset()`` forgets everything."""
 
     def __init__(self, settings: VadSettings | None = None) -> None:
-        self.settings = settings or VadSettings()
+        self.settings = (settings or VadSettings()).for_front_end(AudioConfig())
         self.settings.validate()
+        lo, hi = self.settings.min_utterance_s, self.settings.max_utterance_s
+        assert lo is not None and hi is not None  # for_front_end filled them in
+        self.min_utterance_s, self.max_utterance_s = lo, hi
         try:
             import webrtcvad
         except ImportError as exc:  # pragma: no cover - the capture extra is missing
@@ -187,7 +159,7 @@ class VadSegmenter:
         length_s = len(self._frames) * s.frame_ms / 1000.0
         if self._silent_run * s.frame_ms >= s.hangover_ms:
             return self._close(cut=False)
-        if length_s >= s.max_utterance_s:
+        if length_s >= self.max_utterance_s:
             utt = self._close(cut=True)
             # speech goes on: the next window starts at once
             self._active = True
@@ -198,15 +170,14 @@ class VadSegmenter:
         return None
 
     def _close(self, cut: bool) -> Utterance | None:
-        s = self.settings
         samples = np.concatenate(self._frames) if self._frames else np.zeros(0, dtype=np.int16)
         start = self._start
         self._active = False
         self._frames = []
         self._history.clear()
         end = start + len(samples) / SAMPLE_RATE
-        if len(samples) / SAMPLE_RATE < s.min_utterance_s:
+        if len(samples) / SAMPLE_RATE < self.min_utterance_s:
             self.dropped_short += 1
-            log.debug("VAD: dropped a %.2f s segment (min %.2f s)", len(samples) / SAMPLE_RATE, s.min_utterance_s)
+            log.debug("VAD: dropped a %.2f s segment (min %.2f s)", len(samples) / SAMPLE_RATE, self.min_utterance_s)
             return None
         return Utterance(start=start, end=end, samples=samples, cut=cut)

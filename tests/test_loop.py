@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -103,6 +104,42 @@ def test_bad_settings_name_the_key(tmp_path: Path) -> None:
     assert out.returncode == 1 and "nope" in out.stderr
     out = cli("run", "--sink", "mqtt://:x/")
     assert out.returncode == 1 and "mqtt://" in out.stderr
+
+
+def _bundle_with_max_utterance(tmp_path: Path, seconds: float) -> Path:
+    """A copy of the demo bundle whose audio front end says ``max_utterance_s = seconds`` (resealed)."""
+    from edge_mmer.bundle import reseal_manifest
+
+    out = tmp_path / "bundle"
+    shutil.copytree(ROOT / "demo" / "bundle", out)
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    manifest["config"]["audio"]["max_utterance_s"] = seconds
+    (out / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    reseal_manifest(out)
+    return out
+
+
+def _longest_utterance(settings: RuntimeSettings) -> float:
+    sink = ListSink()
+    RuntimeLoop(settings, sink=sink, sources=[MediaFileSource(DEMO_CLIP, video=False)]).run()
+    spans = [e.utterance[1] - e.utterance[0] for e in sink.events if e.utterance is not None]
+    assert spans
+    return max(spans)
+
+
+def test_an_explicit_vad_max_utterance_wins_over_the_bundle(tmp_path: Path) -> None:
+    """The bundle's audio front end says 10 s, the TOML says 8.0 (which is also VadSettings' old
+    default): the VAD cuts at 8.0. Without the key it cuts at the bundle's 10 s. A long hangover
+    makes the demo clip's speech one run that only the length limit cuts."""
+    bundle = _bundle_with_max_utterance(tmp_path, 10.0)
+    cfg = tmp_path / "run.toml"
+    body = '[decision]\nemit = "every"\n[vad]\nhangover_ms = 2000\n'
+    cfg.write_text(body + "max_utterance_s = 8.0\n", encoding="utf-8")
+    explicit = with_run_overrides(load_settings(cfg), bundle=str(bundle), stats_interval_s=0.0)
+    assert _longest_utterance(explicit) == pytest.approx(8.0, abs=0.021)
+    cfg.write_text(body, encoding="utf-8")
+    from_bundle = with_run_overrides(load_settings(cfg), bundle=str(bundle), stats_interval_s=0.0)
+    assert _longest_utterance(from_bundle) == pytest.approx(10.0, abs=0.021)
 
 
 @needs_mosquitto

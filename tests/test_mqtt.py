@@ -17,7 +17,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 from mosquitto import Mosquitto, Recorder, make_password_file, make_tls_files, mosquitto_binary, wait_until
-from test_sinks import LABELS, make_event
+from test_sinks import LABELS, make_event, make_stats
 
 from edge_mmer.runtime.events import load_schema
 from edge_mmer.runtime.sinks.base import SinkError
@@ -80,10 +80,11 @@ def test_events_state_availability_and_stats(broker: Mosquitto, tmp_path: Path, 
         validator.validate(obj)
         assert obj == e.to_dict()
     assert sink.flush(5.0)
-    sink.publish_stats({"fps": 14.5, "stages": {"vad_ms": 0.4}})
+    sink.publish_stats(make_stats(DEVICE, frames=145))
     assert rec.wait_count(STATS, 1)
     stats = json.loads(rec.payloads(STATS)[-1])
-    assert stats["fps"] == 14.5 and stats["device_id"] == DEVICE
+    assert stats["schema"] == "edge-mmer/stats/v1" and stats["device_id"] == DEVICE
+    assert stats["counters"] == {"frames": 145} and stats["stages"]["vad"]["p50"] == 0.4
     assert stats["mqtt"]["published"] == 30 and stats["mqtt"]["spooled"] == 0
     sink.close()
     assert rec.wait_for(lambda r: r.payloads(AVAIL)[-1:] == [b"offline"]), "offline published at close"
@@ -318,7 +319,7 @@ def test_spool_at_its_bound_drops_the_oldest(broker: Mosquitto, tmp_path: Path, 
     assert rec.wait_count(EMOTION, 10)
     assert sink.flush(5.0)
     assert seqs(rec) == list(range(16, 26)), "the newest 10 survive, in order"
-    sink.publish_stats({})
+    sink.publish_stats(make_stats(DEVICE))
     sink.close()
     rec.stop()
 

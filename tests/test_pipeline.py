@@ -11,11 +11,12 @@ import pytest
 from edge_mmer.runtime.chunks import AudioChunk, VideoFrame
 from edge_mmer.runtime.events import load_schema
 from edge_mmer.runtime.pipeline import PipelineSettings, run_offline
+from edge_mmer.runtime.settings import DecisionSettings, FaceSettings
 from edge_mmer.runtime.smoothing import Smoother, SmoothingSettings
 from edge_mmer.runtime.sources.files import MediaFileSource
-from tests.runtime_helpers import DEMO_CLIP, comparable, demo_av, demo_pipeline, demo_timeline
+from tests.runtime_helpers import DEMO_BUNDLE, DEMO_CLIP, comparable, demo_av, demo_pipeline, demo_timeline
 
-EVERY = PipelineSettings(smoothing=SmoothingSettings(emit="every"))
+EVERY = PipelineSettings(decision=DecisionSettings(emit="every"))
 
 
 def collapse(labels: list[str]) -> list[str]:
@@ -61,7 +62,7 @@ def test_demo_clip_gives_the_expected_emotions_and_valid_events() -> None:
 
 def test_no_camera_gives_speech_only_decisions() -> None:
     audio, _ = demo_av()
-    pipe = demo_pipeline(dataclasses.replace(EVERY, smoothing=SmoothingSettings(alpha=1.0, emit="every")),
+    pipe = demo_pipeline(dataclasses.replace(EVERY, decision=DecisionSettings(alpha=1.0, emit="every")),
                          expect_video=False)
     events = [e.to_dict() for e in run_offline(pipe, audio, [])]
     assert len(events) == len(demo_timeline())
@@ -75,7 +76,7 @@ def test_no_camera_gives_speech_only_decisions() -> None:
 def test_face_in_view_during_silence_gives_face_only_decisions() -> None:
     audio, frames = demo_av()
     silent = np.zeros_like(audio)
-    settings = dataclasses.replace(EVERY, face_only_interval_s=4.0)
+    settings = dataclasses.replace(EVERY, faces=FaceSettings(face_only_interval_s=4.0))
     pipe = demo_pipeline(settings)
     events = [e.to_dict() for e in run_offline(pipe, silent, frames)]
     duration = len(audio) / 16000
@@ -89,7 +90,7 @@ def test_face_in_view_during_silence_gives_face_only_decisions() -> None:
 
 def test_camera_only_runs_on_the_video_clock() -> None:
     _, frames = demo_av()
-    pipe = demo_pipeline(dataclasses.replace(EVERY, face_only_interval_s=5.0), expect_audio=False)
+    pipe = demo_pipeline(dataclasses.replace(EVERY, faces=FaceSettings(face_only_interval_s=5.0)), expect_audio=False)
     events = pipe.feed_all(frames) + pipe.flush()
     assert len(events) == int(frames[-1].t // 5.0)
     assert all(e.trigger == "face_only" for e in events)
@@ -97,7 +98,8 @@ def test_camera_only_runs_on_the_video_clock() -> None:
 
 def test_context_resets_after_a_long_gap() -> None:
     audio, frames = demo_av()
-    pipe = demo_pipeline(dataclasses.replace(EVERY, face_only_interval_s=0.0, context_reset_gap_s=10.0))
+    pipe = demo_pipeline(dataclasses.replace(EVERY, faces=FaceSettings(face_only_interval_s=0.0),
+                                             decision=DecisionSettings(emit="every", context_reset_gap_s=10.0)))
     first = run_offline(pipe, audio, frames)
     assert pipe.networks.speech_context.steps == len(first)
     # 12 s of silence, then one sentence again: the context starts over
@@ -135,9 +137,37 @@ def test_smoother_hysteresis_and_heartbeat() -> None:
     assert not sm.update(np.array([0.45, 0.55]))  # a lead of 0.1 < 0.2: no flip
     assert sm.label == 0
     assert sm.update(np.array([0.3, 0.7]))  # a lead of 0.4: flip, emitted
-    sm.last_emit_t = 0.0
+    sm.mark_emitted(0.0)
     assert not sm.heartbeat_due(9.9) and sm.heartbeat_due(10.0)
     smooth = Smoother(SmoothingSettings(alpha=0.5, hysteresis=0.0))
     smooth.update(np.array([1.0, 0.0]))
     smooth.update(np.array([0.0, 1.0]))
     assert smooth.scores is not None and smooth.scores.tolist() == [0.5, 0.5]
+
+
+def test_open_pipeline_is_the_pipeline_in_one_call() -> None:
+    """The public API: a bundle directory to a ready pipeline; the same events as the hand-built one."""
+    from edge_mmer.runtime import open_pipeline
+
+    audio, frames = demo_av()
+    with open_pipeline(DEMO_BUNDLE, backend="onnxruntime", settings=EVERY) as pipe:
+        events = [e.to_dict() for e in run_offline(pipe, audio, frames)]
+        assert all(r.active for r in pipe.networks.runners.values())
+    assert not any(r.active for r in pipe.networks.runners.values()), "closed: the networks are released"
+    assert [e["label"] for e in events] == [x["label"] for x in demo_timeline()]
+    assert pipe.stream_clock is not None and pipe.stream_clock >= frames[-1].t
+
+
+def test_the_bundle_fills_in_only_what_the_settings_leave_out() -> None:
+    from edge_mmer.runtime.settings import VadSettings
+
+    pipe = demo_pipeline(PipelineSettings(vad=VadSettings(max_utterance_s=6.0), faces=FaceSettings(analysis_fps=2.0),
+                                          decision=DecisionSettings(context_reset_gap_s=12.0)))
+    cfg = pipe.cfg
+    assert pipe.vad.min_utterance_s == cfg.audio.min_utterance_s and pipe.vad.max_utterance_s == 6.0
+    assert pipe.faces.analysis_fps == 2.0 and pipe.reset_gap == 12.0
+    pipe = demo_pipeline(None)
+    assert (pipe.vad.max_utterance_s, pipe.faces.analysis_fps, pipe.reset_gap) == (
+        cfg.audio.max_utterance_s, cfg.face.analysis_fps, cfg.context.reset_gap_s)
+    pipe.set_expect_audio(False)
+    assert pipe.expect_audio is False

@@ -15,7 +15,7 @@ import pytest
 
 from edge_mmer.bundle import read_bundle, update_manifest
 from edge_mmer.convert.device_facts import read_l4t_release
-from edge_mmer.runtime.runners.base import RunnerError, TensorSpec
+from edge_mmer.runtime.runners.base import Runner, RunnerError, TensorSpec
 from edge_mmer.runtime.runners.onnxruntime_runner import (
     CPU_EP,
     TRT_EP,
@@ -211,7 +211,7 @@ def test_fp16_uses_fp16_artifacts(demo) -> None:
 
 
 def test_int8_on_cpu_takes_int8_cpu_and_lstms_stay_fp32(demo, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="edge_mmer.runtime.runners.select"):
+    with caplog.at_level(logging.INFO, logger="edge_mmer.runtime.runners.load"):
         loaded = load_runners(demo, precision="int8")
     assert loaded.artifacts == {"speech_encoder": "int8-cpu", "face_encoder": "int8-cpu", "fusion": "int8-cpu",
                                 "speech_context": "onnx-fp32", "face_context": "onnx-fp32"}
@@ -229,7 +229,7 @@ def test_non_deployable_int8_is_refused_with_fallback(tmp_path: Path, caplog: py
     arts["int8-cpu"] = {**arts["int8-cpu"], "deployable": False,
                         "not_deployable_because": ["end-to-end agreement 0.9500 < 0.99"]}
     update_manifest(path, "networks.face_encoder.artifacts", arts)
-    with caplog.at_level(logging.WARNING, logger="edge_mmer.runtime.runners.select"):
+    with caplog.at_level(logging.WARNING, logger="edge_mmer.runtime.runners.load"):
         loaded = load_runners(path, precision="int8")
     assert loaded.artifacts["face_encoder"] == "onnx-fp32"
     assert loaded.artifacts["speech_encoder"] == "int8-cpu" and loaded.artifacts["fusion"] == "int8-cpu"
@@ -444,3 +444,32 @@ def test_tensorrt_runner_matches_onnxruntime(trt_gpu, demo, tmp_path: Path) -> N
             if name == "face_encoder":
                 with pytest.raises(RunnerError, match="outside the plan's optimization profile"):
                     trt_runner.infer(feeds_for(entry, batch=41))
+
+
+def test_a_runner_set_activates_all_or_none() -> None:
+    """One runner that fails to load leaves none of the others active (Networks and LoadedRunners share it)."""
+    from edge_mmer.runner import RunnerSet
+
+    class _Fake(Runner):
+        backend = "fake"
+
+        def __init__(self, network: str, broken: bool = False) -> None:
+            super().__init__(network, [], [])
+            self.broken = broken
+
+        def _activate(self) -> None:
+            if self.broken:
+                raise RunnerError(f"{self.network}: cannot load")
+
+        def _infer(self, feeds):  # pragma: no cover - never called
+            return {}
+
+        def _deactivate(self) -> None:
+            pass
+
+    good = _Fake("a")
+    runners = RunnerSet({"a": good, "b": _Fake("b", broken=True)})
+    with pytest.raises(RunnerError, match="b: cannot load"):
+        runners.activate()
+    assert not good.active
+    assert isinstance(load_runners(DEMO, networks=["fusion"], activate=False), RunnerSet)

@@ -11,22 +11,30 @@ import logging
 import os
 import re
 import sqlite3
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import jsonschema
 import pytest
 
-from edge_mmer.runtime.events import EmotionEvent, channel_result, load_schema, utc_now_iso
-from edge_mmer.runtime.sinks import homeassistant as ha
+from edge_mmer.errors import ConfigError
+from edge_mmer.runtime.events import EmotionEvent, StatsMessage, channel_result, load_schema, utc_now_iso
+from edge_mmer.runtime.settings import load_settings
 from edge_mmer.runtime.sinks.base import SinkError
 from edge_mmer.runtime.sinks.factory import make_sink
 from edge_mmer.runtime.sinks.jsonl import JsonlSink
-from edge_mmer.runtime.sinks.mqtt import MqttOptions, MqttSink, mqtt_options_from, parse_broker_url
-from edge_mmer.runtime.sinks.spool import Spool, default_spool_path
+from edge_mmer.runtime.sinks.mqtt import MqttOptions, MqttSink, parse_broker_url
+from edge_mmer.runtime.sinks.mqtt import homeassistant as ha
+from edge_mmer.runtime.sinks.mqtt.spool import Spool, default_spool_path
 from edge_mmer.runtime.sinks.stdout import StdoutSink
 
 LABELS = ("neutral", "happy", "angry", "sad")
+
+
+def make_stats(device_id: str = "robot-1", **counters: int) -> StatsMessage:
+    """A statistics message as the loop sends it."""
+    return StatsMessage(device_id=device_id, wall_time=utc_now_iso(), uptime_s=1.5,
+                        stages={"vad": {"count": 3, "p50": 0.4}}, counters=dict(counters), sources={}, drops=0)
 
 
 def make_event(seq: int, *, device_id: str = "robot-1", session_id: str = "session-a", model_id: str = "demo",
@@ -60,7 +68,7 @@ def test_stdout_sink_writes_one_valid_json_line_per_event(validator) -> None:
     events = [make_event(i, face=i % 2 == 0) for i in range(1, 6)]
     for e in events:
         sink.emit(e)
-    sink.publish_stats({"fps": 12.0, "dropped": 0})  # never on the event stream
+    sink.publish_stats(make_stats(frames=12))  # never on the event stream
     sink.close()
     lines = buf.getvalue().splitlines()
     assert len(lines) == 5
@@ -74,7 +82,7 @@ def test_stdout_sink_writes_one_valid_json_line_per_event(validator) -> None:
 def test_stdout_sink_defaults_to_sys_stdout(capsys, validator) -> None:
     sink = StdoutSink()
     sink.emit(make_event(1))
-    sink.publish_stats({"fps": 1.0})
+    sink.publish_stats(make_stats(frames=1))
     sink.close()
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 1
@@ -262,36 +270,28 @@ def test_make_sink_mqtt_uses_the_template_options(tmp_path: Path) -> None:
         sink.close(timeout=0)
 
 
-@dataclass(frozen=True)
-class _SettingsSection:
-    """The shape of a ``[mqtt]`` settings section: strings, ``""`` for "not set"."""
-
-    username: str = ""
-    password_file: str = ""
-    password_env: str = "MY_PASSWORD_VAR"
-    ca_file: str = ""
-    spool_path: str = ""
-    spool_max_events: int = 7
-    ha_discovery: bool = False
-
-
-def test_mqtt_options_from_a_settings_section(tmp_path: Path) -> None:
-    opts = mqtt_options_from(_SettingsSection(spool_path=str(tmp_path / "s.sqlite")), url="mqtt://h/p", device_id="d")
-    assert opts.username is None and opts.password_file is None and opts.ca_file is None
-    assert opts.spool_path == tmp_path / "s.sqlite" and opts.spool_max_events == 7
-    assert opts.password_env == "MY_PASSWORD_VAR" and opts.url == "mqtt://h/p" and opts.device_id == "d"
-    assert mqtt_options_from({"username": "robot", "qos": 0}).username == "robot"
-    sink = make_sink("mqtt://127.0.0.1:1/p", device_id="d", mqtt=_SettingsSection(spool_path=str(tmp_path / "x.sqlite")))
-    assert isinstance(sink, MqttSink) and sink.spool_path == tmp_path / "x.sqlite"
-    sink.close(timeout=0)
-
-
 def test_make_sink_takes_the_runtime_settings_mqtt_section(tmp_path: Path) -> None:
-    settings = pytest.importorskip("edge_mmer.runtime.settings", reason="runtime settings not present")
-    section = settings.MqttSection(spool_path=str(tmp_path / "s.sqlite"))
+    """The ``[mqtt]`` section as loaded from TOML is the sink's options: paths are paths, absent is None."""
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(f'[mqtt]\nspool_path = "{tmp_path / "s.sqlite"}"\npassword_env = "MY_PASSWORD_VAR"\n'
+                   "spool_max_events = 7\n", encoding="utf-8")
+    section = load_settings(cfg).mqtt
+    assert isinstance(section, MqttOptions) and section.spool_path == tmp_path / "s.sqlite"
+    assert section.username is None and section.password_file is None and section.ca_file is None
+    assert section.password_env == "MY_PASSWORD_VAR" and section.spool_max_events == 7
     sink = make_sink("mqtt://127.0.0.1:1/p", device_id="d", labels=LABELS, mqtt=section)
     assert isinstance(sink, MqttSink) and sink.spool_path == tmp_path / "s.sqlite"
+    assert sink.options.url == "mqtt://127.0.0.1:1/p" and sink.options.device_id == "d"
     sink.close(timeout=0)
+
+
+def test_the_mqtt_section_takes_no_url_or_device_id(tmp_path: Path) -> None:
+    """The broker URL and the device id come from ``[run]``; in ``[mqtt]`` they would be ignored."""
+    cfg = tmp_path / "run.toml"
+    for key, value in (("url", '"mqtt://h/p"'), ("device_id", '"d"'), ("inflight", "8")):
+        cfg.write_text(f"[mqtt]\n{key} = {value}\n", encoding="utf-8")
+        with pytest.raises(ConfigError, match=rf"unknown config key 'mqtt\.{key}'"):
+            load_settings(cfg)
 
 
 @pytest.mark.parametrize(("url", "tls", "host", "port", "prefix"), [
@@ -369,3 +369,29 @@ def test_home_assistant_discovery_payloads() -> None:
     assert [m.payload for m in ha.removal_messages("robot 1")] == ["", ""]
     with pytest.raises(ValueError, match="labels"):
         ha.discovery_messages(device_id="d", labels=(), events_topic="a", state_topic="b", availability_topic="c")
+
+
+# ---- the statistics message and saying things once -------------------------------------------------
+
+def test_stats_message_wire_shape() -> None:
+    msg = make_stats("kiosk-2", events=3).with_sink("mqtt", {"connected": True}, device_id="kiosk-3")
+    body = json.loads(msg.to_json())
+    assert list(body) == ["schema", "device_id", "wall_time", "uptime_s", "stages", "counters", "sources", "drops",
+                          "mqtt"]
+    assert body["schema"] == "edge-mmer/stats/v1" and body["device_id"] == "kiosk-3" and body["mqtt"]["connected"]
+    assert msg.figures() == {"uptime_s": 1.5, "stages": {"vad": {"count": 3, "p50": 0.4}}, "counters": {"events": 3},
+                             "sources": {}, "drops": 0}
+    nan = replace(msg, uptime_s=float("nan"))
+    assert '"uptime_s":NaN' in nan.to_json()  # a broken figure is sent as such rather than losing the message
+
+
+def test_log_once_says_a_condition_once_until_reset(caplog) -> None:
+    from edge_mmer.runtime.logonce import LogOnce
+
+    once = LogOnce(logging.getLogger("edge_mmer.test.once"))
+    with caplog.at_level(logging.INFO, logger="edge_mmer.test.once"):
+        assert once(logging.WARNING, "down", "broker %s down", "b")
+        assert not once(logging.WARNING, "down", "broker %s down", "b")
+        once.reset()
+        assert once(logging.WARNING, "down", "broker %s down", "b")
+    assert [r.getMessage() for r in caplog.records] == ["broker b down", "broker b down"]

@@ -486,3 +486,53 @@ def test_build_sources_for_live_devices() -> None:
     assert isinstance(mic, MicrophoneSource) and mic.device == "default"
     (cam,) = build_sources("rtsp://cam.local/stream", "none", realtime=True)
     assert isinstance(cam, CameraSource) and cam.has_video and not cam.has_audio
+
+
+# -- one grammar: SourceSpec ------------------------------------------------------------------------------
+
+def test_source_spec_short_forms_and_schemes(tmp_path: Path) -> None:
+    from edge_mmer.runtime.sources.spec import CAMERA, DEVICE, FILE, MIC, OFF, PIPELINE, TRACK, URL, SourceSpec
+
+    def kind(text: str | None, role: str) -> tuple[str, object]:
+        spec = SourceSpec.parse(text, role)
+        return spec.kind, spec.device if spec.kind == DEVICE else spec.target
+
+    assert kind(None, CAMERA) == (OFF, "") and kind(" None ", MIC) == (OFF, "")
+    assert kind("0", CAMERA) == (DEVICE, 0) and kind("v4l2://2", CAMERA) == (DEVICE, 2)
+    assert kind("/dev/video5", CAMERA) == (DEVICE, "/dev/video5")
+    assert kind("v4l2:///dev/video5", CAMERA) == (DEVICE, "/dev/video5")
+    assert kind(str(DEMO), CAMERA) == (FILE, str(DEMO)) and kind(f"file://{DEMO}", CAMERA) == (FILE, str(DEMO))
+    assert kind("rtsp://cam.local/stream", CAMERA) == (URL, "rtsp://cam.local/stream")
+    gst = "videotestsrc ! appsink"
+    assert kind(gst, CAMERA) == (PIPELINE, gst) and kind("gst:videotestsrc", CAMERA) == (PIPELINE, "videotestsrc")
+    assert kind("", MIC) == (TRACK, "") and kind("default", MIC) == (DEVICE, "default")
+    assert kind("3", MIC) == (DEVICE, 3) and kind("USB Audio", MIC) == (DEVICE, "USB Audio")
+    assert kind("missing.wav", MIC) == (FILE, "missing.wav")  # a media suffix: a file (opening it says it is missing)
+    assert kind("file://speech", MIC) == (FILE, "speech")
+    with pytest.raises(SourceError, match="names a camera"):
+        SourceSpec.parse("v4l2://0", MIC)
+    with pytest.raises(SourceError, match="no path after file://"):
+        SourceSpec.parse("file://", CAMERA)
+    cam = camera_source("gst:videotestsrc", realtime=True)  # said to be a pipeline, though it has no '!'
+    assert isinstance(cam, CameraSource) and cam.pipeline and cam.name == "camera pipeline"
+
+
+def test_the_loop_and_the_factory_agree_on_what_a_file_is(tmp_path: Path) -> None:
+    """A video file without a suffix is still a file: its own audio track is the default microphone,
+    for the loop's defaults and for the sources it builds."""
+    from edge_mmer.runtime.loop import resolve_inputs
+    from edge_mmer.runtime.settings import RuntimeSettings, with_run_overrides
+
+    clip = tmp_path / "clip"
+    clip.write_bytes(DEMO.read_bytes())
+    inputs = resolve_inputs(with_run_overrides(RuntimeSettings(), bundle=str(ROOT / "demo" / "bundle"),
+                                               camera=str(clip)))
+    assert inputs.mic == ""  # the file's own track
+    (both,) = build_sources(inputs.camera, inputs.mic, realtime=False)
+    assert isinstance(both, MediaFileSource) and both.kind == "av" and both.path == clip
+    inputs = resolve_inputs(with_run_overrides(RuntimeSettings(), bundle=str(ROOT / "demo" / "bundle"),
+                                               camera="/dev/video7"))
+    assert inputs.mic == "default"
+    inputs = resolve_inputs(with_run_overrides(RuntimeSettings(), bundle=str(ROOT / "demo" / "bundle"),
+                                               camera=f"file://{clip}"))
+    assert inputs.mic == ""

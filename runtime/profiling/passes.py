@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from edge_mmer.bundle import Bundle
-from edge_mmer.runtime.events import EmotionEvent
-from edge_mmer.runtime.pipeline import Pipeline, PipelineSettings
+from edge_mmer.runtime.events import EmotionEvent, StatsMessage
+from edge_mmer.runtime.pipeline import Pipeline
+from edge_mmer.runtime.settings import PipelineSettings
 from edge_mmer.runtime.sinks.base import Sink
 from edge_mmer.runtime.sources.files import MediaFileSource
 
@@ -191,7 +192,7 @@ def run_loop_pass(settings: Any, stats: TracingStats, usage: ResourceUsage, sink
             if event.decision_latency_ms is not None:
                 emitted_at.append(time.perf_counter())
 
-        def publish_stats(self, payload: dict[str, Any]) -> None:
+        def publish_stats(self, payload: StatsMessage) -> None:
             sink.publish_stats(payload)
 
         def close(self) -> None:

@@ -136,6 +136,6 @@ def load_variant(bundle: Bundle, variant: Variant, threads: int = 0) -> LoadedVa
                               f"(it runs {', '.join(sorted(kinds))}); convert it: edge-mmer convert --bundle "
                               f"{bundle.path} --precision {variant.precision}")
     load_s = time.perf_counter() - t0
-    networks = Networks(dict(loaded.runners))
+    networks = loaded.networks()
     networks.activate()
     return LoadedVariant(variant, loaded, load_s, networks)

@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from edge_mmer.errors import RunnerError
-from edge_mmer.runner import Runner, TensorSpec
+from edge_mmer.runner import Runner, RunnerSet, TensorSpec
 
-__all__ = ["Runner", "RunnerError", "TensorSpec"]
+__all__ = ["Runner", "RunnerError", "RunnerSet", "TensorSpec"]

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
 
 from edge_mmer.errors import SinkError as SinkError  # re-exported: raised by every sink
-from edge_mmer.runtime.events import EmotionEvent
+from edge_mmer.runtime.events import EmotionEvent, StatsMessage
 
 
 class Sink(ABC):
@@ -17,7 +16,7 @@ class Sink(ABC):
     @abstractmethod
     def emit(self, event: EmotionEvent) -> None: ...
 
-    def publish_stats(self, stats: dict[str, Any]) -> None:  # noqa: B027 - optional for sinks
+    def publish_stats(self, stats: StatsMessage) -> None:  # noqa: B027 - optional for sinks
         """Periodic runtime statistics (per-stage latency, fps, drops); sinks may ignore them."""
 
     @abstractmethod

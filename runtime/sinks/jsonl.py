@@ -10,13 +10,11 @@ the runtime and the other sinks keep working.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
 
-from edge_mmer.runtime.events import EmotionEvent
+from edge_mmer.runtime.events import EmotionEvent, StatsMessage
 from edge_mmer.runtime.sinks.base import Sink, SinkError
 
 log = logging.getLogger(__name__)
@@ -78,9 +76,9 @@ class JsonlSink(Sink):
         except OSError as exc:
             log.error("jsonl sink: %s ends with a partial line (could not cut it: %s)", self.path, exc.strerror or exc)
 
-    def publish_stats(self, stats: dict[str, Any]) -> None:
+    def publish_stats(self, stats: StatsMessage) -> None:
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("stats %s", json.dumps(stats, separators=(",", ":"), default=str))
+            log.debug("stats %s", stats.to_json())
 
     def close(self) -> None:
         fd, self._fd = self._fd, None

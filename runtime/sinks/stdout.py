@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import sys
-from typing import Any, TextIO
+from typing import TextIO
 
-from edge_mmer.runtime.events import EmotionEvent
+from edge_mmer.runtime.events import EmotionEvent, StatsMessage
 from edge_mmer.runtime.sinks.base import Sink, SinkError
 
 log = logging.getLogger(__name__)
@@ -47,9 +46,9 @@ class StdoutSink(Sink):
             raise SinkError(f"cannot write events to stdout: {exc}") from exc
         self.emitted += 1
 
-    def publish_stats(self, stats: dict[str, Any]) -> None:
+    def publish_stats(self, stats: StatsMessage) -> None:
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("stats %s", json.dumps(stats, separators=(",", ":"), default=str))
+            log.debug("stats %s", stats.to_json())
 
     def close(self) -> None:
         if self._closed:

@@ -1,12 +1,21 @@
-"""The source contract: open, iterate timestamped chunks, close."""
+"""The source contract: open, iterate timestamped chunks, close; and what live devices share."""
 
 from __future__ import annotations
 
+import logging
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 
 from edge_mmer.errors import SourceError as SourceError  # re-exported: raised by every source
 from edge_mmer.runtime.chunks import Chunk
+
+__all__ = ["CLOSE_GRACE_S", "LiveSource", "Source", "SourceError"]
+
+log = logging.getLogger(__name__)
+
+CLOSE_GRACE_S = 1.0
+"""How long ``close()`` from another thread waits for a read in progress before releasing anyway."""
 
 
 class Source(ABC):
@@ -52,3 +61,53 @@ class Source(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class LiveSource(Source):
+    """A device read by blocking calls in a capture thread: a camera, a microphone.
+
+    ``close()`` may come from another thread while a read blocks in the driver: it stops new reads,
+    waits up to :data:`CLOSE_GRACE_S` for the one in progress, then releases the device anyway
+    (``_release``). A subclass wraps each read in ``_begin_read(stop)`` (False: stop, or no device)
+    and ``_end_read()``, and starts a pass with ``_new_pass()``.
+    """
+
+    live = True
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._reader_done = threading.Event()
+        self._reader_done.set()
+
+    @abstractmethod
+    def _holds_device(self) -> bool:
+        """The device is open (called under the lock)."""
+
+    @abstractmethod
+    def _release(self) -> None:
+        """Let go of the device; safe to call when it is not open."""
+
+    def _new_pass(self) -> None:
+        """Before opening: drop what an earlier pass held; a fresh stop flag for this one."""
+        self._release()
+        self._stop = threading.Event()
+
+    def _begin_read(self, stop: threading.Event) -> bool:
+        with self._lock:
+            if stop.is_set() or not self._holds_device():
+                return False
+            self._reader_done.clear()
+            return True
+
+    def _end_read(self) -> None:
+        self._reader_done.set()
+
+    def close(self) -> None:
+        """Stop reading; from another thread, waits briefly for a read in progress to finish first."""
+        with self._lock:  # after this no new read starts; one in progress is waited for
+            self._stop.set()
+        if not self._reader_done.wait(CLOSE_GRACE_S):
+            log.warning("%s: a read is still blocked after %.1f s; releasing the device under it", self.name,
+                        CLOSE_GRACE_S)
+        self._release()

@@ -33,12 +33,9 @@ from typing import Any
 import numpy as np
 
 from edge_mmer.runtime.chunks import Chunk, VideoFrame
-from edge_mmer.runtime.sources.base import Source, SourceError
+from edge_mmer.runtime.sources.base import LiveSource, SourceError
 
 log = logging.getLogger(__name__)
-
-CLOSE_GRACE_S = 1.0
-"""How long ``close()`` from another thread waits for a read in progress before releasing anyway."""
 
 
 def redact(spec: str) -> str:
@@ -54,7 +51,7 @@ def _is_url(spec: str) -> bool:
     return "://" in spec
 
 
-class CameraSource(Source):
+class CameraSource(LiveSource):
     """Video frames from ``cv2.VideoCapture``.
 
     ``fps_cap`` drops frames (not counted as bad) so that at most that many per second are passed
@@ -62,21 +59,24 @@ class CameraSource(Source):
     (a watchdog then reopens it); for a file a failed read is the end of the stream.
     """
 
-    kind = "video"
     has_video = True
     has_audio = False
 
-    def __init__(self, spec: int | str, fps_cap: float | None = None, max_failed_reads: int = 25) -> None:
+    def __init__(self, spec: int | str, fps_cap: float | None = None, max_failed_reads: int = 25,
+                 pipeline: bool | None = None) -> None:
+        super().__init__()
         if isinstance(spec, str) and spec.strip().isdigit():
             spec = int(spec)
         self.spec = spec
         self.fps_cap = fps_cap
         self.max_failed_reads = max_failed_reads
-        self.is_file = isinstance(spec, str) and not _is_pipeline(spec) and not _is_url(spec) and Path(spec).is_file()
+        # a GStreamer pipeline: said (gst:PIPELINE), or a string with a '!' in it
+        self.pipeline = isinstance(spec, str) and (_is_pipeline(spec) if pipeline is None else pipeline)
+        self.is_file = isinstance(spec, str) and not self.pipeline and not _is_url(spec) and Path(spec).is_file()
         self.live = not self.is_file
         if isinstance(spec, int):
             self.name = f"camera {spec}"
-        elif _is_pipeline(spec):
+        elif self.pipeline:
             self.name = "camera pipeline"
         else:
             self.name = f"camera {redact(spec)}"
@@ -86,23 +86,18 @@ class CameraSource(Source):
         self._cap: Any = None
         self._size: tuple[int, int] | None = None
         self._next_due: float | None = None
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._reader_done = threading.Event()
-        self._reader_done.set()
 
     # -- device -------------------------------------------------------------------------------------
 
     def open(self) -> None:
         import cv2
 
-        self._release()
-        self._stop = threading.Event()
+        self._new_pass()
         spec = self.spec
-        if isinstance(spec, str) and not _is_pipeline(spec) and not _is_url(spec) and not Path(spec).exists():
+        if isinstance(spec, str) and not self.pipeline and not _is_url(spec) and not Path(spec).exists():
             raise SourceError(f"{self.name}: no such file or device (expected a camera index such as 0, "
                               f"a video file, an rtsp:// URL or a GStreamer pipeline)")
-        if isinstance(spec, str) and _is_pipeline(spec):
+        if isinstance(spec, str) and self.pipeline:
             cap = cv2.VideoCapture(spec, cv2.CAP_GSTREAMER)
         else:
             cap = cv2.VideoCapture(spec)
@@ -120,7 +115,7 @@ class CameraSource(Source):
         if isinstance(spec, int):
             return (f"camera {spec}: cannot open video device {spec} (is it connected? is another program using it? "
                     f"try --camera 0, and ls /dev/video*)")
-        if _is_pipeline(spec):
+        if self.pipeline:
             import cv2
 
             gst = re.search(r"GStreamer:\s*(\S+)", cv2.getBuildInformation())
@@ -132,13 +127,8 @@ class CameraSource(Source):
             return f"camera {redact(spec)}: cannot open the stream (check the URL, the credentials and the network)"
         return f"camera {spec}: cannot open it (not a video device or a video file OpenCV can read)"
 
-    def close(self) -> None:
-        """Stop reading; from another thread, waits briefly for a read in progress to finish first."""
-        with self._lock:  # after this no new read starts; one in progress is waited for
-            self._stop.set()
-        if not self._reader_done.wait(CLOSE_GRACE_S):
-            log.warning("%s: a read is still blocked after %.1f s; releasing the device under it", self.name, CLOSE_GRACE_S)
-        self._release()
+    def _holds_device(self) -> bool:
+        return self._cap is not None
 
     def _release(self) -> None:
         with self._lock:
@@ -198,13 +188,6 @@ class CameraSource(Source):
             self.open()
         return self._frames(self._stop)
 
-    def _begin_read(self, stop: threading.Event) -> bool:
-        with self._lock:
-            if stop.is_set() or self._cap is None:
-                return False
-            self._reader_done.clear()
-            return True
-
     def _frames(self, stop: threading.Event) -> Iterator[Chunk]:
         failed = 0
         while self._begin_read(stop):
@@ -212,7 +195,7 @@ class CameraSource(Source):
                 ok, image = self._read()
                 t = self._frame_time()
             finally:
-                self._reader_done.set()
+                self._end_read()
             if stop.is_set():
                 return
             if not ok:

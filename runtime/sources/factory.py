@@ -1,9 +1,7 @@
 """From the command line's ``--camera`` / ``--mic`` strings to sources.
 
-``--camera``: ``0`` (device index) | ``/dev/video1`` | ``clip.mp4`` | ``rtsp://…`` / ``http://…`` |
-``"<gst pipeline> ! appsink"`` | ``none``.
-``--mic``: ``default`` | ``2`` (device index) | ``USB`` (part of a device name) | ``speech.wav`` (or any
-audio/video file: its audio track) | ``none``.
+The strings are parsed by :meth:`~edge_mmer.runtime.sources.spec.SourceSpec.parse` (the forms are
+listed there); each kind of spec has one builder in :data:`CAMERA_BUILDERS` / :data:`MIC_BUILDERS`.
 
 A video file as the camera with no ``--mic`` (``mic=""``) means the file's own audio track: one
 :class:`MediaFileSource` yields both, on the file's clock. A video file with a wav/audio file as the
@@ -14,59 +12,83 @@ are two sources on two clocks (media time vs ``time.monotonic()``); that is allo
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from edge_mmer.runtime.sources.base import Source
 from edge_mmer.runtime.sources.camera import CameraSource
 from edge_mmer.runtime.sources.files import MediaFileSource, probe_media
 from edge_mmer.runtime.sources.microphone import MicrophoneSource
+from edge_mmer.runtime.sources.spec import (
+    CAMERA,
+    DEVICE,
+    FILE,
+    MEDIA_SUFFIXES,
+    MIC,
+    OFF,
+    PIPELINE,
+    TRACK,
+    URL,
+    SourceSpec,
+)
 from edge_mmer.runtime.sources.wav import WavSource
+
+__all__ = ["CAMERA_BUILDERS", "MEDIA_SUFFIXES", "MIC_BUILDERS", "audio_source", "build_sources", "camera_source",
+           "media_source"]
 
 log = logging.getLogger(__name__)
 
-MEDIA_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac",
-                  ".mp4", ".mkv", ".mov", ".avi", ".webm"}
+
+@dataclass(frozen=True)
+class BuildOptions:
+    realtime: bool = False  # pace file sources to real time
+    chunk_ms: float = 20  # audio chunk length
+    fps_cap: float | None = None  # at most this many camera frames per second
 
 
-def _off(spec: str | None) -> bool:
-    return spec is None or spec.strip().lower() == "none"
+Builder = Callable[[SourceSpec, BuildOptions], Source]
 
 
-def _is_file_spec(spec: str) -> bool:
-    p = Path(spec).expanduser()
-    return p.is_file() or p.suffix.lower() in MEDIA_SUFFIXES
+def _audio_file(spec: SourceSpec, o: BuildOptions) -> Source:
+    if spec.path.suffix.lower() == ".wav":
+        return WavSource(spec.path, realtime=o.realtime, chunk_ms=o.chunk_ms)
+    return MediaFileSource(spec.path, realtime=o.realtime, audio_chunk_ms=o.chunk_ms, video=False)
+
+
+CAMERA_BUILDERS: dict[str, Builder] = {
+    DEVICE: lambda spec, o: CameraSource(spec.device, fps_cap=o.fps_cap),
+    URL: lambda spec, o: CameraSource(spec.target, fps_cap=o.fps_cap),
+    PIPELINE: lambda spec, o: CameraSource(spec.target, fps_cap=o.fps_cap, pipeline=True),
+    FILE: lambda spec, o: MediaFileSource(spec.path, realtime=o.realtime, audio=False),
+}
+"""``--camera``: spec kind -> its source."""
+
+MIC_BUILDERS: dict[str, Builder] = {
+    DEVICE: lambda spec, o: MicrophoneSource(spec.device, chunk_ms=o.chunk_ms),
+    FILE: _audio_file,
+}
+"""``--mic``: spec kind -> its source (the own-track kind is resolved by :func:`build_sources`)."""
+
+
+def _build(spec: SourceSpec, options: BuildOptions) -> Source | None:
+    if spec.kind == OFF:
+        return None
+    builders = CAMERA_BUILDERS if spec.role == CAMERA else MIC_BUILDERS
+    return builders[spec.kind](spec, options)
 
 
 def camera_source(spec: str | None, realtime: bool, fps_cap: float | None = None) -> Source | None:
     """The video source ``--camera`` names (a video file becomes a video-only :class:`MediaFileSource`)."""
-    if spec is None or _off(spec):
-        return None
-    s = spec.strip()
-    if s.isdigit():
-        return CameraSource(int(s), fps_cap=fps_cap)
-    if "!" in s or "://" in s:
-        return CameraSource(s, fps_cap=fps_cap)
-    p = Path(s).expanduser()
-    if p.is_file():
-        return MediaFileSource(p, realtime=realtime, audio=False)
-    return CameraSource(s, fps_cap=fps_cap)  # /dev/videoN, or a missing path: open() says what is wrong
+    return _build(SourceSpec.parse(spec, CAMERA), BuildOptions(realtime=realtime, fps_cap=fps_cap))
 
 
 def audio_source(spec: str | None, realtime: bool, chunk_ms: float = 20) -> Source | None:
-    """The audio source ``--mic`` names."""
-    if spec is None or _off(spec):
-        return None
-    s = spec.strip()
-    if s.lower() == "default":
-        return MicrophoneSource("default", chunk_ms=chunk_ms)
-    if s.isdigit():
-        return MicrophoneSource(int(s), chunk_ms=chunk_ms)
-    if _is_file_spec(s):
-        p = Path(s).expanduser()
-        if p.suffix.lower() == ".wav":
-            return WavSource(p, realtime=realtime, chunk_ms=chunk_ms)
-        return MediaFileSource(p, realtime=realtime, audio_chunk_ms=chunk_ms, video=False)
-    return MicrophoneSource(s, chunk_ms=chunk_ms)
+    """The audio source ``--mic`` names (no ``--mic``, ``""``: the default microphone)."""
+    parsed = SourceSpec.parse(spec, MIC)
+    if parsed.kind == TRACK:
+        parsed = SourceSpec.parse("default", MIC)
+    return _build(parsed, BuildOptions(realtime=realtime, chunk_ms=chunk_ms))
 
 
 def media_source(path: str | Path, audio_path: str | Path | None = None, realtime: bool = False,
@@ -85,16 +107,16 @@ def build_sources(camera: str | None, mic: str | None, realtime: bool, chunk_ms:
     source on one clock.
     """
     video = camera_source(camera, realtime, fps_cap)
-    if isinstance(video, MediaFileSource) and mic is not None and not _off(mic):
-        if mic.strip() == "":
+    mic_spec = SourceSpec.parse(mic, MIC)
+    if isinstance(video, MediaFileSource):
+        if mic_spec.kind == TRACK:
             if probe_media(video.path).has_audio:
                 return [media_source(video.path, realtime=realtime, chunk_ms=chunk_ms)]
             log.warning("%s has no audio track: video only (give --mic for audio)", video.path)
             return [video]
-        if _is_file_spec(mic.strip()):
-            return [media_source(video.path, audio_path=Path(mic.strip()).expanduser(), realtime=realtime,
-                                 chunk_ms=chunk_ms)]
-    audio = audio_source("default" if mic is not None and mic.strip() == "" else mic, realtime, chunk_ms)
+        if mic_spec.kind == FILE:
+            return [media_source(video.path, audio_path=mic_spec.path, realtime=realtime, chunk_ms=chunk_ms)]
+    audio = audio_source(mic, realtime, chunk_ms)
     if video is not None and audio is not None and video.live != audio.live:
         log.warning("%s and %s run on different clocks (media time vs time.monotonic()); their times do not line up",
                     video.name, audio.name)

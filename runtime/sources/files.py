@@ -17,7 +17,6 @@ import contextlib
 import heapq
 import logging
 import threading
-import time
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import chain
@@ -28,29 +27,13 @@ import numpy as np
 
 from edge_mmer.runtime.chunks import AudioChunk, Chunk, VideoFrame
 from edge_mmer.runtime.sources.base import Source, SourceError
+from edge_mmer.runtime.sources.pacing import Pacer, chunk_samples, import_av
 from edge_mmer.vocab import SAMPLE_RATE
 
+__all__ = ["MediaFileSource", "MediaInfo", "Pacer", "chunk_samples", "fixed_chunks", "import_av", "open_container",
+           "probe_media"]
+
 log = logging.getLogger(__name__)
-
-"""Every source delivers audio at this rate, mono int16."""
-
-
-def import_av() -> Any:
-    """PyAV, or a :class:`SourceError` that says how to install it."""
-    try:
-        import av
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise SourceError("reading media files needs PyAV (the 'av' package): pip install edge-mmer[capture]") from e
-    return av
-
-
-def chunk_samples(chunk_ms: float, sample_rate: int = SAMPLE_RATE) -> int:
-    """Samples per chunk; ``chunk_ms`` must give a whole number of samples."""
-    n = chunk_ms * sample_rate / 1000
-    if n < 1 or n != int(n):
-        raise ValueError(f"chunk_ms={chunk_ms} gives {n} samples at {sample_rate} Hz; expected a whole number >= 1")
-    return int(n)
-
 
 def fixed_chunks(blocks: Iterable[np.ndarray], t0: float, size: int,
                  sample_rate: int = SAMPLE_RATE) -> Iterator[AudioChunk]:
@@ -80,27 +63,6 @@ def fixed_chunks(blocks: Iterable[np.ndarray], t0: float, size: int,
     if have:
         tail = np.concatenate(pending) if len(pending) > 1 else pending[0]
         yield AudioChunk(t0 + offset / sample_rate, tail.astype(np.int16, copy=True), sample_rate)
-
-
-class Pacer:
-    """Releases items at ``start + t`` on the wall clock; the first item goes at once.
-
-    ``wait(t)`` returns False as soon as ``stop`` is set, so ``close()`` from another thread ends a
-    paced stream without waiting for the next chunk's time.
-    """
-
-    def __init__(self, stop: threading.Event) -> None:
-        self._stop = stop
-        self._start: float | None = None
-
-    def wait(self, t: float) -> bool:
-        now = time.monotonic()
-        if self._start is None:
-            self._start = now - t
-        delay = self._start + t - now
-        if delay > 0:
-            return not self._stop.wait(delay)
-        return not self._stop.is_set()
 
 
 @dataclass(frozen=True)
@@ -182,11 +144,6 @@ class MediaFileSource(Source):
     @property
     def has_audio(self) -> bool:
         return self.audio
-
-    @property
-    def kind(self) -> str:
-        """What the source delivers: "av", "video" or "audio"."""
-        return "av" if self.video and self.audio else ("video" if self.video else "audio")
 
     def open(self) -> None:
         """Check the file(s) and their streams; decoding starts in :meth:`chunks`."""

@@ -24,15 +24,11 @@ from typing import Any
 import numpy as np
 
 from edge_mmer.runtime.chunks import AudioChunk, Chunk
-from edge_mmer.runtime.sources.base import Source, SourceError
-from edge_mmer.runtime.sources.files import chunk_samples, import_av
+from edge_mmer.runtime.sources.base import LiveSource, SourceError
+from edge_mmer.runtime.sources.pacing import chunk_samples, import_av
 from edge_mmer.vocab import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
-
-CLOSE_GRACE_S = 1.0
-"""How long ``close()`` from another thread waits for a read in progress before releasing anyway."""
-
 
 _quiet_handlers: list[Any] = []  # installed no-op handlers, kept referenced so ctypes does not free them
 
@@ -143,15 +139,14 @@ class ToMono16k:
         return np.concatenate(out) if out else np.empty(0, dtype=np.int16)
 
 
-class MicrophoneSource(Source):
+class MicrophoneSource(LiveSource):
     """Audio chunks from a PyAudio input device."""
 
-    live = True
-    kind = "audio"
     has_video = False
     has_audio = True
 
     def __init__(self, device: str | int = "default", chunk_ms: float = 20) -> None:
+        super().__init__()
         if isinstance(device, str) and device.strip().isdigit():
             device = int(device)
         self.device = device
@@ -164,15 +159,10 @@ class MicrophoneSource(Source):
         self._frames_per_read = self._chunk
         self._pa: Any = None
         self._stream: Any = None
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._reader_done = threading.Event()
-        self._reader_done.set()
 
     def open(self) -> None:
         pyaudio = import_pyaudio()
-        self._release()
-        self._stop = threading.Event()
+        self._new_pass()
         pa = pyaudio.PyAudio()
         try:
             index, info = find_input_device(pa, self.device)
@@ -207,13 +197,8 @@ class MicrophoneSource(Source):
         raise SourceError(f"{self.name}: input device {index}: {info['name']} takes none of "
                           f"{', '.join(f'{r} Hz x {c} ch' for r, c in candidates)} as 16-bit input")
 
-    def close(self) -> None:
-        """Stop reading; from another thread, waits briefly for a read in progress to finish first."""
-        with self._lock:
-            self._stop.set()
-        if not self._reader_done.wait(CLOSE_GRACE_S):
-            log.warning("%s: a read is still blocked after %.1f s; closing the device under it", self.name, CLOSE_GRACE_S)
-        self._release()
+    def _holds_device(self) -> bool:
+        return self._stream is not None
 
     def _release(self) -> None:
         with self._lock:
@@ -227,13 +212,6 @@ class MicrophoneSource(Source):
                 log.debug("%s: closing the stream: %s", self.name, e)
         if pa is not None:
             pa.terminate()
-
-    def _begin_read(self, stop: threading.Event) -> bool:
-        with self._lock:
-            if stop.is_set() or self._stream is None:
-                return False
-            self._reader_done.clear()
-            return True
 
     def chunks(self) -> Iterator[Chunk]:
         if self._stream is None:
@@ -255,7 +233,7 @@ class MicrophoneSource(Source):
                     return
                 raise SourceError(f"{self.name}: reading failed ({e})") from e
             finally:
-                self._reader_done.set()
+                self._end_read()
             samples = np.frombuffer(data, dtype=np.int16)
             if convert is not None:
                 samples = convert(samples)

@@ -18,7 +18,8 @@ import numpy as np
 
 from edge_mmer.runtime.chunks import AudioChunk, Chunk
 from edge_mmer.runtime.sources.base import Source, SourceError
-from edge_mmer.runtime.sources.files import MediaFileSource, Pacer, chunk_samples
+from edge_mmer.runtime.sources.files import MediaFileSource
+from edge_mmer.runtime.sources.pacing import Pacer, chunk_samples
 from edge_mmer.vocab import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,6 @@ class WavSource(Source):
     """Audio chunks from a wav file, as fast as possible or paced to real time."""
 
     live = False
-    kind = "audio"
     has_video = False
     has_audio = True
 

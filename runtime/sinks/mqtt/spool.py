@@ -33,14 +33,19 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from edge_mmer.runtime.settings import DEFAULT_SPOOL_MAX_BYTES as DEFAULT_MAX_BYTES
+from edge_mmer.runtime.settings import DEFAULT_SPOOL_MAX_EVENTS as DEFAULT_MAX_EVENTS
+
+__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_EVENTS", "DEFAULT_MEMORY_MAX_EVENTS", "Spool", "SpoolRow",
+           "default_spool_path"]
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1"
-DEFAULT_MAX_EVENTS = 100_000
-DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 DEFAULT_MEMORY_MAX_EVENTS = 1000
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 
@@ -196,25 +201,19 @@ class Spool:
         excess_n = self._disk_count + 1 - self.max_events
         excess_b = self._disk_bytes + size - self.max_bytes
         try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction() as db:
                 freed_n, freed_b = 0, 0
                 if excess_n > 0 or excess_b > 0:
                     victims: list[int] = []
-                    for vid, vsize in self._db.execute("SELECT id, size FROM spool ORDER BY id"):
+                    for vid, vsize in db.execute("SELECT id, size FROM spool ORDER BY id"):
                         if freed_n >= excess_n and freed_b >= excess_b:
                             break
                         victims.append(int(vid))
                         freed_n += 1
                         freed_b += int(vsize)
-                    self._db.executemany("DELETE FROM spool WHERE id = ?", [(v,) for v in victims])
-                self._db.execute("INSERT INTO spool (id, topic, payload, qos, retain, size, created) "
-                                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                 (row.id, row.topic, row.payload, row.qos, int(row.retain), size, time.time()))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._rollback()
-                raise
+                    db.executemany("DELETE FROM spool WHERE id = ?", [(v,) for v in victims])
+                db.execute("INSERT INTO spool (id, topic, payload, qos, retain, size, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           (row.id, row.topic, row.payload, row.qos, int(row.retain), size, time.time()))
         except (sqlite3.Error, OSError) as exc:
             self._write_failed(exc)
             return False
@@ -262,10 +261,19 @@ class Spool:
             self._error_burst = False
             log.info("spool %s accepts writes again (%d write error(s) so far)", self.path, self.write_errors)
 
-    def _rollback(self) -> None:
-        if self._db is not None:
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``; anything raised inside rolls the transaction back."""
+        db = self._db
+        assert db is not None
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
             with contextlib.suppress(sqlite3.Error):  # no transaction left: sqlite already rolled back
-                self._db.execute("ROLLBACK")
+                db.execute("ROLLBACK")
+            raise
 
     def ack(self, row_id: int) -> None:
         """The broker has the row: delete it (unknown ids are ignored). Never raises."""
@@ -278,16 +286,11 @@ class Spool:
                 return
             ids = [row_id, *self._unsynced_acks]
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    gone = self._db.execute(
+                with self._transaction() as db:
+                    gone = db.execute(
                         f"SELECT COUNT(*), COALESCE(SUM(size), 0) FROM spool WHERE id IN ({','.join('?' * len(ids))})",
                         ids).fetchone()
-                    self._db.executemany("DELETE FROM spool WHERE id = ?", [(i,) for i in ids])
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._rollback()
-                    raise
+                    db.executemany("DELETE FROM spool WHERE id = ?", [(i,) for i in ids])
             except (sqlite3.Error, OSError) as exc:
                 self._write_failed(exc)
                 self._unsynced_acks.add(row_id)

@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge_mmer import __version__
+from edge_mmer.runtime.settings import DEFAULT_DISCOVERY_PREFIX
 
-DEFAULT_DISCOVERY_PREFIX = "homeassistant"
+__all__ = ["DEFAULT_DISCOVERY_PREFIX", "DiscoveryMessage", "device_block", "discovery_messages", "node_id",
+           "removal_messages", "status_topic"]
 
 
 @dataclass(frozen=True)
