@@ -28,12 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge_mmer.bundle.plans import probe_device_facts
+from edge_mmer.bundle.shapes import ShapeProfile, ShapeRange
 from edge_mmer.errors import BuildOptionsError, TensorRTBuildError
 from edge_mmer.hashing import sha256_bytes, sha256_file
 from edge_mmer.vocab import PLAN_PRECISIONS as PRECISIONS
-
-from .device_facts import probe_device_facts
-from .profiles import ShapeProfile, ShapeRange
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from edge_mmer.convert.device_facts import TEGRA_RELEASE_PATH, jetpack_hint, read_l4t_release
+from edge_mmer.bundle.plans import TEGRA_RELEASE_PATH, jetpack_hint, read_l4t_release
 from edge_mmer.provenance import version as _version
 
 from . import jetson
@@ -100,7 +100,7 @@ def host_facts() -> dict[str, Any]:
 
 
 def gpu_facts() -> dict[str, Any]:
-    from edge_mmer.convert.device_facts import probe_device_facts  # torch-free; every probe optional
+    from edge_mmer.bundle.plans import probe_device_facts  # torch-free; every probe optional
 
     try:
         return probe_device_facts().to_record()

@@ -178,7 +178,7 @@ def _onnx_chain(precision: str, trt_ep: bool) -> list[str]:
 
 def _profiles(bundle: Bundle, name: str) -> ShapeRanges | None:
     try:
-        from edge_mmer.convert.profiles import derive_profiles  # torch-free
+        from edge_mmer.bundle.shapes import derive_profiles  # torch-free
 
         return derive_profiles(name, bundle.networks[name], bundle.config)
     except Exception as exc:  # an axis the profile rules do not know: let the TensorRT EP find ranges itself
@@ -263,7 +263,7 @@ def _tensorrt_plan(bundle: Bundle, networks: Sequence[str], precision: str, devi
         import_tensorrt()
     except RunnerError as exc:
         reasons.append(str(exc))
-    from edge_mmer.convert.device_facts import plan_compatibility, probe_device_facts  # torch-free
+    from edge_mmer.bundle.plans import plan_compatibility, probe_device_facts  # torch-free
 
     facts = probe_device_facts(device)
     if facts.gpu_name is None:

@@ -126,7 +126,7 @@ class TensorRTRunner(Runner):
             log.warning("%s: no build facts recorded with this plan: its TensorRT version and GPU are not checked",
                         self.network)
             return
-        from edge_mmer.convert.device_facts import plan_compatibility, probe_device_facts  # torch-free
+        from edge_mmer.bundle.plans import plan_compatibility, probe_device_facts  # torch-free
 
         problems = plan_compatibility(self.build_facts, probe_device_facts(self.device))
         if problems:
