@@ -154,6 +154,10 @@ class NetworkSpec:
         known = _KINDS.get(str(kind))
         return None if known is None else self.artifacts.get(known)
 
+    def extra(self, key: str, default: Any = None) -> Any:
+        """One of the entry's other keys as a plain JSON value (a copy), or ``default``."""
+        return thawed(self.extras[key]) if key in self.extras else default
+
     @property
     def kinds(self) -> tuple[ArtifactKind, ...]:
         """The known artifact kinds this network has, in manifest order."""
