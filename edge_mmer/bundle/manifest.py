@@ -33,24 +33,8 @@ PICKLE_SUFFIXES = frozenset({".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".joblib
 DTYPES = frozenset({"float32", "float16", "bfloat16", "float64", "int8", "uint8", "int16", "int32", "int64", "bool"})
 _ZERO_DIGEST = "0" * 64
 _MAX_MANIFEST_BYTES = 64 << 20
-_TOP_LEVEL = (
-    "schema",
-    "schema_version",
-    "model_id",
-    "created",
-    "synthetic",
-    "description",
-    "labels",
-    "config",
-    "networks",
-    "selection",
-    "svms",
-    "fuzzy",
-    "metrics",
-    "provenance",
-    "files",
-    "manifest_sha256",
-)
+_TOP_LEVEL = ("schema", "schema_version", "model_id", "created", "synthetic", "description", "labels", "config",
+              "networks", "selection", "svms", "fuzzy", "metrics", "provenance", "files", "manifest_sha256")
 _OWNED = frozenset({"schema", "schema_version", "files", "manifest_sha256"})
 _MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}$")
@@ -75,16 +59,12 @@ def _is_num(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+_TYPE_NAMES = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
+               float: "a number", type(None): "null"}
+
+
 def _tname(v: object) -> str:
-    return {
-        dict: "an object",
-        list: "a list",
-        str: "a string",
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        type(None): "null",
-    }.get(type(v), type(v).__name__)
+    return _TYPE_NAMES.get(type(v), type(v).__name__)
 
 
 def _short(v: object, limit: int = 60) -> str:
