@@ -8,6 +8,7 @@ their build facts). The tools they use, each on one network or one pair of runs:
 ``quantize`` (one network's INT8 Q/DQ graph, flavours int8-cpu / int8-trt), ``parity`` (ONNX Runtime
 against PyTorch), ``drift`` (INT8 against FP32 on the runtime's decision path), ``compare`` (the one
 comparator behind both), ``runners`` (the runners they measure with) and ``tensorrt_build`` (one
-plan). ``profiles`` / ``device_facts``: the plans' shape ranges and what a plan is tied to.
+plan). The plans' shape ranges and what a plan is tied to are part of the bundle contract
+(:mod:`edge_mmer.bundle.shapes`, :mod:`edge_mmer.bundle.plans`).
 Importing this package imports nothing heavy; torch is needed only for the export.
 """

@@ -15,7 +15,7 @@ Precision (reference/tensorrt.md):
   come from the ONNX file, so ``fp16`` needs an FP16 ONNX and ``int8`` a Q/DQ ONNX.
 
 DLA: FP16 or INT8 only, static shapes only (min = opt = max, see
-:func:`edge_mmer.convert.profiles.static_profile_for_dla`), GPU fallback for the layers it cannot run.
+:func:`edge_mmer.bundle.shapes.static_profile_for_dla`), GPU fallback for the layers it cannot run.
 """
 
 
@@ -31,7 +31,7 @@ from typing import Any
 from edge_mmer.errors import BuildOptionsError, TensorRTBuildError
 from edge_mmer.hashing import sha256_bytes, sha256_file
 
-from .device_facts import probe_device_facts
+from edge_mmer.bundle.plans import probe_device_facts
 from .tensorrt_preflight import Dim, TensorRTBuildOptions, preflight
 
 log = logging.getLogger(__name__)
@@ -237,7 +237,7 @@ def build_plan(onnx_path: Path, options: TensorRTBuildOptions) -> tuple[bytes, d
 
     The facts: TensorRT version, GPU name and compute capability, L4T release (Jetson), CUDA version,
     precision, strongly typed, builder flags, DLA settings, profile ranges, ONNX and plan sha256.
-    :func:`edge_mmer.convert.device_facts.plan_compatibility` compares them with a device later.
+    :func:`edge_mmer.bundle.plans.plan_compatibility` compares them with a device later.
     """
     onnx_path = Path(onnx_path)
     preflight(onnx_path, options)

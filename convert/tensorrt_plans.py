@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from edge_mmer.bundle import Bundle, read_bundle, update_manifest
+from edge_mmer.bundle.shapes import derive_profiles, static_profile_for_dla
 from edge_mmer.errors import BuildOptionsError, TensorRTBuildError, TensorRTPlanError
 from edge_mmer.vocab import PLAN_PRECISIONS as PRECISIONS
 
-from .profiles import derive_profiles, static_profile_for_dla
 from .tensorrt_build import (
     TensorRTBuildOptions,
     build_plan,

@@ -18,7 +18,7 @@ from typing import Any
 from edge_mmer.errors import BuildOptionsError
 from edge_mmer.vocab import PLAN_PRECISIONS as PRECISIONS
 
-from .profiles import ShapeProfile, ShapeRange
+from edge_mmer.bundle.shapes import ShapeProfile, ShapeRange
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ Dim = int | str | None
 @dataclass
 class TensorRTBuildOptions:
     """How to build one plan. ``profiles`` takes a :class:`ShapeProfile` or the dict that
-    :func:`~edge_mmer.convert.profiles.derive_profiles` returns; it is stored as a ShapeProfile."""
+    :func:`~edge_mmer.bundle.shapes.derive_profiles` returns; it is stored as a ShapeProfile."""
 
     precision: str = "fp16"
     workspace_mib: int = 1024

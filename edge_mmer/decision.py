@@ -24,7 +24,6 @@ from edge_mmer.vocab import CHANNELS
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class Decision:
     """One utterance's decision: the final label and scores plus each channel's supports."""
@@ -48,7 +47,7 @@ class DecisionHead:
         """Load masks, SVMs and the fuzzy measure; every file's sha256 is checked as it is read."""
         selections = {}
         for modality in ("speech", "face"):
-            rel = bundle.selection_file(modality)
+            rel = bundle.selection_spec(modality).file
             try:
                 selections[modality] = ChiSquareSelection.from_arrays(bundle.load_tensors(rel))
             except (KeyError, ValueError) as exc:

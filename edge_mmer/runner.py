@@ -3,35 +3,26 @@
 A runner serves one network of a bundle. Its named inputs and outputs come from the manifest, and
 every call is checked against them, so a wrong feed fails with the network and the tensor named
 instead of deep inside a backend. A :class:`RunnerSet` holds the runners of one bundle by network
-and activates them together, all or none.
+and activates them together, all or none. :class:`TensorSpec` is the bundle's view of one named
+tensor (:mod:`edge_mmer.bundle.views`), re-exported here.
 """
 
 from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
 
+from edge_mmer.bundle.views import TensorSpec
 from edge_mmer.errors import RunnerError
 
+__all__ = ["Runner", "RunnerError", "TensorSpec"]
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """One named input or output: fixed dims are ints, dynamic dims are names (``"batch"``, ``"time"``)."""
-
-    name: str
-    shape: tuple[int | str, ...]
-    dtype: str = "float32"
-
-    @classmethod
-    def from_manifest(cls, entry: Mapping[str, Any]) -> TensorSpec:
-        return cls(name=str(entry["name"]), shape=tuple(entry["shape"]), dtype=str(entry.get("dtype", "float32")))
 
 
 class Runner(ABC):
@@ -39,10 +30,10 @@ class Runner(ABC):
 
     backend: str = "?"
 
-    def __init__(self, network: str, inputs: list[TensorSpec], outputs: list[TensorSpec]) -> None:
+    def __init__(self, network: str, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec]) -> None:
         self.network = network
-        self.inputs = inputs
-        self.outputs = outputs
+        self.inputs = list(inputs)
+        self.outputs = list(outputs)
         self.active = False
 
     @property

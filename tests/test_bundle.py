@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -17,8 +19,12 @@ from hypothesis import strategies as st
 
 from edge_mmer import bundle as B
 from edge_mmer.bundle import (
+    Bundle,
     BundleError,
+    BundleSpec,
     BundleWriter,
+    SelectionSpec,
+    TensorSpec,
     default_provenance,
     describe_bundle,
     parse_manifest,
@@ -29,9 +35,12 @@ from edge_mmer.bundle import (
     validate_manifest,
     verify_bundle,
 )
+from edge_mmer.bundle.plans import DeviceFacts
+from edge_mmer.bundle.views import frozen, thawed
 from edge_mmer.config import SVMConfig, demo_config
 from edge_mmer.hashing import sha256_bytes
 from edge_mmer.svm import TrainedSVM, train_svm
+from edge_mmer.vocab import ArtifactKind
 
 FILES = [
     "networks/speech_encoder.safetensors",
@@ -554,3 +563,114 @@ def test_unknown_top_level_field_is_refused(bdir: Path) -> None:
     rewrite(bdir, lambda m: m.update(extra_stuff=1))
     with pytest.raises(BundleError, match=r"field 'extra_stuff': unknown field"):
         read_bundle(bdir)
+
+
+# ----------------------------------------------------------------------------- typed views
+
+DEMO = Path(__file__).resolve().parents[1] / "demo" / "bundle"
+
+
+def test_views_are_built_by_the_validator(bdir: Path) -> None:
+    b = read_bundle(bdir)
+    spec = validate_manifest(b.manifest, bdir)
+    assert isinstance(spec, BundleSpec) and spec == b.spec and spec.config == b.config
+    assert Bundle(b.path, b.manifest).spec == spec  # a Bundle built by hand is validated too
+    broken = json.loads(json.dumps(b.manifest))
+    broken["networks"]["speech_encoder"]["inputs"][0]["dtype"] = "int4"
+    with pytest.raises(BundleError, match=r"field 'networks\.speech_encoder\.inputs\[0\]\.dtype'"):
+        Bundle(b.path, broken)
+    net = b.network("speech_encoder")
+    raw = b.manifest["networks"]["speech_encoder"]
+    assert net.name == "speech_encoder" and net.weights == raw["weights"]
+    assert net.inputs == (TensorSpec("mel", ("batch", "frames", 40), "float32"),)
+    assert net.outputs[0].shape == ("batch", 128) and net.inputs[0].dynamic_axes == ("batch", "frames")
+    assert net.artifacts == {} and net.kinds == () and b.artifact("speech_encoder", ArtifactKind.ONNX_FP32) is None
+    assert list(b.network_specs) == list(b.manifest["networks"])
+    svm = b.svm("fused")
+    assert (svm.model, svm.c, svm.gamma, svm.cv_accuracy) == tuple(b.svms["fused"][k] for k in
+                                                                   ("model", "c", "gamma", "cv_accuracy"))
+    assert svm.n_features == len(b.svms["fused"]["scaling"]["lo"]) and svm.scaling_dict() == b.svms["fused"]["scaling"]
+    assert b.selection_spec("face") == SelectionSpec("face", "selection/face.safetensors")
+    for call, where in ((lambda: b.network("nope"), "networks.nope"), (lambda: b.svm("nope"), "svms.nope"),
+                        (lambda: b.selection_spec("nope"), "selection.nope"),
+                        (lambda: b.artifact("nope", "onnx-fp32"), "networks.nope")):
+        with pytest.raises(BundleError, match=rf"field '{re.escape(where)}'"):
+            call()
+
+
+def test_views_are_read_only(bdir: Path) -> None:
+    def edit(m: dict[str, Any]) -> None:
+        m["networks"]["speech_encoder"]["class"] = "SpeechEncoder"
+        m["networks"]["speech_encoder"]["arch"] = {"n_mels": 40, "sizes": [1, 2]}
+        m["selection"]["face"] = {"file": "selection/face.safetensors", "keep_fraction": 0.5}
+
+    rewrite(bdir, edit)
+    b = read_bundle(bdir)
+    net = b.network("speech_encoder")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        net.weights = "other"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        b.network_specs["x"] = net  # type: ignore[index]
+    with pytest.raises(TypeError):
+        net.extras["class"] = "x"  # type: ignore[index]
+    arch = net.arch
+    assert arch is not None and arch["sizes"] == (1, 2)
+    with pytest.raises(TypeError):
+        arch["n_mels"] = 1  # type: ignore[index]
+    assert net.network_class == "SpeechEncoder" and net.extra("arch") == {"n_mels": 40, "sizes": [1, 2]}
+    assert thawed(frozen(b.manifest)) == b.manifest
+    sel = b.selection_spec("face")
+    assert sel.file == "selection/face.safetensors" and dict(sel.facts) == {"keep_fraction": 0.5}
+    # the views are a copy: the raw manifest (for writers) can change without touching them
+    b.manifest["networks"]["speech_encoder"]["weights"] = "changed"
+    assert b.network("speech_encoder").weights == "networks/speech_encoder.safetensors"
+
+
+def test_artifacts_are_typed_by_kind(bdir: Path) -> None:
+    b = read_bundle(DEMO)
+    for name, net in b.network_specs.items():
+        assert all(isinstance(k, ArtifactKind) and a.kind is k for k, a in net.artifacts.items())
+        assert net.kinds == tuple(ArtifactKind(k) for k in b.manifest["networks"][name]["artifacts"])
+        for kind, art in net.artifacts.items():
+            raw = b.manifest["networks"][name]["artifacts"][kind.value]
+            assert art.file == raw["file"] and art.to_dict() == raw
+            assert art.precision == raw.get("precision") and art.build_facts is None
+    fusion = b.artifact("fusion", "int8-trt")
+    assert fusion is not None and fusion.deployable and fusion.precision == "int8" and fusion.not_deployable_because == ()
+    assert fusion.drift["end_to_end"]["agreement"] == 1.0
+    assert b.artifact("fusion", ArtifactKind.INT8_TRT) == fusion and b.artifact("speech_context", "int8-cpu") is None
+    assert b.artifact("fusion", "no-such-kind") is None
+    # a plan's build facts, a refused INT8 artifact, and a name outside ArtifactKind
+    facts = {"tensorrt_version": "10.3.0", "gpu_name": "Orin", "compute_capability": "8.7", "l4t_release": "36.4.3",
+             "profiles": {"x": {"min": [1], "opt": [2], "max": [4]}}}
+    (bdir / "plan.engine").write_bytes(b"plan")
+    arts = {"tensorrt-fp16": {"file": "plan.engine", "precision": "fp16", **facts},
+            "int8-trt": {"file": "plan.engine", "deployable": False, "not_deployable_because": ["cosine 0.9 < 0.99"]},
+            "onnx_fp32": {"file": "plan.engine", "opset": 17}}
+    updated = update_manifest(bdir, "networks.speech_encoder.artifacts", arts, ["plan.engine"])
+    net = updated.network("speech_encoder")
+    assert net.kinds == (ArtifactKind.TENSORRT_FP16, ArtifactKind.INT8_TRT)
+    assert "onnx_fp32" not in {k.value for k in net.artifacts} and net.artifact("onnx_fp32") is None
+    assert list(net.artifact_entries) == list(arts) and net.artifact_entries["onnx_fp32"]["opset"] == 17
+    plan = net.artifact(ArtifactKind.TENSORRT_FP16)
+    assert plan is not None and plan.build_facts == DeviceFacts("10.3.0", "Orin", "8.7", "36.4.3", None, None)
+    assert plan.profiles["x"]["max"] == (4,) and plan.get("gpu_name") == "Orin"
+    refused = net.artifact("int8-trt")
+    assert refused is not None and not refused.deployable and refused.not_deployable_because == ("cosine 0.9 < 0.99",)
+    assert "artifact onnx_fp32: plan.engine (opset=17)" in describe_bundle(updated)
+
+
+def test_runner_and_bundle_share_one_tensor_spec() -> None:
+    from edge_mmer import runner
+    from edge_mmer.bundle import views
+    from edge_mmer.runtime.runners import base
+
+    assert runner.TensorSpec is views.TensorSpec is base.TensorSpec is TensorSpec
+
+
+def test_shape_ranges_from_a_view_or_a_raw_entry() -> None:
+    from edge_mmer.bundle.shapes import derive_profiles
+
+    b = read_bundle(DEMO)
+    for name, net in b.network_specs.items():
+        assert derive_profiles(name, net, b.config) == derive_profiles(name, b.manifest["networks"][name], b.config)

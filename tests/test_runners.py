@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from edge_mmer.bundle import read_bundle, update_manifest
-from edge_mmer.convert.device_facts import read_l4t_release
+from edge_mmer.bundle.plans import read_l4t_release
 from edge_mmer.runtime.runners.base import Runner, RunnerError, TensorSpec
 from edge_mmer.runtime.runners.onnxruntime_runner import (
     CPU_EP,
@@ -422,7 +422,7 @@ def trt_gpu() -> None:
 
 
 def test_tensorrt_runner_matches_onnxruntime(trt_gpu, demo, tmp_path: Path) -> None:
-    from edge_mmer.convert.profiles import derive_profiles
+    from edge_mmer.bundle.shapes import derive_profiles
     from edge_mmer.convert.tensorrt_build import TensorRTBuildOptions, build_plan
 
     for name in ("face_encoder", "fusion"):

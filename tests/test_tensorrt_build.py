@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 
 from edge_mmer.bundle import read_bundle
-from edge_mmer.config import demo_config
-from edge_mmer.convert.device_facts import (
+from edge_mmer.bundle.plans import (
     DeviceFacts,
     jetpack_hint,
     plan_compatibility,
     probe_device_facts,
     read_l4t_release,
 )
-from edge_mmer.convert.profiles import ShapeProfile, derive_profiles, static_profile_for_dla
+from edge_mmer.bundle.shapes import ShapeProfile, derive_profiles, static_profile_for_dla
+from edge_mmer.config import demo_config
 from edge_mmer.convert.tensorrt_build import (
     BuildOptionsError,
     TensorRTBuildError,
@@ -330,7 +330,7 @@ def test_build_without_tensorrt_says_why(tmp_path: Path) -> None:
 
 
 def test_modules_import_without_torch() -> None:
-    mods = "edge_mmer.convert.profiles, edge_mmer.convert.device_facts, edge_mmer.convert.tensorrt_build"
+    mods = "edge_mmer.bundle.shapes, edge_mmer.bundle.plans, edge_mmer.convert.tensorrt_build"
     code = f"import sys, {mods}; print([m for m in ('torch', 'tensorrt', 'pycuda') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]"

@@ -2,7 +2,7 @@
 
 Everywhere: OS, CPU model, cores (and those this process may use), memory, the cpufreq governor,
 Python, numpy / OpenCV / ONNX Runtime (version, available providers) / TensorRT versions, and the CUDA
-GPU when one is visible (:func:`edge_mmer.convert.device_facts.probe_device_facts`, torch-free).
+GPU when one is visible (:func:`edge_mmer.bundle.plans.probe_device_facts`, torch-free).
 
 On a Jetson (``/etc/nv_tegra_release`` present) also: the L4T release and JetPack it implies, the board
 model, the nvpmodel power mode, whether ``jetson_clocks`` pinned the clocks (from ``jetson_clocks
@@ -13,6 +13,8 @@ not pinned give a warning: latency then depends on DVFS ramp-up and is not repea
 
 from __future__ import annotations
 
+from edge_mmer.bundle.plans import probe_device_facts
+
 import contextlib
 import importlib.metadata
 import importlib.util
@@ -22,7 +24,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from edge_mmer.convert.device_facts import TEGRA_RELEASE_PATH, jetpack_hint, read_l4t_release
+from edge_mmer.bundle.plans import TEGRA_RELEASE_PATH, jetpack_hint, read_l4t_release
 from edge_mmer.provenance import version as _version
 
 from . import jetson
@@ -100,9 +102,7 @@ def host_facts() -> dict[str, Any]:
 
 
 def gpu_facts() -> dict[str, Any]:
-    from edge_mmer.convert.device_facts import probe_device_facts  # torch-free; every probe optional
-
-    try:
+    try:  # every probe is optional
         return probe_device_facts().to_record()
     except Exception as exc:  # never let a probe stop a profile
         return {"error": str(exc)}

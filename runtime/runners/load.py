@@ -14,6 +14,9 @@ unpickled. Torch is never imported.
 
 from __future__ import annotations
 
+from edge_mmer.bundle.plans import plan_compatibility, probe_device_facts
+from edge_mmer.bundle.shapes import derive_profiles
+
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -91,8 +94,6 @@ def _tables(bundle: Bundle, networks: Sequence[str]) -> dict[str, Mapping[str, A
 
 def _profiles(bundle: Bundle, name: str) -> ShapeRanges | None:
     try:
-        from edge_mmer.convert.profiles import derive_profiles  # torch-free
-
         return derive_profiles(name, bundle.networks[name], bundle.config)
     except Exception as exc:  # an axis the profile rules do not know: let the TensorRT EP find ranges itself
         log.debug("%s: no explicit TensorRT EP profile: %s", name, exc)
@@ -145,8 +146,6 @@ def _tensorrt_plan(bundle: Bundle, networks: Sequence[str], precision: str, devi
         import_tensorrt()
     except RunnerError as exc:
         reasons.append(str(exc))
-    from edge_mmer.convert.device_facts import plan_compatibility, probe_device_facts  # torch-free
-
     facts = probe_device_facts(device)
     if facts.gpu_name is None:
         reasons.append(f"no CUDA GPU found (device {device}; pycuda or cuda-python probes it)")

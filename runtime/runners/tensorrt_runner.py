@@ -2,7 +2,7 @@
 
 A plan runs only on the TensorRT version and GPU it was built with: when the manifest's build facts
 are given, :meth:`TensorRTRunner.activate` compares them with this device
-(:func:`edge_mmer.convert.device_facts.plan_compatibility`) and refuses a plan built elsewhere,
+(:func:`edge_mmer.bundle.plans.plan_compatibility`) and refuses a plan built elsewhere,
 naming the facts that differ, before TensorRT sees it.
 
 The runner owns the CUDA primary context of its device (pushed around every call, so any thread may
@@ -14,6 +14,8 @@ needs more room. The CUDA buffer code is :class:`_Buffer` and nothing else, so a
 """
 
 from __future__ import annotations
+
+from edge_mmer.bundle.plans import plan_compatibility, probe_device_facts
 
 import contextlib
 import logging
@@ -126,8 +128,6 @@ class TensorRTRunner(Runner):
             log.warning("%s: no build facts recorded with this plan: its TensorRT version and GPU are not checked",
                         self.network)
             return
-        from edge_mmer.convert.device_facts import plan_compatibility, probe_device_facts  # torch-free
-
         problems = plan_compatibility(self.build_facts, probe_device_facts(self.device))
         if problems:
             raise RunnerError(f"{self.network}: this TensorRT plan was built for another device: {'; '.join(problems)}. "

@@ -1,4 +1,7 @@
-"""Optimization-profile shapes (min / opt / max) for every network of a model bundle.
+"""TensorRT optimization-profile shapes (min / opt / max) for every network of a model bundle.
+
+Part of the bundle contract: the converter builds plans with these ranges and records them, and the
+runtime hands the same ranges to ONNX Runtime's TensorRT EP, so both derive them here, torch-free.
 
 TensorRT needs, for each input with a dynamic axis, the smallest, the typical and the largest shape
 it will see. They follow from the bundle's front ends, never from guesses:
@@ -22,10 +25,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from edge_mmer.bundle.views import NetworkSpec
 from edge_mmer.config import ModelConfig
 from edge_mmer.features.audio import n_frames
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 Shape = tuple[int, ...]
 ShapeRange = tuple[Shape, Shape, Shape]
@@ -109,41 +113,42 @@ class ShapeProfile:
         )
 
 
-def derive_profiles(network_name: str, entry: Mapping[str, Any], config: ModelConfig) -> dict[str, ShapeRange]:
-    """(min, opt, max) shape per input of one manifest network entry.
+def _dim_range(network_name: str, name: str, dim: Any, config: ModelConfig) -> tuple[int, int, int]:
+    if isinstance(dim, int) and not isinstance(dim, bool):
+        return dim, dim, dim
+    if isinstance(dim, str):
+        resolve = AXIS_RANGES.get(dim)
+        if resolve is None:
+            raise ValueError(
+                f"network '{network_name}', input '{name}': unknown dynamic axis '{dim}' "
+                f"(known: {', '.join(sorted(AXIS_RANGES))})"
+            )
+        return resolve(config)
+    raise ValueError(f"network '{network_name}', input '{name}': bad dimension {dim!r}")
 
-    ``entry`` is ``manifest["networks"][network_name]``; string dimensions are dynamic axes resolved
-    through :data:`AXIS_RANGES`. An unknown axis name raises :class:`ValueError` naming the network,
-    the input and the axis.
+
+def derive_profiles(
+    network_name: str, entry: NetworkSpec | Mapping[str, Any], config: ModelConfig
+) -> dict[str, ShapeRange]:
+    """(min, opt, max) shape per input of one network.
+
+    ``entry`` is the network's view (:meth:`edge_mmer.bundle.Bundle.network`) or its manifest entry
+    ``manifest["networks"][network_name]``; string dimensions are dynamic axes resolved through
+    :data:`AXIS_RANGES`. An unknown axis name raises :class:`ValueError` naming the network, the
+    input and the axis.
     """
+    if isinstance(entry, NetworkSpec):
+        inputs = [(spec.name, spec.shape) for spec in entry.inputs]
+    else:
+        inputs = [(str(item["name"]), item["shape"]) for item in entry.get("inputs", [])]
     ranges: dict[str, ShapeRange] = {}
-    for item in entry.get("inputs", []):
-        name = str(item["name"])
-        lo: list[int] = []
-        opt: list[int] = []
-        hi: list[int] = []
-        for dim in item["shape"]:
-            if isinstance(dim, bool):
-                raise ValueError(f"network '{network_name}', input '{name}': bad dimension {dim!r}")
-            if isinstance(dim, int):
-                a = b = c = dim
-            elif isinstance(dim, str):
-                resolve = AXIS_RANGES.get(dim)
-                if resolve is None:
-                    raise ValueError(
-                        f"network '{network_name}', input '{name}': unknown dynamic axis '{dim}' "
-                        f"(known: {', '.join(sorted(AXIS_RANGES))})"
-                    )
-                a, b, c = resolve(config)
-            else:
-                raise ValueError(f"network '{network_name}', input '{name}': bad dimension {dim!r}")
-            lo.append(a)
-            opt.append(b)
-            hi.append(c)
-        ranges[name] = _check_range(name, (tuple(lo), tuple(opt), tuple(hi)))
+    for name, shape in inputs:
+        dims = [_dim_range(network_name, name, dim, config) for dim in shape]
+        lo, opt, hi = (tuple(d[i] for d in dims) for i in range(3))
+        ranges[name] = _check_range(name, (lo, opt, hi))
     if not ranges:
         raise ValueError(f"network '{network_name}': the manifest entry lists no inputs")
-    logger.debug("profiles for %s: %s", network_name, ranges)
+    log.debug("profiles for %s: %s", network_name, ranges)
     return ranges
 
 

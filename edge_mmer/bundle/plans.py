@@ -1,8 +1,9 @@
 """What a TensorRT plan is tied to: TensorRT version, GPU model, compute capability, Jetson L4T release.
 
 A serialized plan runs only where it was built (same TensorRT version, same GPU model); elsewhere
-``deserialize_cuda_engine`` returns None or worse. The builder records :class:`DeviceFacts` beside
-each plan and the runtime compares them with :func:`plan_compatibility` before loading one.
+``deserialize_cuda_engine`` returns None or worse. The builder (convert) records :class:`DeviceFacts`
+beside each plan in the manifest and the runtime compares them with :func:`plan_compatibility` before
+loading one: these facts are part of the bundle contract, so they live with the bundle, torch-free.
 
 Every probe is optional: on a machine without TensorRT, pycuda / cuda-python or
 ``/etc/nv_tegra_release`` the field is None and nothing raises.
@@ -18,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 TEGRA_RELEASE_PATH = Path("/etc/nv_tegra_release")
 
@@ -54,6 +55,18 @@ class DeviceFacts:
     def to_record(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> DeviceFacts:
+        """The facts recorded beside a plan (extra keys ignored; an absent or non-string value is None)."""
+
+        def text(key: str) -> str | None:
+            value = record.get(key)
+            return value if isinstance(value, str) else None
+
+        return cls(tensorrt_version=text("tensorrt_version"), gpu_name=text("gpu_name"),
+                   compute_capability=text("compute_capability"), l4t_release=text("l4t_release"),
+                   jetpack_hint=text("jetpack_hint"), cuda_version=text("cuda_version"))
+
 
 def read_l4t_release(text: str) -> str | None:
     """``# R36 (release), REVISION: 4.3, GCID: ...`` (``/etc/nv_tegra_release``) -> ``"36.4.3"``; None if absent."""
@@ -73,7 +86,7 @@ def _probe_tensorrt() -> str | None:
     try:
         import tensorrt as trt  # optional, heavy
     except Exception as exc:  # ImportError, or a broken install (missing libnvinfer)
-        logger.debug("TensorRT not importable: %s", exc)
+        log.debug("TensorRT not importable: %s", exc)
         return None
     return str(getattr(trt, "__version__", None) or "") or None
 
@@ -110,7 +123,7 @@ def _probe_gpu(device: int) -> tuple[str | None, str | None, str | None]:
         try:
             return probe(device)
         except Exception as exc:  # not installed, no driver, no GPU: try the next one
-            logger.debug("GPU probe %s failed: %s", probe.__name__, exc)
+            log.debug("GPU probe %s failed: %s", probe.__name__, exc)
     return None, None, None
 
 
