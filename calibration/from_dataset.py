@@ -53,7 +53,8 @@ def build_from_dataset(bundle: Any, dataset_dir: str | os.PathLike[str] | None, 
     import torch
 
     from edge_mmer.bundle import Bundle, read_bundle
-    from edge_mmer.convert.parity import build_parity_inputs, require_encoders, resolve_dataset
+    from edge_mmer.convert.parity import build_parity_inputs
+    from edge_mmer.datasets.resolve import require_encoders, resolve_dataset
     from edge_mmer.models.from_bundle import load_torch_networks
 
     b = bundle if isinstance(bundle, Bundle) else read_bundle(bundle)
