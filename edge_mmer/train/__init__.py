@@ -32,6 +32,7 @@ Training sequences follow the same rule, so the runtime's streaming path compute
 """
 
 from edge_mmer.datasets.frontend import UtteranceInput
+from edge_mmer.errors import TrainError
 from edge_mmer.train.back_end import INTEGRALS, BackEnd, decision_reports, evaluate_split, fit_back_end
 from edge_mmer.train.data import (
     FeatureInputs,
@@ -59,6 +60,7 @@ __all__ = [
     "FeatureInputs",
     "Features",
     "Session",
+    "TrainError",
     "TrainOptions",
     "TrainResult",
     "UtteranceInput",

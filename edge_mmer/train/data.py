@@ -14,13 +14,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from edge_mmer.config import ModelConfig
-from edge_mmer.datasets.base import DatasetError, LoadedDataset
-from edge_mmer.datasets.frontend import ExtractStats, UtteranceInput, extract_all, extract_utterance
+from edge_mmer.datasets.base import LoadedDataset
+from edge_mmer.datasets.frontend import ExtractStats, UtteranceInput, extract_all
 from edge_mmer.datasets.registry import open_dataset
 from edge_mmer.errors import TrainError
 from edge_mmer.features.face import HaarFaceDetector
@@ -108,14 +107,6 @@ def prepare_sessions(ds: LoadedDataset, split: str, cfg: ModelConfig, detector: 
     """The front ends over one split, in this process, without the cache."""
     del detector  # the front ends use the standard detector (the runtime's)
     return prepare_data(ds, cfg, TrainOptions(dataset="", out=Path(), progress=progress), (split,))[0][split]
-
-
-def _prepare_utterance(utt: Any, cfg: ModelConfig, detector: HaarFaceDetector) -> UtteranceInput:
-    """One utterance through the training front ends (the converters' and calibration's entry)."""
-    entry = extract_utterance(utt, cfg, detector)
-    if entry.error or entry.mel is None:
-        raise DatasetError(f"utterance {utt.id!r}: {entry.error}: {entry.detail}")
-    return UtteranceInput(uid=utt.id, label=utt.label_index, mel=entry.mel, faces=entry.faces)
 
 
 @dataclass
