@@ -37,6 +37,7 @@ from edge_mmer.metrics import (
     protocol_report,
     weighted_f1,
 )
+from edge_mmer.vocab import MODALITIES
 
 if TYPE_CHECKING:
     import torch
@@ -163,7 +164,7 @@ def _feature_split_inputs(bundle_path: Path, networks: dict[str, Any], ds: Loade
     from edge_mmer.train import standardise
 
     norm = {}
-    for m in ("speech", "face"):
+    for m in MODALITIES:
         spec = networks[f"{m}_context"].get("input") or {}
         if "mean" not in spec or "std" not in spec:
             raise EvaluationError(f"{bundle_path}: manifest.json field 'networks.{m}_context.input' lacks the "
@@ -190,7 +191,7 @@ def _ablation(runners: dict[str, Runner], inputs: dict[str, _SplitInputs], opts:
     from edge_mmer import train as T
     from edge_mmer.models import ContextLSTM, FaceEncoder, SpeechEncoder
     from edge_mmer.models.torch_runner import TorchRunner
-    from edge_mmer.vocab import MODALITIES, SPLITS
+    from edge_mmer.vocab import SPLITS
 
     modules = {n: r.module for n, r in runners.items() if isinstance(r, TorchRunner)}
     for module in modules.values():
