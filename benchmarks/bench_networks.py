@@ -4,7 +4,8 @@
 [--threads N] [--out benchmarks/results]``
 
 Per config (``demo``, ``paper``) every network is built with seeded random weights (latency does not
-depend on the weight values), exported to ONNX FP32 exactly as ``edge-mmer convert`` does
+depend on the weight values) from the manifest entry training would write for it
+(:func:`edge_mmer.train.outputs.network_entries`), exported to ONNX FP32 exactly as ``edge-mmer convert`` does
 (:func:`edge_mmer.convert.onnx_export.export_network`) and quantized to the ``int8-cpu`` and
 ``int8-trt`` Q/DQ flavours (:func:`edge_mmer.convert.quantize.quantize_int8`) calibrated on a few
 synthetic, realistically scaled inputs (calibration quality changes accuracy, not speed).
@@ -14,6 +15,10 @@ again, the starting variant rotating each round) so that drift in machine load h
 per variant: median, p90 and min latency over the timed runs and the speed-up relative to ONNX
 Runtime FP32 and to PyTorch eager (baseline median / variant median: > 1 is faster). Results go to
 ``networks.md`` and ``networks.json`` (schema ``edge-mmer/bench-networks``, version 1).
+
+The networks, cases and inputs are :mod:`benchmarks.bench_inputs`, the Markdown / JSON output
+:mod:`benchmarks.bench_report` (both re-exported here); the timer, the CPU model and the usable
+cores are the profiler's (:mod:`edge_mmer.runtime.profiling`).
 """
 
 from __future__ import annotations
@@ -21,7 +26,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import functools
-import json
 import logging
 import os
 import platform
@@ -37,10 +41,25 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.bench_inputs import (
+    HEAVY_CROP,
+    SPEECH_FRAMES,
+    Case,
+    build_network,
+    calibration_samples,
+    case_inputs,
+    cases_for,
+    network_entry,
+)
+from benchmarks.bench_report import render_markdown, write_results
 from edge_mmer.config import PRESETS, ModelConfig
 from edge_mmer.provenance import versions
+from edge_mmer.runtime.profiling.device import cpu_model
+from edge_mmer.runtime.profiling.micro import time_calls
+from edge_mmer.runtime.profiling.resources import usable_cores
+from edge_mmer.vocab import NETWORKS
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 __all__ = [
     "NETWORKS",
@@ -64,7 +83,6 @@ __all__ = [
 
 SCHEMA = "edge-mmer/bench-networks"
 VERSION = 1
-NETWORKS = ("speech_encoder", "face_encoder", "speech_context", "face_context", "fusion")
 VARIANTS = ("torch-eager", "ort-fp32", "ort-int8-cpu", "ort-int8-trt", "trt-fp16", "trt-int8")
 ORT_VARIANTS = {"ort-fp32": None, "ort-int8-cpu": "int8-cpu", "ort-int8-trt": "int8-trt"}
 TRT_VARIANTS = ("trt-fp16", "trt-int8")
@@ -76,22 +94,7 @@ VARIANT_NOTES = {
     "trt-fp16": "TensorRT FP16 plan",
     "trt-int8": "TensorRT INT8 plan (from the int8-trt Q/DQ graph)",
 }
-SPEECH_FRAMES = 300  # 3 s of 10 ms log-mel frames
-HEAVY_CROP = 224  # face encoders at this crop size or above (the paper's 299 px) get --heavy-runs
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
-_LOG_MEL_MEAN, _LOG_MEL_STD = -6.0, 2.5  # synthetic log-mel statistics (natural log of power)
-
-
-@dataclass(frozen=True)
-class Case:
-    """One timed input: a network of a config at one input shape."""
-
-    config: str
-    network: str
-    label: str  # e.g. "batch 8"
-    shapes: dict[str, tuple[int, ...]]
-    runs: int
-    warmup: int
 
 
 @dataclass
@@ -101,131 +104,7 @@ class VariantResult:
     times_ms: list[float] = field(default_factory=list)
 
 
-# --------------------------------------------------------------------------------------- networks
-
-
-def _fusion_input_dim(cfg: ModelConfig) -> int:
-    """What a trained bundle's fusion LSTM takes: the selected speech + face context features."""
-    per_modality = max(1, round(cfg.context.hidden * cfg.selection.keep_fraction))
-    return 2 * per_modality
-
-
-def _io(name: str, shape: list[int | str]) -> dict[str, Any]:
-    return {"name": name, "shape": shape, "dtype": "float32"}
-
-
-def _step_entry(cls: str, in_dim: int, hidden: int, out_name: str, out_dim: int, n_classes: int) -> dict[str, Any]:
-    return {
-        "class": cls,
-        "arch": {"input_dim": in_dim, "n_classes": n_classes},
-        "inputs": [_io("x", [1, in_dim]), _io("h", [1, hidden]), _io("c", [1, hidden])],
-        "outputs": [_io(out_name, [1, out_dim]), _io("h_out", [1, hidden]), _io("c_out", [1, hidden])],
-    }
-
-
-def network_entry(cfg: ModelConfig, name: str) -> dict[str, Any]:
-    """The manifest entry (class, arch, inputs, outputs) a bundle of ``cfg`` records for ``name``,
-    as ``edge_mmer.train.write_bundle`` writes it."""
-    n_classes = len(cfg.labels)
-    crop = cfg.face.crop_size
-    if name == "speech_encoder":
-        return {"class": "SpeechEncoder", "arch": {"n_mels": cfg.audio.n_mels, "n_classes": n_classes},
-                "inputs": [_io("log_mel", [1, "time", cfg.audio.n_mels])],
-                "outputs": [_io("features", [1, cfg.speech_encoder.lstm_hidden])]}
-    if name == "face_encoder":
-        return {"class": "FaceEncoder", "arch": {"img_size": crop, "n_classes": n_classes},
-                "inputs": [_io("face", ["batch", 3, crop, crop])],
-                "outputs": [_io("embedding", ["batch", cfg.face_encoder.embedding_dim])]}
-    if name == "speech_context":
-        return _step_entry("ContextLSTM", cfg.speech_encoder.lstm_hidden, cfg.context.hidden, "y", cfg.context.hidden, n_classes)
-    if name == "face_context":
-        return _step_entry("ContextLSTM", cfg.face_encoder.embedding_dim, cfg.context.hidden, "y", cfg.context.hidden, n_classes)
-    if name == "fusion":
-        return _step_entry("FusionLSTM", _fusion_input_dim(cfg), cfg.fusion.hidden, "features", cfg.fusion.fc, n_classes)
-    raise ValueError(f"unknown network {name!r} (known: {', '.join(NETWORKS)})")
-
-
-def build_network(cfg: ModelConfig, name: str, seed: int = 0) -> Any:
-    """The torch module for ``name`` with seeded random weights, in eval mode, on the CPU."""
-    import torch
-
-    from edge_mmer.models import ContextLSTM, FaceEncoder, FusionLSTM, SpeechEncoder
-
-    entry = network_entry(cfg, name)
-    arch = entry["arch"]
-    torch.manual_seed(seed + NETWORKS.index(name))
-    module: torch.nn.Module
-    if name == "speech_encoder":
-        speech = SpeechEncoder(arch["n_mels"], arch["n_classes"], cfg.speech_encoder)
-        # as the trainer would: normalise the synthetic log-mel statistics away
-        speech.set_input_normalization(torch.full((cfg.audio.n_mels,), _LOG_MEL_MEAN),
-                                       torch.full((cfg.audio.n_mels,), _LOG_MEL_STD))
-        module = speech
-    elif name == "face_encoder":
-        module = FaceEncoder(arch["n_classes"], cfg.face_encoder, arch["img_size"])
-    elif entry["class"] == "ContextLSTM":
-        module = ContextLSTM(arch["input_dim"], arch["n_classes"], cfg.context)
-    else:
-        module = FusionLSTM(arch["input_dim"], arch["n_classes"], cfg.fusion)
-    return module.eval().cpu()
-
-
-# ----------------------------------------------------------------------------------------- inputs
-
-
-def _log_mel(rng: np.random.Generator, frames: int, n_mels: int) -> np.ndarray:
-    """Log-mel-like (1, frames, n_mels): smooth spectral envelope + frame energy + noise."""
-    envelope = np.convolve(rng.normal(0, 1.5, n_mels + 8), np.ones(9) / 9, mode="valid")[:n_mels]
-    energy = np.convolve(rng.normal(0, 2.0, frames + 20), np.ones(21) / 21, mode="valid")[:frames]
-    x = _LOG_MEL_MEAN + envelope[None, :] + 3 * energy[:, None] + rng.normal(0, 1.0, (frames, n_mels))
-    return x[None].astype(np.float32)
-
-
-def _faces(rng: np.random.Generator, batch: int, size: int, cfg: ModelConfig) -> np.ndarray:
-    """Normalised image-like crops (batch, 3, size, size): smooth blobs in [0, 1], then (x - mean) / std."""
-    coarse = rng.uniform(0, 1, (batch, 3, 8, 8))
-    idx = np.minimum((np.arange(size) * 8) // size, 7)
-    img = coarse[:, :, idx][:, :, :, idx] * 0.8 + rng.uniform(0, 0.2, (batch, 3, size, size))
-    mean = np.asarray(cfg.face.mean).reshape(1, 3, 1, 1)
-    std = np.asarray(cfg.face.std).reshape(1, 3, 1, 1)
-    out: np.ndarray = ((img - mean) / std).astype(np.float32)
-    return out
-
-
-def _input(cfg: ModelConfig, name: str, io_spec: dict[str, Any], shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-    if name == "speech_encoder":
-        return _log_mel(rng, shape[1], shape[2])
-    if name == "face_encoder":
-        return _faces(rng, shape[0], shape[2], cfg)
-    if io_spec["name"] == "c":  # LSTM cell state: unbounded, mostly within a few units
-        return rng.normal(0, 1.0, shape).astype(np.float32)
-    if name == "fusion" and io_spec["name"] == "x":  # selected context features: LSTM outputs
-        return np.tanh(rng.normal(0, 0.7, shape)).astype(np.float32)
-    if name == "face_context" and io_spec["name"] == "x":  # ReLU embeddings: non-negative
-        return np.maximum(rng.normal(0, 1.0, shape), 0).astype(np.float32)
-    return np.tanh(rng.normal(0, 0.7, shape)).astype(np.float32)  # speech features, h
-
-
-def case_inputs(cfg: ModelConfig, case: Case, seed: int = 0) -> dict[str, np.ndarray]:
-    """The case's input arrays by ONNX input name."""
-    entry = network_entry(cfg, case.network)
-    rng = np.random.default_rng(seed)
-    return {spec["name"]: _input(cfg, case.network, spec, case.shapes[spec["name"]], rng) for spec in entry["inputs"]}
-
-
-def cases_for(cfg: ModelConfig, name: str, runs: int, warmup: int, heavy_runs: int) -> list[Case]:
-    """Speech encoder (1, 300 frames, n_mels); face encoder at frames_per_utterance crops and at 1;
-    step graphs at batch 1. Face encoders at >= HEAVY_CROP px are timed ``heavy_runs`` times."""
-    entry = network_entry(cfg, name)
-    if name == "speech_encoder":
-        return [Case(cfg.name, name, f"{SPEECH_FRAMES} frames", {"log_mel": (1, SPEECH_FRAMES, cfg.audio.n_mels)}, runs, warmup)]
-    if name == "face_encoder":
-        crop = cfg.face.crop_size
-        n = heavy_runs if crop >= HEAVY_CROP else runs
-        batches = sorted({cfg.face.frames_per_utterance, 1}, reverse=True)
-        return [Case(cfg.name, name, f"batch {b}", {"face": (b, 3, crop, crop)}, n, warmup) for b in batches]
-    shapes = {spec["name"]: tuple(int(d) for d in spec["shape"]) for spec in entry["inputs"]}
-    return [Case(cfg.name, name, "step, batch 1", shapes, runs, warmup)]
+# ----------------------------------------------------------------------------------- calibration
 
 
 class _Reader:
@@ -246,25 +125,6 @@ class _Reader:
 
     def __len__(self) -> int:
         return len(self.feeds)
-
-
-def calibration_samples(cfg: ModelConfig, name: str, n: int, seed: int = 1000) -> list[dict[str, np.ndarray]]:
-    """``n`` realistic-scale single inputs (batch 1; speech at 100..500 frames) for calibration."""
-    entry = network_entry(cfg, name)
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        feed = {}
-        for spec in entry["inputs"]:
-            if name == "speech_encoder":
-                shape: tuple[int, ...] = (1, int(rng.integers(100, 500)), cfg.audio.n_mels)
-            elif name == "face_encoder":
-                shape = (1, 3, cfg.face.crop_size, cfg.face.crop_size)
-            else:
-                shape = tuple(int(d) for d in spec["shape"])
-            feed[spec["name"]] = _input(cfg, name, spec, shape, rng)
-        out.append(feed)
-    return out
 
 
 def _make_reader(feeds: list[dict[str, np.ndarray]]) -> Any:
@@ -289,15 +149,14 @@ def summarize(times_ms: Sequence[float]) -> dict[str, float | int]:
 def time_interleaved(runners: dict[str, Callable[[], object]], runs: int, warmup: int,
                      tick: Callable[[], None] | None = None) -> dict[str, list[float]]:
     """``warmup`` untimed then ``runs`` timed rounds; each round calls every runner once, the first
-    runner rotating per round. Returns the timed latencies (ms) per runner."""
+    runner rotating per round (each call timed by the profiler's timer, ``micro.time_calls``).
+    Returns the timed latencies (ms) per runner."""
     names = list(runners)
     times: dict[str, list[float]] = {n: [] for n in names}
     for r in range(warmup + runs):
         k = r % len(names) if names else 0
         for name in names[k:] + names[:k]:
-            t0 = time.perf_counter_ns()
-            runners[name]()
-            dt = (time.perf_counter_ns() - t0) / 1e6
+            dt = time_calls(runners[name], 1)[0] * 1e3
             if r >= warmup:
                 times[name].append(dt)
         if tick is not None:
@@ -345,24 +204,19 @@ def _quiet() -> Iterator[None]:
 
 
 def machine_info(threads: int) -> dict[str, Any]:
-    """CPU model, cores, the SIMD flags that matter for INT8 / FP32 kernels, versions, threads."""
-    model, flags = platform.processor() or "unknown", set()
+    """CPU model and usable cores (the profiler's facts), the SIMD flags that matter for INT8 / FP32
+    kernels, versions, threads."""
+    flags: set[str] = set()
     try:
         for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
             key, _, value = line.partition(":")
-            if key.strip() == "model name" and model in ("unknown", platform.processor()):
-                model = value.strip()
-            elif key.strip() in ("flags", "Features"):
+            if key.strip() in ("flags", "Features"):
                 flags.update(value.split())
     except OSError:
         pass
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
     return {
-        "cpu": model,
-        "cores": cores,
+        "cpu": cpu_model() or "unknown",
+        "cores": usable_cores(),
         "cpu_flags": {f: f in flags for f in CPU_FLAGS},
         "machine": platform.machine(),
         "os": platform.platform(),
@@ -371,14 +225,6 @@ def machine_info(threads: int) -> dict[str, Any]:
         "threads": threads,
         "env": {k: os.environ[k] for k in sorted(os.environ) if k.startswith(("OMP_", "OPENBLAS_", "MKL_"))},
     }
-
-
-@dataclass
-class _Prepared:
-    runners: dict[str, Callable[[], object]]
-    statuses: dict[str, str]
-    quantization: dict[str, Any]
-    onnx_bytes: dict[str, int]
 
 
 def _prepare(cfg: ModelConfig, name: str, workdir: Path, threads: int, calib_n: int, seed: int,
@@ -410,7 +256,7 @@ def _prepare(cfg: ModelConfig, name: str, workdir: Path, threads: int, calib_n: 
                 made["quantization"][flavour] = quantize_int8(fp32, out, flavour, _make_reader(feeds))
             made["paths"][variant] = out
         except Exception as exc:  # a failed flavour is reported, the others still run
-            logger.warning("%s %s: %s failed: %s", cfg.name, name, flavour, exc)
+            log.warning("%s %s: %s failed: %s", cfg.name, name, flavour, exc)
             made["errors"][variant] = f"error: {type(exc).__name__}: {str(exc)[:200]}"
     wrapper = StepGraph(module) if entry["class"] in ("ContextLSTM", "FusionLSTM") else FeaturesGraph(module)
     return wrapper.eval(), made
@@ -543,79 +389,6 @@ def _loadavg() -> list[float] | None:
         return [round(x, 2) for x in os.getloadavg()]
     except OSError:
         return None
-
-
-# ----------------------------------------------------------------------------------------- output
-
-
-def _fmt_ms(v: float) -> str:
-    return f"{v:.3f}" if v < 1 else f"{v:.2f}" if v < 100 else f"{v:.0f}"
-
-
-def _fmt_x(v: float | None) -> str:
-    return "–" if v is None else f"{v:.2f}×"
-
-
-def render_markdown(doc: dict[str, Any], command: str | None = None) -> str:
-    """The results as a Markdown page: machine header, then one row per network × case × variant."""
-    m = doc["machine"]
-    flags = ", ".join(f"{f} {'yes' if on else 'no'}" for f, on in m["cpu_flags"].items() if f in ("avx2", "avx512_vnni", "avx_vnni", "amx_int8") or on)
-    v = m["versions"]
-    s = doc["settings"]
-    lines = [
-        "# edge-mmer network latency",
-        "",
-        f"- **Machine**: {m['cpu']}, {m['cores']} cores ({m['machine']}); {flags}",
-        f"- **Software**: torch {v.get('torch')}, onnxruntime {v.get('onnxruntime')}, onnx {v.get('onnx')}, "
-        f"Python {m['python']}; TensorRT {v.get('tensorrt') or 'not installed'}",
-        f"- **Threads**: {s['threads']} (torch.set_num_threads and ORT intra_op_num_threads; ORT inter-op 1, "
-        f"ORT_ENABLE_ALL, no spinning)",
-        f"- **Date**: {doc['created']}; {s['warmup']} warm-up + {s['runs']} timed runs per case "
-        f"({s['heavy_runs']} for face encoders at ≥ {s['heavy_crop_px']} px), variants interleaved per round",
-    ]
-    if command:
-        lines.append(f"- **Command**: `{command}`")
-    if m.get("env"):
-        lines.append("- **Environment**: " + ", ".join(f"`{k}={val}`" for k, val in m["env"].items()))
-    lines += [
-        "",
-        "Latency in ms (median / p90 / min). Speed-up = baseline median / variant median (> 1 is faster). "
-        "Random seeded weights; INT8 calibrated on "
-        f"{s['calibration_samples']} synthetic samples (speed does not depend on calibration quality). "
-        "`ort-int8-trt` is the TensorRT Q/DQ form run by ONNX Runtime's CPU provider: not meant for CPU speed.",
-        "",
-        "| config | network | input | variant | median ms | p90 ms | min ms | vs ORT FP32 | vs torch eager |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|",
-    ]
-    for rec in doc["results"]:
-        shape = "; ".join(f"{k} {tuple(sh)}" for k, sh in rec["inputs"].items()) if rec["network"] in ("speech_encoder", "face_encoder") else rec["case"]
-        for variant, r in rec["variants"].items():
-            if r["status"] == "ok":
-                cells = [_fmt_ms(r["median_ms"]), _fmt_ms(r["p90_ms"]), _fmt_ms(r["min_ms"]),
-                         _fmt_x(r["speedup_vs_ort_fp32"]), _fmt_x(r["speedup_vs_torch_eager"])]
-            else:
-                cells = [r["status"], "", "", "", ""]
-            lines.append(f"| {rec['config']} | {rec['network']} | {shape} | {variant} | " + " | ".join(cells) + " |")
-    load = doc.get("load_average") or {}
-    if load.get("start") and load.get("end"):
-        lines += ["", f"Load average (1/5/15 min) at start {load['start']}, at end {load['end']} "
-                  f"(it counts this benchmark's own threads too; a 1-minute value well above {m['cores']} "
-                  "means another process competed for the cores)."]
-    lines += ["", f"Total time {doc['elapsed_s']} s. Machine-readable: `networks.json` "
-              f"(schema `{doc['schema']}`, version {doc['version']}).", ""]
-    return "\n".join(lines)
-
-
-def write_results(doc: dict[str, Any], out: Path, command: str | None = None) -> tuple[Path, Path]:
-    """Write ``networks.md`` and ``networks.json`` under ``out``; returns their paths."""
-    out.mkdir(parents=True, exist_ok=True)
-    md, js = out / "networks.md", out / "networks.json"
-    if command:
-        doc = {**doc, "command": command}
-    md.write_text(render_markdown(doc, command), encoding="utf-8")
-    js.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
-    return md, js
-
 
 def _csv(value: str, known: Sequence[str], what: str) -> list[str]:
     items = [x.strip() for x in value.split(",") if x.strip()]

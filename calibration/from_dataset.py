@@ -2,7 +2,7 @@
 
 The dataset is the bundle's own, of any kind: ``provenance.dataset.spec`` (RAVDESS, CREMA-D, MELD,
 CMU-MOSI media, CSV manifests, the synthetic set), or a path / ``KIND:PATH`` spec given by the user
-(:func:`edge_mmer.convert.parity.resolve_dataset`). The samples are exactly what the deployed
+(:func:`edge_mmer.datasets.resolve.resolve_dataset`). The samples are exactly what the deployed
 networks see: the first N usable utterances of a split through the training front ends
 (:func:`edge_mmer.datasets.frontend.extract_all`, as ``edge-mmer train`` runs them; defective media
 skipped and counted), then the decision path on the torch networks
@@ -40,10 +40,10 @@ def inputs_from_dataset(bundle: Bundle, runners: Mapping[str, Runner], dataset: 
                         progress: bool = False) -> NetworkInputs:
     """Every network's real inputs (:mod:`edge_mmer.calibration.inputs`) from the first ``n`` usable
     utterances of ``split`` of ``dataset`` (a synthetic directory or a ``KIND:PATH`` spec, see
-    :func:`~edge_mmer.convert.parity.resolve_dataset`; whole sessions in order, the last one cut),
+    :func:`~edge_mmer.datasets.resolve.resolve_dataset`; whole sessions in order, the last one cut),
     with ``runners`` computing each later network's inputs. Raises ``DatasetUnusableError`` when the
     split has no usable utterance."""
-    from edge_mmer.convert.parity import open_bundle_dataset, prepare_split, require_encoders
+    from edge_mmer.datasets.resolve import open_bundle_dataset, prepare_split, require_encoders
 
     require_encoders(bundle)
     ds = open_bundle_dataset(bundle, dataset)
@@ -76,7 +76,7 @@ def build_from_dataset(bundle: Bundle | str | os.PathLike[str], dataset_dir: str
         raise ValueError(f"calibration split {split!r}: expected one of {', '.join(CALIBRATION_SPLITS)}")
     if n_utterances < 1:
         raise ValueError(f"calibration: n_utterances must be >= 1, got {n_utterances}")
-    from edge_mmer.convert.parity import require_encoders, resolve_dataset
+    from edge_mmer.datasets.resolve import require_encoders, resolve_dataset
     from edge_mmer.models.torch_runner import torch_runners
 
     b = bundle if isinstance(bundle, Bundle) else read_bundle(bundle)

@@ -28,10 +28,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edge_mmer.bundle.plans import probe_device_facts
 from edge_mmer.errors import BuildOptionsError, TensorRTBuildError
 from edge_mmer.hashing import sha256_bytes, sha256_file
 
-from edge_mmer.bundle.plans import probe_device_facts
 from .tensorrt_preflight import Dim, TensorRTBuildOptions, preflight
 
 log = logging.getLogger(__name__)

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge_mmer.bundle.shapes import ShapeProfile, ShapeRange
 from edge_mmer.errors import BuildOptionsError
 from edge_mmer.vocab import PLAN_PRECISIONS as PRECISIONS
-
-from edge_mmer.bundle.shapes import ShapeProfile, ShapeRange
 
 log = logging.getLogger(__name__)
 

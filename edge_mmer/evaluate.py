@@ -1,167 +1,74 @@
-"""Metrics in the paper's layout and the datasets' own protocols; the ``evaluate`` command.
+"""The ``evaluate`` command: a bundle over a dataset split, scored the way training scored its test
+split, into ``report.json``, ``report.md`` and ``confusion.png``.
 
-Torch-free at import (the runtime side imports the metric functions): :func:`evaluate_bundle`
-imports the training stack when it runs.
+Each utterance is decided by :func:`edge_mmer.networks.decide_utterance` over the bundle's torch
+networks behind the runner contract (:func:`edge_mmer.models.torch_runner.torch_runners`): the
+sessions in order, every recurrent state reset at a session's start (training's sequences start
+from zero state too). So the figures measure the decision path the device runs. A bundle trained
+on precomputed features (CMU-MOSI ``.csd`` files, MMSA / MulT pickles) has no encoders: its
+utterances start from the dataset's standardised feature vectors and go through the same step
+graphs, masks, LIBSVMs and fuzzy integral (:func:`feature_channels`, kept here, explicit, because
+:class:`~edge_mmer.networks.Networks` is the five-network set of a deployable bundle).
 
-* :func:`channel_report`: accuracy, weighted F1 (scikit-learn's ``average='weighted'``), per-class
-  accuracy (recall: the paper's Table 3) and the confusion matrix, per channel;
-* :func:`mosi_binary_report`: CMU-MOSI Acc-2 "Has0" (y >= 0 vs prediction positive) and "Non0"
-  (y = 0 dropped, y > 0 vs prediction positive), each with its weighted F1. Acc-7, MAE and Pearson
-  correlation need a model that predicts the score: this pipeline classifies, so they are not given;
-* :func:`protocol_report`: the official score per dataset (MELD: weighted F1 of the final decision;
-  MOSI: Acc-2 Has0 / Non0 and F1; otherwise accuracy and weighted F1);
-* :func:`write_reports`: ``report.json``, ``report.md`` and ``confusion.png``.
+``--ablation`` retrains the back end without chi-square on the dataset's train and validation
+splits: that is training, so it takes its inputs the way training does (:mod:`edge_mmer.train`).
+
+The metrics themselves are :mod:`edge_mmer.metrics` (re-exported here). Torch-free at import:
+:func:`evaluate_bundle` imports the training stack when it runs.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edge_mmer.errors import EvaluationError
+from edge_mmer.metrics import (
+    NO_REGRESSION,
+    channel_report,
+    confusion_matrix,
+    mosi_binary_report,
+    per_class_recall,
+    plot_confusions,
+    protocol_report,
+    weighted_f1,
+)
+from edge_mmer.vocab import MODALITIES
+
+if TYPE_CHECKING:
+    import torch
+
+    from edge_mmer.config import FaceConfig, ModelConfig
+    from edge_mmer.datasets.base import LoadedDataset
+    from edge_mmer.decision import Decision, DecisionHead
+    from edge_mmer.networks import StepLSTM
+    from edge_mmer.runner import Runner
+    from edge_mmer.train import TrainOptions
 
 log = logging.getLogger(__name__)
 
-
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
-    """(K, K) counts, rows = true class, columns = predicted class."""
-    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(cm, (np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)), 1)
-    return cm
-
-
-def weighted_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float | None:
-    """F1 per class weighted by its support (``precision_recall_fscore_support(average='weighted')``,
-    an undefined precision or recall counting as 0); None for no samples."""
-    if len(y_true) == 0:
-        return None
-    cm = confusion_matrix(y_true, y_pred, n_classes).astype(np.float64)
-    tp = np.diag(cm)
-    support, predicted = cm.sum(axis=1), cm.sum(axis=0)
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
-    return float((f1 * support).sum() / support.sum())
-
-
-def channel_report(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
-    """Accuracy, weighted F1, per-class accuracy (recall, the paper's Table 3) and the confusion matrix."""
-    y_true = np.asarray(y_true)
-    y_pred = np.asarray(y_pred)
-    cm = confusion_matrix(y_true, y_pred, len(labels))
-    support = cm.sum(axis=1)
-    per_class = {
-        label: (float(cm[i, i] / support[i]) if support[i] else None) for i, label in enumerate(labels)
-    }
-    return {
-        "n": len(y_true),
-        "accuracy": float(np.mean(y_true == y_pred)) if len(y_true) else None,
-        "weighted_f1": weighted_f1(y_true, y_pred, len(labels)),
-        "per_class": per_class,
-        "confusion": cm.tolist(),
-    }
-
-
-NO_REGRESSION = ("Acc-7, MAE and Corr need a model that predicts the sentiment score; this pipeline's LIBSVMs "
-                 "classify polarity, so they are not reported")
-
-
-def mosi_binary_report(scores: np.ndarray, pred_positive: np.ndarray) -> dict[str, Any]:
-    """CMU-MOSI binary metrics from the annotated scores and the predicted polarity.
-
-    Has0: truth ``score >= 0``, every segment. Non0: segments with ``score != 0``, truth ``score > 0``.
-    A classifier's "predicted score" is its polarity, so ``ŷ >= 0`` and ``ŷ > 0`` are both "predicted
-    positive". F1 is weighted over the two classes (the MMSA convention)."""
-    y = np.asarray(scores, dtype=np.float64)
-    p = np.asarray(pred_positive, dtype=bool)
-    has0 = (y >= 0).astype(int)
-    non0 = y != 0
-    out: dict[str, Any] = {
-        "n_has0": len(y),
-        "acc2_has0": float(np.mean(has0 == p)) if len(y) else None,
-        "f1_has0": weighted_f1(has0, p.astype(int), 2),
-        "n_non0": int(non0.sum()),
-        "acc2_non0": float(np.mean((y[non0] > 0) == p[non0])) if non0.any() else None,
-        "f1_non0": weighted_f1((y[non0] > 0).astype(int), p[non0].astype(int), 2),
-        "acc7": None,
-        "mae": None,
-        "corr": None,
-        "note": NO_REGRESSION,
-    }
-    return out
-
-
-def protocol_report(kind: str, task: str, labels: Sequence[str], y_true: np.ndarray,
-                    predictions: dict[str, np.ndarray], scores: np.ndarray | None = None) -> dict[str, Any]:
-    """The dataset's own scoring, per channel (``predictions[channel]``: class per utterance, -1 where
-    the channel is absent) and ``official`` for the final decision."""
-    y = np.asarray(y_true)
-    out: dict[str, Any] = {"kind": kind, "task": task, "channels": {}}
-    for name, pred in predictions.items():
-        pred = np.asarray(pred)
-        keep = pred >= 0
-        entry: dict[str, Any] = {"n": int(keep.sum()),
-                                 "accuracy": float(np.mean(pred[keep] == y[keep])) if keep.any() else None,
-                                 "weighted_f1": weighted_f1(y[keep], pred[keep], len(labels))}
-        if task == "sentiment-binary" and scores is not None:
-            entry.update(mosi_binary_report(np.asarray(scores)[keep], pred[keep] == list(labels).index("positive")))
-        out["channels"][name] = entry
-    final = out["channels"].get("final", {})
-    if task == "sentiment-binary":
-        out["official"] = {k: final.get(k) for k in ("acc2_has0", "f1_has0", "acc2_non0", "f1_non0")}
-        out["official"]["note"] = NO_REGRESSION
-    elif kind == "meld":
-        out["official"] = {"weighted_f1": final.get("weighted_f1"), "accuracy": final.get("accuracy"),
-                           "note": "MELD's official score is the weighted F1 on the test split"}
-    else:
-        out["official"] = {"accuracy": final.get("accuracy"), "weighted_f1": final.get("weighted_f1")}
-    return out
-
-
-def per_class_recall(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
-    """Recall per class; a class absent from ``y_true`` gets the overall accuracy."""
-    cm = confusion_matrix(y_true, y_pred, n_classes)
-    support = cm.sum(axis=1)
-    overall = float(np.mean(np.asarray(y_true) == np.asarray(y_pred))) if len(y_true) else 0.5
-    return np.array([cm[i, i] / support[i] if support[i] else overall for i in range(n_classes)], dtype=np.float64)
-
-
-def plot_confusions(reports: dict[str, dict[str, Any]], labels: Sequence[str], path: Path, title: str) -> Path:
-    """One confusion-matrix panel per channel, row-normalised, counts written in the cells."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(reports)
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 4.4), squeeze=False)
-    for ax, name in zip(axes[0], names, strict=True):
-        cm = np.asarray(reports[name]["confusion"], dtype=np.float64)
-        norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-        ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
-        acc = reports[name]["accuracy"]
-        ax.set_title(f"{name}: {100 * float(acc):.1f} %" if acc is not None else name, fontsize=10)
-        ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
-        ax.set_yticks(range(len(labels)), labels if ax is axes[0][0] else [""] * len(labels), fontsize=8)
-        for i in range(len(labels)):
-            for j in range(len(labels)):
-                if cm[i, j]:
-                    ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
-                            color="white" if norm[i, j] > 0.5 else "black")
-        ax.set_xlabel("predicted", fontsize=8)
-    axes[0][0].set_ylabel("true", fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 0.94))  # room for the suptitle
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+__all__ = [
+    "NO_REGRESSION",
+    "EvaluateOptions",
+    "EvaluationError",
+    "EvaluationResult",
+    "channel_report",
+    "confusion_matrix",
+    "default_eval_dir",
+    "evaluate_bundle",
+    "feature_channels",
+    "format_report",
+    "mosi_binary_report",
+    "per_class_recall",
+    "plot_confusions",
+    "protocol_report",
+    "weighted_f1",
+    "write_reports",
+]
 
 
 # ------------------------------------------------------------------------------------- the command
@@ -197,17 +104,130 @@ def default_eval_dir(bundle: Path, kind: str, split: str) -> Path:
     return bundle.parent / f"{bundle.name}.eval" / f"{kind}-{split}"
 
 
-def evaluate_bundle(opts: EvaluateOptions) -> EvaluationResult:
-    """Run a bundle over a dataset split the way training measured its test split (torch networks
-    from the bundle, its masks, LIBSVMs and fuzzy integral; sessions in order, the context carried),
-    and write ``report.json``, ``report.md`` and ``confusion.png``. Training side: imports torch."""
+@dataclass
+class _SplitInputs:
+    """One split's utterances as the networks take them, sessions in order: the front ends' output
+    (a bundle with encoders) or the standardised pooled feature vectors (one without)."""
+
+    labels: list[list[int]]
+    uids: list[list[str]]
+    media: list[list[Any]] | None = None  # sessions of edge_mmer.datasets.frontend.UtteranceInput
+    speech: list[list[np.ndarray]] = field(default_factory=list)  # feature bundles: per session, per utterance
+    face: list[list[np.ndarray | None]] = field(default_factory=list)
+
+
+def feature_channels(speech_context: StepLSTM, face_context: StepLSTM, fusion: StepLSTM, head: DecisionHead,
+                     speech: np.ndarray, face: np.ndarray | None) -> dict[str, np.ndarray | None]:
+    """A precomputed-feature utterance's channel inputs: what
+    :func:`~edge_mmer.networks.utterance_channels` computes after the encoders (context steps, the
+    chi-square masks, the fusion step), from the pooled vectors. No face vector: no face channel,
+    and the face context and the fusion do not step."""
+    speech_m = head.mask("speech", speech_context.step(speech))
+    face_m = None if face is None else head.mask("face", face_context.step(face))
+    fused = None if face_m is None else fusion.step(np.concatenate([speech_m, face_m]).astype(np.float32))
+    return {"speech": speech_m, "face": face_m, "fused": fused}
+
+
+def _decide(runners: dict[str, Runner], head: DecisionHead, face_cfg: FaceConfig, inputs: _SplitInputs, desc: str,
+            progress: bool) -> list[Decision]:
+    """Every utterance's decision, sessions in order, the recurrent states reset at each session's start."""
+    from edge_mmer.networks import Networks, StepLSTM, decide, decide_utterance
+    from edge_mmer.train import progress as progress_bar
+
+    out: list[Decision] = []
+    for r in runners.values():
+        r.activate()
+    try:
+        if inputs.media is not None:
+            nets = Networks(runners)
+            for session in progress_bar(inputs.media, desc, progress):
+                nets.reset_states()
+                for u in session:
+                    crops = None if u.faces is None else list(u.faces)
+                    out.append(decide_utterance(nets, head, face_cfg, u.mel, crops))
+        else:
+            steps = (StepLSTM(runners["speech_context"]), StepLSTM(runners["face_context"]), StepLSTM(runners["fusion"]))
+            for speech, face in progress_bar(list(zip(inputs.speech, inputs.face, strict=True)), desc, progress):
+                for step in steps:
+                    step.reset_states()
+                for s_vec, f_vec in zip(speech, face, strict=True):
+                    out.append(decide(head, feature_channels(*steps, head, s_vec, f_vec)))
+    finally:
+        for r in runners.values():
+            r.deactivate()
+    return out
+
+
+def _feature_split_inputs(bundle_path: Path, networks: dict[str, Any], ds: LoadedDataset, splits: list[str]
+                          ) -> dict[str, _SplitInputs]:
+    """A feature dataset's splits, standardised with the bundle's own (training-time) statistics."""
+    from edge_mmer.train import standardise
+
+    norm = {}
+    for m in MODALITIES:
+        spec = networks[f"{m}_context"].get("input") or {}
+        if "mean" not in spec or "std" not in spec:
+            raise EvaluationError(f"{bundle_path}: manifest.json field 'networks.{m}_context.input' lacks the "
+                                  "standardisation (mean, std) of its precomputed features")
+        norm[m] = (np.asarray(spec["mean"], np.float32), np.asarray(spec["std"], np.float32))
+    out = {}
+    for split in splits:
+        sessions = ds.sessions(split)
+        inputs = _SplitInputs(labels=[[u.label_index for u in s] for s in sessions],
+                              uids=[[u.id for u in s] for s in sessions])
+        for s in sessions:
+            inputs.speech.append([standardise(u.speech, *norm["speech"]) for u in s])  # type: ignore[misc]  # never absent
+            inputs.face.append([standardise(u.face, *norm["face"]) for u in s])
+        out[split] = inputs
+    return out
+
+
+def _ablation(runners: dict[str, Runner], inputs: dict[str, _SplitInputs], opts: EvaluateOptions,
+              topts: TrainOptions, cfg: ModelConfig, device: torch.device, source: str) -> dict[str, Any]:
+    """The back end retrained keeping every feature, on this dataset's train / validation context
+    features (computed as training computes them), scored on its test split."""
     import torch
 
     from edge_mmer import train as T
+    from edge_mmer.models import ContextLSTM, FaceEncoder, SpeechEncoder
+    from edge_mmer.models.torch_runner import TorchRunner
+    from edge_mmer.vocab import SPLITS
+
+    modules = {n: r.module for n, r in runners.items() if isinstance(r, TorchRunner)}
+    for module in modules.values():
+        module.to(device).eval()
+    if inputs["train"].media is not None:
+        speech, face = modules["speech_encoder"], modules["face_encoder"]
+        assert isinstance(speech, SpeechEncoder) and isinstance(face, FaceEncoder)
+        data = {split: inputs[split].media or [] for split in SPLITS}
+        enc = T.encode(data, speech, face, cfg, device, opts.progress)
+    else:
+        enc = {split: T.Features(speech=inputs[split].speech, face=inputs[split].face) for split in SPLITS}
+    ctx = {split: T.Features() for split in SPLITS}
+    for m in MODALITIES:
+        net = modules[f"{m}_context"]
+        assert isinstance(net, ContextLSTM)
+        for split in SPLITS:
+            setattr(ctx[split], m, T.run_sequences(net, getattr(enc[split], m), device))
+    torch.manual_seed(opts.seed)
+    rng = np.random.default_rng(opts.seed)
+    abl = T.fit_back_end(ctx, {split: inputs[split].labels for split in SPLITS}, cfg, 1.0, topts, device, rng)
+    return {"source": source,
+            **{k: {"accuracy": v["accuracy"], "weighted_f1": v["weighted_f1"]} for k, v in abl.reports.items()}}
+
+
+def evaluate_bundle(opts: EvaluateOptions) -> EvaluationResult:
+    """Run a bundle over a dataset split through the one decision path (see the module docstring)
+    and write ``report.json``, ``report.md`` and ``confusion.png``. Training side: imports torch.
+    Raises :class:`EvaluationError` (bundle and dataset do not go together),
+    :class:`~edge_mmer.errors.DatasetError`, :class:`~edge_mmer.errors.BundleError` and
+    :class:`~edge_mmer.errors.TrainError` (no such device)."""
+    from edge_mmer import train as T
     from edge_mmer.bundle import read_bundle
-    from edge_mmer.datasets.base import SPLITS, check_split
+    from edge_mmer.datasets.base import check_split
     from edge_mmer.decision import DecisionHead
-    from edge_mmer.models.from_bundle import load_torch_networks
+    from edge_mmer.models.torch_runner import torch_runners
+    from edge_mmer.vocab import SPLITS
 
     check_split(opts.split)
     if opts.ablation and opts.split != "test":
@@ -219,82 +239,44 @@ def evaluate_bundle(opts: EvaluateOptions) -> EvaluationResult:
     if tuple(ds.labels) != tuple(bundle.labels):
         raise EvaluationError(f"dataset {ds.spec} has labels {list(ds.labels)}, the bundle {opts.bundle} "
                               f"{list(bundle.labels)}: evaluate a bundle on the dataset (and target) it was trained for")
-    device = T._device(opts.device)
-    nets = {k: v.to(device) for k, v in load_torch_networks(bundle).items()}
+    device = T.select_device(opts.device)
+    runners = torch_runners(bundle, device)
     splits = list(SPLITS) if opts.ablation else [opts.split]
     topts = T.TrainOptions(dataset=opts.dataset, out=Path("."), seed=opts.seed, device=opts.device,
                            epochs_scale=opts.epochs_scale, progress=opts.progress, workers=opts.workers,
                            cache_dir=opts.cache_dir)
-    enc: dict[str, T.Features] = {}
-    labels: dict[str, list[list[int]]] = {}
-    uids: dict[str, list[list[str]]] = {}
     stats = None
-    if "speech_encoder" in nets:
+    if "speech_encoder" in runners:
         if ds.features_only:
             raise EvaluationError(f"bundle {opts.bundle} runs on media (it has encoders); dataset {ds.spec} holds "
                                   "precomputed features")
         data, stats = T.prepare_data(ds, cfg, topts, splits)
-        for split in splits:
-            f = T.Features()
-            for session in T._progress(data[split], f"encode ({split})", opts.progress):
-                f.speech.append(list(T.speech_features(nets["speech_encoder"], session, device)))  # type: ignore[arg-type]
-                with_face = [u for u in session if u.faces is not None]
-                embs = iter(T.face_embeddings(nets["face_encoder"], with_face, cfg.face, device))  # type: ignore[arg-type]
-                f.face.append([next(embs) if u.faces is not None else None for u in session])
-            enc[split] = f
-            labels[split] = [[u.label for u in s] for s in data[split]]
-            uids[split] = [[u.uid for u in s] for s in data[split]]
+        inputs = {split: _SplitInputs(labels=[[u.label for u in s] for s in data[split]],
+                                      uids=[[u.uid for u in s] for s in data[split]], media=data[split])
+                  for split in splits}
     else:
         if not ds.features_only:
             raise EvaluationError(f"bundle {opts.bundle} was trained on precomputed features (no encoders); dataset "
                                   f"{ds.spec} holds media")
-        norm = {}
-        for m in ("speech", "face"):
-            spec = bundle.networks[f"{m}_context"].get("input") or {}
-            if "mean" not in spec or "std" not in spec:
-                raise EvaluationError(f"{opts.bundle}: manifest.json field 'networks.{m}_context.input' lacks the "
-                                      "standardisation (mean, std) of its precomputed features")
-            norm[m] = (np.asarray(spec["mean"], np.float32), np.asarray(spec["std"], np.float32))
-        for split in splits:
-            f = T.Features()
-            sessions = ds.sessions(split)
-            for s in sessions:
-                f.speech.append([((u.speech - norm["speech"][0]) / norm["speech"][1]).astype(np.float32) for u in s])
-                f.face.append([None if u.face is None else ((u.face - norm["face"][0]) / norm["face"][1]).astype(
-                    np.float32) for u in s])
-            enc[split] = f
-            labels[split] = [[u.label_index for u in s] for s in sessions]
-            uids[split] = [[u.id for u in s] for s in sessions]
-    if not labels[opts.split]:
-        raise EvaluationError(f"dataset {ds.spec} has no usable '{opts.split}' utterances ({ds.summary.format()})")
-    ctx = {split: T.Features() for split in splits}
-    for m in ("speech", "face"):
-        for split in splits:
-            setattr(ctx[split], m, T.run_sequences(nets[f"{m}_context"], getattr(enc[split], m), device))  # type: ignore[arg-type]
-    head = DecisionHead.from_bundle(bundle)
+        inputs = _feature_split_inputs(opts.bundle, bundle.networks, ds, splits)
     split = opts.split
-    masked = {m: [[None if v is None else head.mask(m, v) for v in s] for s in getattr(ctx[split], m)]
-              for m in ("speech", "face")}
-    joint = [[None if f is None else np.concatenate([a, f]).astype(np.float32) for a, f in zip(ss, fs, strict=True)]
-             for ss, fs in zip(masked["speech"], masked["face"], strict=True)]
-    fused = T.run_sequences(nets["fusion"], joint, device)  # type: ignore[arg-type]
-    channel_feats = {"speech": masked["speech"], "face": masked["face"], "fused": fused}
-    reports, extra, preds = T.evaluate_split(head, channel_feats, labels[split], cfg)
+    if not inputs[split].labels:
+        raise EvaluationError(f"dataset {ds.spec} has no usable '{split}' utterances ({ds.summary.format()})")
+    head = DecisionHead.from_bundle(bundle)
+    decisions = _decide(runners, head, cfg.face, inputs[split], f"decide ({split})", opts.progress)
+    y = np.array([lab for s in inputs[split].labels for lab in s])
+    reports, extra, preds = T.decision_reports(head, [d.channels for d in decisions], y.tolist(), cfg.labels)
     by_id = {u.id: u for u in ds.utterances(split)}
-    flat_ids = [uid for s in uids[split] for uid in s]
+    flat_ids = [uid for s in inputs[split].uids for uid in s]
     scores = np.array([getattr(by_id[u], "score", None) or 0.0 for u in flat_ids], dtype=np.float64)
-    y = np.array([lab for s in labels[split] for lab in s])
     protocol = protocol_report(ds.kind, ds.task, cfg.labels, y, preds,
                                scores if ds.task == "sentiment-binary" else None)
     chi: dict[str, Any] = {"keep_fraction": float(cfg.selection.keep_fraction),
                            "with": {k: {"accuracy": v["accuracy"], "weighted_f1": v["weighted_f1"]}
                                     for k, v in reports.items()}}
     if opts.ablation:
-        torch.manual_seed(opts.seed)
-        rng = np.random.default_rng(opts.seed)
-        abl = T.fit_back_end(ctx, labels, cfg, 1.0, topts, device, rng)
-        chi["without"] = {"source": f"back end retrained keeping all features on {ds.spec} train/val",
-                          **{k: {"accuracy": v["accuracy"], "weighted_f1": v["weighted_f1"]} for k, v in abl.reports.items()}}
+        chi["without"] = _ablation(runners, inputs, opts, topts, cfg, device,
+                                   f"back end retrained keeping all features on {ds.spec} train/val")
     else:
         trained = bundle.metrics.get("without_chi_square")
         if trained:
@@ -322,7 +304,6 @@ def evaluate_bundle(opts: EvaluateOptions) -> EvaluationResult:
     out_dir = opts.out or default_eval_dir(opts.bundle, ds.kind, split)
     files = write_reports(report, out_dir)
     return EvaluationResult(report=report, out_dir=out_dir, files=files)
-
 
 def write_reports(report: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     """``report.json``, ``report.md`` and ``confusion.png`` in ``out_dir``."""

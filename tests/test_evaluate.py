@@ -135,7 +135,9 @@ def test_train_then_evaluate(kind: str, trained: dict, tmp_path: Path) -> None:
     for ch in ("speech", "face", "fused", "final"):
         assert report["channels"][ch]["accuracy"] == pytest.approx(metrics["test"][ch]["accuracy"])
         assert report["channels"][ch]["weighted_f1"] == pytest.approx(metrics["test"][ch]["weighted_f1"])
+        assert report["channels"][ch]["confusion"] == metrics["test"][ch]["confusion"]  # label for label
         assert set(report["channels"][ch]["per_class"]) == set(ds.labels)
+    assert report["final_by_integral"] == pytest.approx(metrics["final_by_integral"]["test"])
     assert report["n"] == metrics["counts"]["test"]
     md = (tmp_path / "eval" / "report.md").read_text()
     assert "Table 3" in md and "chi-square" in md and "## Official score" in md
@@ -150,6 +152,26 @@ def test_train_then_evaluate(kind: str, trained: dict, tmp_path: Path) -> None:
         assert skipped == {"missing_clip": 1, "clip_without_row": 2, "corrupt_clip": 1, "overlong_clip": 1}
         assert report["dataset"]["defects"]["skipped"]["overlong_clip"] == 1  # the test split's, found again
         assert "without" in report["chi_square"] and "training run" in report["chi_square"]["without"]["source"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["meld", "mosi-pickle"])
+def test_evaluate_ablation_retrains_the_back_end(kind: str, trained: dict, tmp_path: Path) -> None:
+    """--ablation: the back end retrained keeping every feature on this dataset's train / val (media and
+    precomputed features alike); the with-chi-square figures stay the bundle's own."""
+    from edge_mmer.evaluate import EvaluateOptions, EvaluationError, evaluate_bundle
+
+    spec, bundle_dir, metrics, cache = trained[kind]
+    with pytest.raises(EvaluationError, match="split 'test'"):
+        evaluate_bundle(EvaluateOptions(bundle=bundle_dir, dataset=spec, split="val", ablation=True, progress=False))
+    report = evaluate_bundle(EvaluateOptions(bundle=bundle_dir, dataset=spec, out=tmp_path / "eval", cache_dir=cache,
+                                             ablation=True, progress=False)).report
+    without = report["chi_square"]["without"]
+    assert "retrained" in without["source"] and spec in without["source"]
+    for ch in ("speech", "face", "fused", "final"):
+        assert 0.0 <= without[ch]["accuracy"] <= 1.0
+        assert report["channels"][ch]["confusion"] == metrics["test"][ch]["confusion"]
+    assert "without chi-square" in (tmp_path / "eval" / "report.md").read_text()
 
 
 @pytest.mark.slow

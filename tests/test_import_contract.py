@@ -21,13 +21,6 @@ TRAINING = ("edge_mmer.models", "edge_mmer.train", "edge_mmer.evaluate", "edge_m
 # runtime and core stay lean: never these rooms, whatever their order
 LEAN_NEVER = (*TRAINING, "edge_mmer.convert", "edge_mmer.calibration", "edge_mmer.cli")
 
-# Edges that break the rules today and are being removed (an entry that no longer occurs fails too,
-# so this list only shrinks).
-KNOWN_VIOLATIONS: set[tuple[str, str]] = {
-    ("edge_mmer.calibration.from_dataset", "edge_mmer.convert.parity"),
-}
-KNOWN_CYCLES: list[list[str]] = [["edge_mmer.evaluate", "edge_mmer.train"]]
-
 
 def room(module: str) -> str:
     def under(*prefixes: str) -> bool:
@@ -147,19 +140,13 @@ def test_the_walk_sees_the_whole_package() -> None:
 
 def test_no_import_cycles() -> None:
     cycles = _cycles(graph())
-    new = [c for c in cycles if c not in KNOWN_CYCLES]
-    assert not new, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in new)
-    gone = [c for c in KNOWN_CYCLES if c not in cycles]
-    assert not gone, f"fixed, remove from KNOWN_CYCLES: {gone}"
+    assert not cycles, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
 
 
 def test_rooms_depend_one_way() -> None:
-    found = violations(graph())
-    new = sorted(found - KNOWN_VIOLATIONS)
-    assert not new, "forbidden imports (room order: " + " <- ".join(ROOMS) + "):\n" + "\n".join(
-        f"{a} ({room(a)}) imports {b} ({room(b)})" for a, b in new)
-    gone = sorted(KNOWN_VIOLATIONS - found)
-    assert not gone, f"fixed, remove from KNOWN_VIOLATIONS: {gone}"
+    found = sorted(violations(graph()))
+    assert not found, "forbidden imports (room order: " + " <- ".join(ROOMS) + "):\n" + "\n".join(
+        f"{a} ({room(a)}) imports {b} ({room(b)})" for a, b in found)
 
 
 def test_the_checker_catches_what_it_should() -> None:

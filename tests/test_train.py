@@ -16,6 +16,7 @@ pytest.importorskip("torch", reason="training needs torch (the 'train' extra)")
 from edge_mmer.bundle import BundleError, read_bundle
 from edge_mmer.config import SVMConfig, TrainConfig, demo_config
 from edge_mmer.decision import CHANNELS, DecisionHead
+from edge_mmer.errors import TrainError
 from edge_mmer.train import TrainOptions, format_metrics, train
 
 pytestmark = pytest.mark.slow
@@ -131,7 +132,7 @@ def test_cli_verify_and_show(trained: tuple[Path, dict]) -> None:
 
 def test_train_refuses_to_overwrite(trained: tuple[Path, dict]) -> None:
     out, _ = trained
-    with pytest.raises(SystemExit, match="exists"):
+    with pytest.raises(TrainError, match="exists"):
         train(demo_config(), TrainOptions(dataset=out, out=out))
 
 

@@ -1,14 +1,14 @@
 """The common dataset interface: a dataset is a list of utterances grouped into sessions.
 
 Every loader (synthetic, RAVDESS, CREMA-D, MELD, CMU-MOSI, CSV manifests) returns a
-:class:`LoadedDataset` (the synthetic loader its own :class:`~edge_mmer.datasets.synthetic.SyntheticDataset`,
-which has the same methods). An utterance is either
+:class:`LoadedDataset`. An utterance (a :class:`BaseUtterance`) is either
 
 * a **media** utterance (:class:`MediaUtterance`): audio (and usually video) on disk, decoded with
   PyAV and passed through the same front ends as the runtime (log-mel; Haar face crops), or
 * a **feature** utterance (:class:`FeatureUtterance`): precomputed, time-pooled feature vectors
   (CMU-MOSI ``.csd`` files and the MMSA / MulT pickles), which train the context, selection,
-  fusion and SVM stages directly.
+  fusion and SVM stages directly, or
+* a synthetic utterance (:class:`~edge_mmer.datasets.synthetic.Utterance`): a generated wav and mp4.
 
 A **session** is the sequence the context LSTMs run over (a MELD dialogue, a MOSI video, a shuffled
 run of one actor's clips). Defects found while loading (missing clip, clip with no CSV row, ...)
@@ -25,7 +25,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "SPLITS",
+    "BaseUtterance",
     "DatasetError",
     "DefectSummary",
     "FeatureUtterance",
@@ -47,6 +48,7 @@ __all__ = [
     "check_split",
     "chunk_sessions",
     "even_subsample",
+    "split_counts",
     "stable_shuffle",
 ]
 
@@ -58,9 +60,12 @@ def check_split(split: str) -> None:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
 
 
-@runtime_checkable
-class UtteranceLike(Protocol):
-    """What training needs from an utterance of any dataset."""
+@dataclass(frozen=True)
+class BaseUtterance:
+    """What training needs from an utterance of any dataset: where it sits (session, index,
+    speaker, split), its label, and the two front-end inputs. Every loader's utterance type
+    (:class:`MediaUtterance`, :class:`FeatureUtterance`, the synthetic set's
+    :class:`~edge_mmer.datasets.synthetic.Utterance`) extends it."""
 
     id: str
     session: str
@@ -70,19 +75,26 @@ class UtteranceLike(Protocol):
     label: str
     label_index: int
 
+    # True: every frame at the analysis rate is searched for a face, then the crops are evenly
+    # subsampled to face.frames_per_utterance (the runtime's rule); False: face_frames already is
+    subsample_crops: ClassVar[bool] = False
+
     def speech_audio(self, audio: AudioConfig) -> np.ndarray:
         """The waveform the speech front end sees: float32 mono at ``audio.sample_rate``."""
-        ...
+        raise NotImplementedError
 
     def face_frames(self, face: FaceConfig) -> list[np.ndarray]:
-        """The BGR frames the face front end searches for faces. When the utterance's class sets
-        ``subsample_crops``, the resulting crops are evenly subsampled to
-        ``face.frames_per_utterance`` (the runtime's rule); otherwise the frames already are."""
-        ...
+        """The BGR frames the face front end searches for faces (see ``subsample_crops``)."""
+        raise NotImplementedError
+
+
+UtteranceLike = BaseUtterance
+"""The older name of :class:`BaseUtterance`."""
 
 
 def even_subsample(frames: Sequence[np.ndarray], n: int | None) -> list[np.ndarray]:
-    """At most ``n`` frames, evenly spaced (first and last kept): the rule of the synthetic loader."""
+    """At most ``n`` frames, evenly spaced (first and last kept): the synthetic loader's frames and
+    the front ends' crops."""
     items = list(frames)
     if n is not None and len(items) > n:
         idx = np.linspace(0, len(items) - 1, n).round().astype(int)
@@ -91,7 +103,7 @@ def even_subsample(frames: Sequence[np.ndarray], n: int | None) -> list[np.ndarr
 
 
 @dataclass(frozen=True)
-class MediaUtterance:
+class MediaUtterance(BaseUtterance):
     """An utterance on disk: audio from ``audio_path`` (or the video's audio track when it is
     None), frames from ``video_path`` (None: audio only, the face channel is absent), optionally a
     time window ``[start_s, end_s)`` inside the files.
@@ -99,13 +111,6 @@ class MediaUtterance:
     ``score`` carries a continuous label where the dataset has one (CMU-MOSI sentiment in [-3, 3]).
     """
 
-    id: str
-    session: str
-    index: int
-    speaker: str
-    split: str
-    label: str
-    label_index: int
     video_path: Path | None
     audio_path: Path | None = None
     start_s: float | None = None
@@ -113,9 +118,7 @@ class MediaUtterance:
     score: float | None = None
     text: str = ""
 
-    # the runtime's rule: every frame at the analysis rate is searched for a face, then the crops
-    # (not the frames) are evenly subsampled to face.frames_per_utterance
-    subsample_crops = True
+    subsample_crops: ClassVar[bool] = True  # the runtime's rule (see BaseUtterance)
 
     def sources(self) -> tuple[Path, ...]:
         """The files this utterance is decoded from (the feature cache hashes them)."""
@@ -170,17 +173,10 @@ class MediaUtterance:
 
 
 @dataclass(frozen=True)
-class FeatureUtterance:
+class FeatureUtterance(BaseUtterance):
     """An utterance given as precomputed, time-pooled features (no media): ``speech`` (D_s,) and
     ``face`` (D_f,) or None when the modality is absent."""
 
-    id: str
-    session: str
-    index: int
-    speaker: str
-    split: str
-    label: str
-    label_index: int
     speech: np.ndarray
     face: np.ndarray | None
     score: float | None = None
@@ -312,21 +308,30 @@ def stable_shuffle(items: Sequence[Any], key: str) -> list[Any]:
     return [items[i] for i in order]
 
 
-def assign_splits(groups: Iterable[str], val_fraction: float, test_fraction: float,
-                  order: str = "sorted") -> dict[str, str]:
-    """Group (speaker, session) -> split, group-independent. ``order='sorted'``: the last groups in
-    natural sort order are test, the ones before them validation (RAVDESS actors 20-24 test);
-    ``order='hash'``: groups ordered by a hash of their name first (CSV manifests). With three or
-    more groups each split gets at least one."""
-    names = sorted(set(groups), key=_natural_key)
-    if order == "hash":
-        names = sorted(names, key=lambda g: hashlib.sha256(g.encode("utf-8")).hexdigest())
-    n = len(names)
-    if n == 0:
-        return {}
+def split_counts(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int, int]:
+    """(train, val, test) group counts for ``n`` groups split by the fractions: with three or more
+    groups each split gets at least one (rounded to the nearest, ties to even); two groups are one
+    train and one test; one group is train. The synthetic generator's speaker split is this rule at
+    0.2 / 0.2 (:func:`edge_mmer.synth.dataset.default_split`)."""
+    if n <= 0:
+        return (0, 0, 0)
     n_test = max(1, round(n * test_fraction)) if n >= 3 else (1 if n == 2 else 0)
     n_val = max(1, round(n * val_fraction)) if n >= 3 else 0
     n_train = max(1, n - n_test - n_val)
+    n_val = min(n_val, n - n_train)
+    return (n_train, n_val, n - n_train - n_val)
+
+
+def assign_splits(groups: Iterable[str], val_fraction: float, test_fraction: float,
+                  order: str = "sorted") -> dict[str, str]:
+    """Group (speaker, session) -> split, group-independent, :func:`split_counts` groups each.
+    ``order='sorted'``: the last groups in natural sort order are test, the ones before them
+    validation (RAVDESS actors 20-24 test); ``order='hash'``: groups ordered by a hash of their name
+    first (CSV manifests)."""
+    names = sorted(set(groups), key=_natural_key)
+    if order == "hash":
+        names = sorted(names, key=lambda g: hashlib.sha256(g.encode("utf-8")).hexdigest())
+    n_train, n_val, _ = split_counts(len(names), val_fraction, test_fraction)
     out: dict[str, str] = {}
     for i, name in enumerate(names):
         out[name] = "train" if i < n_train else "val" if i < n_train + n_val else "test"

@@ -15,14 +15,8 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from edge_mmer.datasets.base import (
-    DatasetError,
-    DefectSummary,
-    LoadedDataset,
-    MediaUtterance,
-    assign_splits,
-    chunk_sessions,
-)
+from edge_mmer.datasets.acted import Clip, build_acted_dataset
+from edge_mmer.datasets.base import DatasetError, DefectSummary, LoadedDataset
 from edge_mmer.datasets.options import Options
 
 log = logging.getLogger(__name__)
@@ -56,7 +50,7 @@ def load_cremad(root: Path, options: Options, spec: str = "") -> LoadedDataset:
     if video_dir is None:
         log.warning("%s: no VideoFlash/ folder: every clip is audio only (no face channel)", root)
     videos = {p.stem: p for p in video_dir.glob("*.flv")} if video_dir is not None else {}
-    by_actor: dict[str, list[tuple[str, str, Path, Path | None]]] = defaultdict(list)
+    by_actor: dict[str, list[Clip]] = defaultdict(list)
     seen: set[str] = set()
     for wav in sorted(wav_dir.glob("*.wav")):
         if wav.name.startswith("._"):
@@ -78,23 +72,13 @@ def load_cremad(root: Path, options: Options, spec: str = "") -> LoadedDataset:
         if video is None:
             summary.handle("audio_without_video", wav.name)
         seen.add(wav.stem)
-        by_actor[actor].append((wav.stem, EMOTIONS[emotion], wav, video))
+        by_actor[actor].append(Clip(wav.stem, EMOTIONS[emotion], wav, video))
     for stem in sorted(set(videos) - seen):
         if _NAME.match(stem):
             summary.skip("video_without_audio", f"{stem}.flv")
     if not by_actor:
         raise DatasetError(f"{wav_dir}: no CREMA-D wav files (named 1001_DFA_ANG_XX.wav) found")
-    splits = assign_splits(by_actor, val_f, test_f)
-    utts: list[MediaUtterance] = []
-    for actor in sorted(by_actor):
-        for si, session in enumerate(chunk_sessions(sorted(by_actor[actor]), f"cremad:{actor}", length)):
-            for ui, (stem, label, wav, video) in enumerate(session):
-                utts.append(MediaUtterance(
-                    id=stem, session=f"{actor}/s{si:02d}", index=ui, speaker=actor, split=splits[actor], label=label,
-                    label_index=LABELS.index(label), video_path=video, audio_path=wav))
-    log.info("CREMA-D: %d clips of %d actors (%s)", len(utts), len(by_actor), summary.format())
-    return LoadedDataset(kind="cremad", spec=spec, root=root, labels=LABELS, all_utterances=tuple(utts),
-                         summary=summary, task="emotion",
-                         info={"split_by": "actor", "actors": {s: sorted(a for a, sp in splits.items() if sp == s)
-                                                               for s in ("train", "val", "test")},
-                               "session_length": length})
+    ds = build_acted_dataset("cremad", root, spec, LABELS, by_actor, val_fraction=val_f, test_fraction=test_f,
+                             session_length=length, summary=summary)
+    log.info("CREMA-D: %d clips of %d actors (%s)", len(ds), len(by_actor), summary.format())
+    return ds

@@ -9,7 +9,8 @@ frames it gives (:meth:`face_frames`: sampled at ``face.analysis_fps``, evenly s
 ``face.margin`` -> :func:`~edge_mmer.features.face.resize_face` to ``face.crop_size``.
 
 A media defect found here (a corrupt or overlong clip, a clip without audio) does not stop the
-run: the utterance comes back with ``error`` set and training skips and counts it. Torch-free.
+run: the utterance comes back with ``error`` set and training skips and counts it. What a usable
+utterance gives the encoders is an :class:`UtteranceInput`. Torch-free.
 """
 
 from __future__ import annotations
@@ -33,10 +34,20 @@ from edge_mmer.features.face import HaarFaceDetector, crop_face, largest_face, r
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ExtractStats", "default_workers", "extract_all", "extract_utterance", "front_end_settings"]
+__all__ = ["ExtractStats", "UtteranceInput", "default_workers", "extract_all", "extract_utterance", "front_end_settings"]
 
 FRONTEND_VERSION = 1
 DEFAULT_MAX_CLIP_S = 60.0
+
+
+@dataclass(frozen=True)
+class UtteranceInput:
+    """One utterance after the front ends: what the encoders see (training, parity, calibration)."""
+
+    uid: str
+    label: int
+    mel: np.ndarray  # (T, n_mels) float32 log-mel (the encoder normalises with training statistics)
+    faces: np.ndarray | None  # (n, S, S, 3) uint8 BGR crops, None when no face was found
 
 
 @dataclass

@@ -18,14 +18,8 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from edge_mmer.datasets.base import (
-    DatasetError,
-    DefectSummary,
-    LoadedDataset,
-    MediaUtterance,
-    assign_splits,
-    chunk_sessions,
-)
+from edge_mmer.datasets.acted import Clip, build_acted_dataset
+from edge_mmer.datasets.base import DatasetError, DefectSummary, LoadedDataset
 from edge_mmer.datasets.options import Options
 
 log = logging.getLogger(__name__)
@@ -46,7 +40,7 @@ def load_ravdess(root: Path, options: Options, spec: str = "") -> LoadedDataset:
     length = options.integer("session_length", 8)
     options.check_used()
     summary = DefectSummary()
-    by_actor: dict[str, list[tuple[str, str, Path]]] = defaultdict(list)
+    by_actor: dict[str, list[Clip]] = defaultdict(list)
     for path in sorted(root.rglob("*")):
         if not path.is_file() or path.name.startswith("._"):
             continue
@@ -68,21 +62,10 @@ def load_ravdess(root: Path, options: Options, spec: str = "") -> LoadedDataset:
         if path.stat().st_size == 0:
             summary.skip("empty_file", path.name)
             continue
-        by_actor[f"actor{actor}"].append((path.stem, EMOTIONS[emotion], path))
+        by_actor[f"actor{actor}"].append(Clip(path.stem, EMOTIONS[emotion], None, path))
     if not by_actor:
         raise DatasetError(f"{root}: no RAVDESS audio-video files (01-*.mp4 named MM-VC-EE-II-SS-RR-AA) found")
-    splits = assign_splits(by_actor, val_f, test_f)
-    utts: list[MediaUtterance] = []
-    for actor in sorted(by_actor):
-        clips = sorted(by_actor[actor])
-        for si, session in enumerate(chunk_sessions(clips, f"ravdess:{actor}", length)):
-            for ui, (stem, label, path) in enumerate(session):
-                utts.append(MediaUtterance(
-                    id=stem, session=f"{actor}/s{si:02d}", index=ui, speaker=actor, split=splits[actor],
-                    label=label, label_index=LABELS.index(label), video_path=path))
-    log.info("RAVDESS: %d clips of %d actors (%s)", len(utts), len(by_actor), summary.format())
-    return LoadedDataset(kind="ravdess", spec=spec, root=root, labels=LABELS, all_utterances=tuple(utts),
-                         summary=summary, task="emotion",
-                         info={"split_by": "actor", "actors": {s: sorted(a for a, sp in splits.items() if sp == s)
-                                                               for s in ("train", "val", "test")},
-                               "vocal": vocal, "session_length": length})
+    ds = build_acted_dataset("ravdess", root, spec, LABELS, by_actor, val_fraction=val_f, test_fraction=test_f,
+                             session_length=length, summary=summary, info={"vocal": vocal})
+    log.info("RAVDESS: %d clips of %d actors (%s)", len(ds), len(by_actor), summary.format())
+    return ds

@@ -75,10 +75,7 @@ def open_dataset(spec: str | DatasetSpec) -> LoadedDataset:
         from edge_mmer.datasets.synthetic import load_synthetic
 
         opts.check_used()
-        syn = load_synthetic(s.path)
-        return LoadedDataset(kind="synthetic", spec=text, root=syn.root, labels=syn.labels,
-                             all_utterances=syn.all_utterances, task="emotion",
-                             info={"seed": syn.seed, "synthetic": True})
+        return load_synthetic(s.path, spec=text)
     if s.kind == "mosi":  # windows and features: no container-length check
         from edge_mmer.datasets.mosi import load_mosi
 

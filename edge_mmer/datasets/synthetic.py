@@ -1,4 +1,6 @@
-"""Loader for the synthetic dataset written by :func:`edge_mmer.synth.generate_dataset`.
+"""Loader for the synthetic dataset written by :func:`edge_mmer.synth.generate_dataset`, into the
+one dataset type every loader returns (:class:`~edge_mmer.datasets.base.LoadedDataset`, kind
+``synthetic``; ``info`` holds the generator's seed).
 
 Torch-free: only numpy, OpenCV and the standard library.  Malformed input raises
 :class:`DatasetError` naming the file (and line / field) at fault.
@@ -10,7 +12,6 @@ import json
 import logging
 import os
 import wave
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,10 @@ import cv2
 import numpy as np
 
 from edge_mmer.config import AudioConfig, FaceConfig
-from edge_mmer.datasets.base import DatasetError
+from edge_mmer.datasets.base import BaseUtterance, DatasetError, LoadedDataset, even_subsample
 from edge_mmer.vocab import SAMPLE_RATE, SPLITS
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 __all__ = ["SUPPORTED_FORMAT_VERSIONS", "DatasetError", "SyntheticDataset", "Utterance", "load_synthetic"]
 
@@ -30,16 +31,9 @@ SUPPORTED_FORMAT_VERSIONS = (1,)
 
 
 @dataclass(frozen=True)
-class Utterance:
+class Utterance(BaseUtterance):
     """One utterance: a wav file, a video file and its label."""
 
-    id: str
-    session: str
-    index: int
-    speaker: str
-    split: str
-    label: str
-    label_index: int
     text: str
     audio_path: Path
     video_path: Path
@@ -84,10 +78,7 @@ class Utterance:
             cap.release()
         if not frames:
             raise DatasetError(f"{self.video_path}: no decodable frames (utterance {self.id!r})")
-        if max_frames is not None and len(frames) > max_frames:
-            idx = np.linspace(0, len(frames) - 1, max_frames).round().astype(int)
-            frames = [frames[i] for i in idx]
-        return frames
+        return even_subsample(frames, max_frames)
 
 
 def read_wav_16k_mono(path: Path) -> np.ndarray:
@@ -109,43 +100,8 @@ def read_wav_16k_mono(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
 
 
-@dataclass(frozen=True)
-class SyntheticDataset:
-    """A loaded synthetic dataset (metadata only; audio and video load lazily)."""
-
-    root: Path
-    labels: tuple[str, ...]
-    seed: int
-    config: dict[str, Any]
-    speakers: dict[str, str]  # speaker id -> split
-    all_utterances: tuple[Utterance, ...]
-
-    def utterances(self, split: str | None = None) -> list[Utterance]:
-        """Utterances in file order, optionally restricted to ``split`` ('train', 'val', 'test')."""
-        if split is None:
-            return list(self.all_utterances)
-        _check_split(split)
-        return [u for u in self.all_utterances if u.split == split]
-
-    def sessions(self, split: str | None = None) -> list[list[Utterance]]:
-        """Sessions (lists of utterances ordered by ``index``), in order of first appearance."""
-        groups: dict[str, list[Utterance]] = defaultdict(list)
-        for u in self.utterances(split):
-            groups[u.session].append(u)
-        return [sorted(g, key=lambda u: u.index) for g in groups.values()]
-
-    def speaker_ids(self, split: str | None = None) -> list[str]:
-        if split is not None:
-            _check_split(split)
-        return [s for s, sp in self.speakers.items() if split is None or sp == split]
-
-    def __len__(self) -> int:
-        return len(self.all_utterances)
-
-
-def _check_split(split: str) -> None:
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+SyntheticDataset = LoadedDataset
+"""The older name: a synthetic dataset is a :class:`~edge_mmer.datasets.base.LoadedDataset` of kind ``synthetic``."""
 
 
 def _field(obj: dict[str, Any], key: str, typ: type | tuple[type, ...], where: str) -> Any:
@@ -158,10 +114,11 @@ def _field(obj: dict[str, Any], key: str, typ: type | tuple[type, ...], where: s
     return value
 
 
-def load_synthetic(path: str | os.PathLike[str], check_files: bool = True) -> SyntheticDataset:
+def load_synthetic(path: str | os.PathLike[str], check_files: bool = True, spec: str | None = None) -> LoadedDataset:
     """Load ``dataset.json`` + ``utterances.jsonl`` from the dataset directory ``path``.
 
-    With ``check_files`` every referenced wav/mp4 must exist.
+    With ``check_files`` every referenced wav/mp4 must exist. ``spec``: the ``synthetic:DIR`` text
+    it was named by (default ``synthetic:<path>``).
     """
     root = Path(path)
     meta_path = root / "dataset.json"
@@ -265,12 +222,7 @@ def load_synthetic(path: str | os.PathLike[str], check_files: bool = True) -> Sy
             )
     if not utts:
         raise DatasetError(f"{jsonl}: contains no utterances")
-    logger.debug("loaded %d utterances from %s", len(utts), root)
-    return SyntheticDataset(
-        root=root,
-        labels=labels,
-        seed=seed,
-        config=config,
-        speakers=speakers,
-        all_utterances=tuple(utts),
-    )
+    log.debug("loaded %d utterances from %s", len(utts), root)
+    return LoadedDataset(kind="synthetic", spec=spec if spec is not None else f"synthetic:{root}", root=root,
+                         labels=labels, all_utterances=tuple(utts), task="emotion",
+                         info={"seed": seed, "synthetic": True})

@@ -36,6 +36,7 @@ import numpy as np
 from tqdm import tqdm
 
 from edge_mmer.config import LABELS
+from edge_mmer.datasets.base import split_counts
 from edge_mmer.synth.face import (
     Blinker,
     FaceIdentity,
@@ -54,6 +55,7 @@ from edge_mmer.synth.speech import (
     make_voices,
     synthesize_utterance,
 )
+from edge_mmer.vocab import SPLITS
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +76,6 @@ __all__ = [
 
 FORMAT_VERSION = 1
 GENERATOR = "edge-mmer synthetic"
-SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 # independent random streams derived from the seed
 _STREAM_SPEAKERS = 1
@@ -83,12 +84,9 @@ _STREAM_UTTERANCE = 3
 
 
 def default_split(n_speakers: int) -> tuple[int, int, int]:
-    """About 60 / 20 / 20 % train / val / test speakers, at least one val and test speaker when n >= 3."""
-    if n_speakers >= 3:
-        n_val = max(1, round(0.2 * n_speakers))
-        n_test = max(1, round(0.2 * n_speakers))
-        return (n_speakers - n_val - n_test, n_val, n_test)
-    return (1, 0, 1) if n_speakers == 2 else (n_speakers, 0, 0)
+    """About 60 / 20 / 20 % train / val / test speakers, at least one val and test speaker when n >= 3:
+    the real datasets' group split rule (:func:`edge_mmer.datasets.base.split_counts`) at 0.2 / 0.2."""
+    return split_counts(n_speakers, 0.2, 0.2)
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,6 @@ not pinned give a warning: latency then depends on DVFS ramp-up and is not repea
 
 from __future__ import annotations
 
-from edge_mmer.bundle.plans import probe_device_facts
-
 import contextlib
 import importlib.metadata
 import importlib.util
@@ -24,7 +22,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from edge_mmer.bundle.plans import TEGRA_RELEASE_PATH, jetpack_hint, read_l4t_release
+from edge_mmer.bundle.plans import TEGRA_RELEASE_PATH, jetpack_hint, probe_device_facts, read_l4t_release
 from edge_mmer.provenance import version as _version
 
 from . import jetson

@@ -14,9 +14,6 @@ unpickled. Torch is never imported.
 
 from __future__ import annotations
 
-from edge_mmer.bundle.plans import plan_compatibility, probe_device_facts
-from edge_mmer.bundle.shapes import derive_profiles
-
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -25,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from edge_mmer.bundle import Bundle, read_bundle
+from edge_mmer.bundle.plans import plan_compatibility, probe_device_facts
+from edge_mmer.bundle.shapes import derive_profiles
 from edge_mmer.networks import Networks
 from edge_mmer.vocab import BACKENDS, NETWORKS, ONNX_KINDS, PRECISIONS
 

@@ -15,8 +15,6 @@ needs more room. The CUDA buffer code is :class:`_Buffer` and nothing else, so a
 
 from __future__ import annotations
 
-from edge_mmer.bundle.plans import plan_compatibility, probe_device_facts
-
 import contextlib
 import logging
 import threading
@@ -24,6 +22,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
+
+from edge_mmer.bundle.plans import plan_compatibility, probe_device_facts
 
 from .base import Runner, RunnerError, TensorSpec
 
