@@ -6,7 +6,7 @@ What runs: :class:`~edge_mmer.runtime.loop.RuntimeLoop` with the committed demo 
 :class:`LoopingClipSource` that replays the demo clip (audio + video) forever with a monotonically
 increasing stream clock, paced at ``--speed`` x real time and marked *live* (so it gets what a camera
 and a microphone get: a drop-oldest queue and the watchdog), and the MQTT sink (QoS 1, on-disk spool)
-publishing to a real ``mosquitto`` (``tests/mosquitto.py``) that is stopped every ``--restart-every``
+publishing to a real ``mosquitto`` (``tests/support/broker.py``) that is stopped every ``--restart-every``
 seconds and started again ``--down-s`` seconds later. A subscriber with a persistent session (broker
 persistence on, ``clean_session=False``) records every event, so what the broker queued for it across
 a restart is not lost on the subscriber's side.
@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # tests/mosquitto.py: the same broker helper the tests use
+if str(ROOT) not in sys.path:  # tests/support/broker.py: the same broker helper the tests use
     sys.path.insert(0, str(ROOT))
 
 from edge_mmer.bundle import read_bundle  # noqa: E402
@@ -159,7 +159,7 @@ def soak_settings(port: int, spool: Path, stats_interval_s: float) -> RuntimeSet
 def run_soak(minutes: float, speed: float, restart_every_s: float, down_s: float, workdir: Path,
              warmup_s: float = 30.0, sample_every_s: float = 5.0, stats_interval_s: float = 30.0) -> dict[str, Any]:
     """Run the soak; returns the figures (see the module docstring)."""
-    from tests.mosquitto import Mosquitto, Recorder, wait_until
+    from tests.support.broker import Mosquitto, Recorder, wait_until
 
     broker = Mosquitto(workdir / "broker", persistence=True).start()
     topic = f"{PREFIX}/{DEVICE}/emotion"
@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.minutes <= 0 or args.speed <= 0 or args.down_s < 0 or args.restart_every < 0:
         p.error("--minutes and --speed must be > 0, --down-s and --restart-every >= 0")
-    from tests.mosquitto import mosquitto_binary
+    from tests.support.broker import mosquitto_binary
 
     if mosquitto_binary() is None:
         sys.stderr.write("soak: mosquitto is not installed (apt-get install mosquitto)\n")

@@ -19,3 +19,6 @@ for room in runtime convert calibration; do
   ln -s "../../$room" "$tree/$room"
 done
 MYPYPATH=.typecheck:tests $MYPY -p edge_mmer -p benchmarks "$@"
+# the tests: not a package, so each test module is checked by its basename (which is why basenames are
+# unique across tests/**) and tests/support as the package `support`, as pytest imports them
+MYPYPATH=.typecheck:tests $MYPY tests "$@"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -41,17 +42,22 @@ def test_round_trip_no_pickle_sha256_provenance(tmp_path: Path) -> None:
     assert [s["log_mel"].shape[1] for s in back.samples("speech_encoder")] == [30, 55, 41]
 
 
+def savez(path: Path, arrays: dict[str, Any]) -> None:
+    """``np.savez`` with names that are not identifiers (Any: numpy types ``**kwds`` against its own keywords)."""
+    np.savez(path, **arrays)
+
+
 def test_load_rejects_pickles_and_bad_keys(tmp_path: Path) -> None:
     bad = tmp_path / "obj.npz"
-    np.savez(bad, **{"__provenance__": np.array(['{}']), "fusion/x/000000": np.array([{"a": 1}], dtype=object)})
+    savez(bad, {"__provenance__": np.array(['{}']), "fusion/x/000000": np.array([{"a": 1}], dtype=object)})
     with pytest.raises(CalibrationError, match="fusion/x/000000"):
         load_calibration_set(bad)
     odd = tmp_path / "odd.npz"
-    np.savez(odd, **{"__provenance__": np.array(['{}']), "fusion/x/7": np.zeros((1, 4), np.float32)})
+    savez(odd, {"__provenance__": np.array(['{}']), "fusion/x/7": np.zeros((1, 4), np.float32)})
     with pytest.raises(CalibrationError, match=r"odd\.npz.*'fusion/x/7'"):
         load_calibration_set(odd)
     gap = tmp_path / "gap.npz"
-    np.savez(gap, **{"__provenance__": np.array(['{}']), "fusion/x/000001": np.zeros((1, 4), np.float32)})
+    savez(gap, {"__provenance__": np.array(['{}']), "fusion/x/000001": np.zeros((1, 4), np.float32)})
     with pytest.raises(CalibrationError, match="fusion/x/000000' missing"):
         load_calibration_set(gap)
     with pytest.raises(CalibrationError, match="not found"):

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -221,7 +222,7 @@ def test_opcheck_rejects_lstm_layout_1() -> None:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 1, 4])
 
-    def lstm(**attrs: object) -> onnx.ModelProto:
+    def lstm(**attrs: Any) -> onnx.ModelProto:
         node = helper.make_node("LSTM", ["x", "W", "R"], ["y"], name="ctx_lstm", hidden_size=4, **attrs)
         model = _graph([node], 17, [x], [y])
         model.graph.initializer.extend([w, r])

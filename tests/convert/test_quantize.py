@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -40,9 +41,13 @@ def calib(fp32_bundle: Path, dataset: Path) -> CalibrationSet:
     return build_from_dataset(fp32_bundle, dataset, "train", 8, progress=False)
 
 
+Quantized = dict[tuple[str, str], tuple[Path, dict[str, Any]]]
+"""(network, flavour) -> (the INT8 model, its quantization record)."""
+
+
 @pytest.fixture(scope="module")
 def quantized(fp32_bundle: Path, calib: CalibrationSet, tmp_path_factory: pytest.TempPathFactory
-              ) -> dict[tuple[str, str], tuple[Path, dict]]:
+              ) -> Quantized:
     out = tmp_path_factory.mktemp("quant")
     got = {}
     for name in ("speech_encoder", "face_encoder"):
@@ -67,7 +72,7 @@ def test_calibration_set_covers_every_network(calib: CalibrationSet) -> None:
     assert not calib.arrays["speech_context"]["h"][0].any()  # each session starts from a zero state
 
 
-def test_int8_trt_follows_tensorrt_rules(quantized: dict) -> None:
+def test_int8_trt_follows_tensorrt_rules(quantized: Quantized) -> None:
     for name in ("speech_encoder", "face_encoder"):
         path, facts = quantized[name, "int8-trt"]
         model = onnx.load(str(path))
@@ -80,7 +85,7 @@ def test_int8_trt_follows_tensorrt_rules(quantized: dict) -> None:
     assert quantized["face_encoder", "int8-trt"][1]["quantized_ops"]["Gemm"] == 1
 
 
-def test_int8_cpu_has_uint8_activations(quantized: dict) -> None:
+def test_int8_cpu_has_uint8_activations(quantized: Quantized) -> None:
     path, facts = quantized["face_encoder", "int8-cpu"]
     model = onnx.load(str(path))
     types = {dt for op, dt, _ in _qdq(model) if op == "QuantizeLinear"}
@@ -89,7 +94,7 @@ def test_int8_cpu_has_uint8_activations(quantized: dict) -> None:
 
 
 @pytest.mark.parametrize("flavour", ["int8-cpu", "int8-trt"])
-def test_quantized_encoders_run_and_stay_close(quantized: dict, calib: CalibrationSet, fp32_bundle: Path,
+def test_quantized_encoders_run_and_stay_close(quantized: Quantized, calib: CalibrationSet, fp32_bundle: Path,
                                                flavour: str) -> None:
     for name, out in (("speech_encoder", "features"), ("face_encoder", "embedding")):
         ref = ort_session((fp32_bundle / "onnx" / f"{name}.fp32.onnx").read_bytes())

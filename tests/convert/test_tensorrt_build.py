@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,7 +22,7 @@ from edge_mmer.bundle.plans import (
     read_l4t_release,
 )
 from edge_mmer.bundle.shapes import ShapeProfile, derive_profiles, static_profile_for_dla
-from edge_mmer.config import demo_config
+from edge_mmer.config import ModelConfig, demo_config
 from edge_mmer.convert.tensorrt_build import (
     BuildOptionsError,
     TensorRTBuildError,
@@ -29,6 +31,7 @@ from edge_mmer.convert.tensorrt_build import (
     preflight,
     tensorrt_available,
 )
+from edge_mmer.convert.tensorrt_plans import PlanRequest
 
 JETSON = JETSON_FIXTURES
 
@@ -36,13 +39,17 @@ JETSON = JETSON_FIXTURES
 # ---------------------------------------------------------------- profiles from the demo bundle
 
 
+Demo = tuple[dict[str, Any], ModelConfig]
+"""The demo bundle's networks section and configuration."""
+
+
 @pytest.fixture(scope="module")
-def demo() -> tuple[dict, object]:
+def demo() -> Demo:
     b = read_bundle(DEMO_BUNDLE)
     return b.networks, b.config
 
 
-def test_speech_encoder_time_axis_from_audio_front_end(demo) -> None:
+def test_speech_encoder_time_axis_from_audio_front_end(demo: Demo) -> None:
     networks, cfg = demo
     assert cfg.audio.sample_rate == 16000 and cfg.audio.hop_length == 160 and cfg.audio.win_length == 400
     p = derive_profiles("speech_encoder", networks["speech_encoder"], cfg)
@@ -51,7 +58,7 @@ def test_speech_encoder_time_axis_from_audio_front_end(demo) -> None:
     assert p == {"log_mel": ((1, 28, 40), (1, 248, 40), (1, 798, 40))}
 
 
-def test_face_encoder_batch_axis(demo) -> None:
+def test_face_encoder_batch_axis(demo: Demo) -> None:
     networks, cfg = demo
     p = derive_profiles("face_encoder", networks["face_encoder"], cfg)
     hi = max(cfg.face.frames_per_utterance, math.ceil(cfg.face.analysis_fps * cfg.audio.max_utterance_s))
@@ -60,7 +67,7 @@ def test_face_encoder_batch_axis(demo) -> None:
 
 
 @pytest.mark.parametrize("name", ["speech_context", "face_context", "fusion"])
-def test_step_graphs_are_static(demo, name: str) -> None:
+def test_step_graphs_are_static(demo: Demo, name: str) -> None:
     networks, cfg = demo
     p = derive_profiles(name, networks[name], cfg)
     assert set(p) == {"x", "h", "c"}
@@ -70,13 +77,13 @@ def test_step_graphs_are_static(demo, name: str) -> None:
     assert ShapeProfile(p).is_static
 
 
-def test_every_demo_network_has_a_profile(demo) -> None:
+def test_every_demo_network_has_a_profile(demo: Demo) -> None:
     networks, cfg = demo
     for name, entry in networks.items():
         assert derive_profiles(name, entry, cfg)
 
 
-def test_dla_static_profile(demo) -> None:
+def test_dla_static_profile(demo: Demo) -> None:
     networks, cfg = demo
     p = derive_profiles("face_encoder", networks["face_encoder"], cfg)
     assert ShapeProfile(p).dynamic_inputs == ["face"]
@@ -345,7 +352,7 @@ def test_modules_import_without_torch() -> None:
     ("precision", "strongly_typed", "kw"),
     [("fp32", False, {}), ("fp16", False, {}), ("fp16", True, {"fp16": True}), ("int8", False, {"qdq": True})],
 )
-def test_build_plan_real(tmp_path: Path, precision: str, strongly_typed: bool, kw: dict) -> None:
+def test_build_plan_real(tmp_path: Path, precision: str, strongly_typed: bool, kw: dict[str, bool]) -> None:
     path = _conv_model(tmp_path / "conv.onnx", **kw)
     cache = tmp_path / "timing.cache"
     opts = TensorRTBuildOptions(precision=precision, strongly_typed=strongly_typed, profiles=PROFILE, timing_cache=cache)
@@ -415,12 +422,18 @@ def _bundle_copy(tmp_path: Path) -> Path:
     return dst
 
 
-def _set_artifacts(path: Path, name: str, change) -> None:
+def _set_artifacts(path: Path, name: str, change: Callable[[dict[str, Any]], object]) -> None:
     from edge_mmer.bundle import update_manifest
 
     arts = dict(read_bundle(path).networks[name]["artifacts"])
     change(arts)
     update_manifest(path, f"networks.{name}.artifacts", arts)
+
+
+def built(request: PlanRequest) -> TensorRTBuildOptions:
+    """The build options of a plan request that builds (not one that keeps an existing plan)."""
+    assert request.options is not None, f"{request.network}: keeps its plan ({request.note})"
+    return request.options
 
 
 QUANTIZED = ("speech_encoder", "face_encoder", "fusion")
@@ -435,7 +448,7 @@ def test_plan_requests_float(precision: str) -> None:
     assert [r.network for r in reqs] == [*QUANTIZED[:2], *LSTMS, "fusion"]
     for r in reqs:
         assert (r.kind, r.precision, r.onnx_kind, r.note) == (f"tensorrt-{precision}", precision, f"onnx-{precision}", "")
-        assert r.file == f"tensorrt/{r.network}.{precision}.plan" and r.options.precision == precision
+        assert r.file == f"tensorrt/{r.network}.{precision}.plan" and built(r).precision == precision
 
 
 def test_plan_requests_int8_from_int8_trt_and_fp16_for_the_lstms() -> None:
@@ -446,12 +459,13 @@ def test_plan_requests_int8_from_int8_trt_and_fp16_for_the_lstms() -> None:
     for name in QUANTIZED:
         r = reqs[name]
         assert (r.kind, r.precision, r.onnx_kind) == ("tensorrt-int8", "int8", "int8-trt")
-        assert r.onnx_file == f"onnx/{name}.int8-trt.onnx" and r.options.precision == "int8" and not r.note
-    assert reqs["face_encoder"].options.dla_core == 0 and reqs["face_encoder"].options.profile.is_static
-    assert reqs["speech_encoder"].options.dla_core is None
+        assert r.onnx_file == f"onnx/{name}.int8-trt.onnx" and built(r).precision == "int8" and not r.note
+    face = built(reqs["face_encoder"])
+    assert face.dla_core == 0 and face.profile is not None and face.profile.is_static
+    assert built(reqs["speech_encoder"]).dla_core is None
     for name in LSTMS:
         r = reqs[name]
-        assert (r.kind, r.precision, r.onnx_kind, r.options.precision) == ("tensorrt-fp16", "fp16", "onnx-fp16", "fp16")
+        assert (r.kind, r.precision, r.onnx_kind, built(r).precision) == ("tensorrt-fp16", "fp16", "onnx-fp16", "fp16")
         assert "never quantized" in r.note
     assert missing_plan_sources(bundle.networks, "int8") == []
     assert missing_plan_sources(bundle.networks, "fp16") == []
@@ -475,7 +489,7 @@ def test_int8_plans_non_deployable_and_existing_fp16(tmp_path: Path) -> None:
 
     path = _bundle_copy(tmp_path)
 
-    def refuse(arts):
+    def refuse(arts: dict[str, Any]) -> None:
         arts["int8-trt"] = {**arts["int8-trt"], "deployable": False, "not_deployable_because": ["cosine 0.95 < 0.99"]}
 
     _set_artifacts(path, "fusion", refuse)

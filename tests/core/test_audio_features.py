@@ -36,7 +36,8 @@ def _librosa_log_mel(wave: np.ndarray, cfg: AudioConfig) -> np.ndarray:
         window="hann", center=False, power=2.0, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax,
         htk=False, norm="slaney",
     )
-    return np.log(np.maximum(mel, cfg.log_floor)).T
+    out: np.ndarray = np.log(np.maximum(mel, cfg.log_floor)).T
+    return out
 
 
 def _signals() -> dict[str, np.ndarray]:

@@ -484,7 +484,7 @@ def _json_values() -> st.SearchStrategy[Any]:
 
 @pytest.fixture(scope="module")
 def valid_manifest(built: Path) -> dict[str, Any]:
-    manifest = json.loads((built / "manifest.json").read_bytes())
+    manifest: dict[str, Any] = json.loads((built / "manifest.json").read_bytes())
     validate_manifest(manifest)
     return manifest
 

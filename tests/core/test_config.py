@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -65,7 +66,7 @@ _keys = st.sampled_from(["audio", "face", "svm", "train", "fuzzy", "selection", 
 
 @settings(max_examples=200, deadline=None)
 @given(st.dictionaries(_keys, st.one_of(_scalars, st.dictionaries(_keys, _scalars, max_size=3)), max_size=4))
-def test_loader_never_crashes_with_anything_but_config_error(overrides: dict) -> None:
+def test_loader_never_crashes_with_anything_but_config_error(overrides: dict[str, Any]) -> None:
     try:
         cfg = merge(demo_config(), overrides)
     except ConfigError:

@@ -89,7 +89,8 @@ def test_crop_errors() -> None:
 
 def _expected(crop_bgr: np.ndarray, cfg: FaceConfig) -> np.ndarray:
     rgb = crop_bgr[:, :, ::-1].astype(np.float32) / np.float32(255.0)
-    return ((rgb - np.asarray(cfg.mean, np.float32)) / np.asarray(cfg.std, np.float32)).transpose(2, 0, 1)
+    out: np.ndarray = ((rgb - np.asarray(cfg.mean, np.float32)) / np.asarray(cfg.std, np.float32)).transpose(2, 0, 1)
+    return out
 
 
 def test_preprocess_normalisation_formula_at_exact_size() -> None:

@@ -73,7 +73,7 @@ def test_speaker_splits_are_group_independent() -> None:
 # ------------------------------------------------------------------------------------------ loaders
 
 
-def test_ravdess(roots: dict) -> None:
+def test_ravdess(roots: dict[str, Any]) -> None:
     root, made = roots["ravdess"]
     ds = open_dataset(f"ravdess:{root}")
     assert ds.labels == ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
@@ -91,7 +91,7 @@ def test_ravdess(roots: dict) -> None:
     assert len(open_dataset(f"ravdess:{root}?vocal=all")) == 25
 
 
-def test_cremad(roots: dict) -> None:
+def test_cremad(roots: dict[str, Any]) -> None:
     root, made = roots["cremad"]
     ds = open_dataset(f"cremad:{root}")
     assert ds.labels == ("neutral", "happy", "angry", "sad", "fear", "disgust") == CFG.labels
@@ -103,7 +103,7 @@ def test_cremad(roots: dict) -> None:
     assert {u.split for u in ds.utterances() if u.speaker == "1003"} == {"test"}
 
 
-def test_meld_defects_and_dialogues(roots: dict) -> None:
+def test_meld_defects_and_dialogues(roots: dict[str, Any]) -> None:
     root, made = roots["meld"]
     ds = open_dataset(f"meld:{root}?max_clip_s=2")
     assert ds.labels == ("neutral", "joy", "sadness", "anger", "surprise", "fear", "disgust")
@@ -124,8 +124,9 @@ def test_meld_defects_and_dialogues(roots: dict) -> None:
 
 
 def test_meld_csv_variants(tmp_path: Path) -> None:
-    assert parse_meld_time("0:13:42,477") == (pytest.approx(822.477), True)
-    assert parse_meld_time("00:13:42,477") == (pytest.approx(822.477), False)
+    for text, short in (("0:13:42,477", True), ("00:13:42,477", False)):
+        seconds, flag = parse_meld_time(text)
+        assert seconds == pytest.approx(822.477) and flag is short
     with pytest.raises(ValueError):
         parse_meld_time("13:42")
     (tmp_path / "train_splits").mkdir()
@@ -142,7 +143,7 @@ def test_meld_csv_variants(tmp_path: Path) -> None:
         open_dataset(f"meld:{tmp_path}")
 
 
-def test_mosi_raw_mmsa_layout(roots: dict) -> None:
+def test_mosi_raw_mmsa_layout(roots: dict[str, Any]) -> None:
     root, made = roots["mosi_raw"]
     ds = open_dataset(f"mosi:{root}")
     assert ds.labels == ("negative", "positive") and ds.task == "sentiment-binary" and not ds.features_only
@@ -228,7 +229,7 @@ def test_pooling() -> None:
     assert pool_sequence(np.zeros((0, 3))).shape == (6,)
 
 
-def test_csv_manifest(roots: dict, tmp_path: Path) -> None:
+def test_csv_manifest(roots: dict[str, Any], tmp_path: Path) -> None:
     root, made = roots["csv"]
     ds = open_dataset(f"csv:{root / 'manifest.csv'}")
     assert ds.labels == ("calm", "excited") and len(ds) == made["utterances"]
@@ -254,7 +255,7 @@ def test_csv_manifest(roots: dict, tmp_path: Path) -> None:
 # -------------------------------------------------------------------------------------------- media
 
 
-def test_media_decoding(roots: dict, tmp_path: Path) -> None:
+def test_media_decoding(roots: dict[str, Any], tmp_path: Path) -> None:
     root, _ = roots["csv"]
     clip = root / "rec" / "spk0_0.mp4"  # 0.8 s, 8 fps, AAC at 16 kHz
     wave = media.decode_audio(clip)
@@ -283,7 +284,7 @@ def test_media_decoding(roots: dict, tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------- front ends and cache
 
 
-def test_front_ends_workers_cache_and_resume(roots: dict, tmp_path: Path) -> None:
+def test_front_ends_workers_cache_and_resume(roots: dict[str, Any], tmp_path: Path) -> None:
     root, _ = roots["cremad"]
     utts = open_dataset(f"cremad:{root}").utterances()[:10]
     cache = tmp_path / "cache"
@@ -331,7 +332,7 @@ def test_front_ends_workers_cache_and_resume(roots: dict, tmp_path: Path) -> Non
     assert (stats.decoded, stats.cached) == (7, 3)
 
 
-def test_defective_media_is_counted_not_raised(roots: dict, tmp_path: Path) -> None:
+def test_defective_media_is_counted_not_raised(roots: dict[str, Any], tmp_path: Path) -> None:
     root, made = roots["meld"]
     ds = open_dataset(f"meld:{root}?max_clip_s=2")
     bad = [u for u in ds.utterances() if u.id in (*made.corrupt, *made.overlong)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -66,7 +67,7 @@ def test_module_imports_without_torch(module: str) -> None:
     assert out.stdout.strip() == "[]", f"importing {module} pulled in {out.stdout.strip()}"
 
 
-def test_loading_settings_imports_neither_the_pipeline_nor_opencv(tmp_path) -> None:
+def test_loading_settings_imports_neither_the_pipeline_nor_opencv(tmp_path: Path) -> None:
     """The settings module is a leaf: reading a settings file (and the public package) stays cheap."""
     cfg = tmp_path / "run.toml"
     cfg.write_text('[vad]\nmax_utterance_s = 6.0\n[mqtt]\nqos = 0\n', encoding="utf-8")
@@ -77,7 +78,7 @@ def test_loading_settings_imports_neither_the_pipeline_nor_opencv(tmp_path) -> N
     assert out.stdout.strip() == "6.0 []", out.stdout + out.stderr
 
 
-def test_bundle_cli_runs_without_torch(tmp_path) -> None:
+def test_bundle_cli_runs_without_torch(tmp_path: Path) -> None:
     code = (
         "import sys; from edge_mmer.cli import main; rc = main(['bundle', 'verify', sys.argv[1]]); "
         "print('torch' in sys.modules, rc)"

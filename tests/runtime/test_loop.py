@@ -18,8 +18,9 @@ from support.broker import Mosquitto, Recorder
 from support.demo import DEMO_BUNDLE, DEMO_CLIP, demo_av, demo_timeline
 from support.events import ListSink
 
+from edge_mmer.errors import RunError
 from edge_mmer.runtime.chunks import Chunk
-from edge_mmer.runtime.loop import RunError, RunSummary, RuntimeLoop
+from edge_mmer.runtime.loop import RunSummary, RuntimeLoop
 from edge_mmer.runtime.settings import RuntimeSettings, load_settings, with_run_overrides
 from edge_mmer.runtime.sources.base import SourceError
 from edge_mmer.runtime.sources.files import MediaFileSource
@@ -109,7 +110,7 @@ def test_broker_stopped_and_restarted_mid_run_loses_nothing(tmp_path: Path, brok
 def _settings(tmp_path: Path, port: int) -> RuntimeSettings:
     s = with_run_overrides(RuntimeSettings(), sink=f"mqtt://127.0.0.1:{port}/{PREFIX}", device_id="unit1",
                            stats_interval_s=0.0)
-    return dataclasses.replace(s, mqtt=dataclasses.replace(s.mqtt, spool_path=str(tmp_path / "spool.sqlite")))
+    return dataclasses.replace(s, mqtt=dataclasses.replace(s.mqtt, spool_path=tmp_path / "spool.sqlite"))
 
 
 class FlakyCamera(MediaFileSource):

@@ -127,8 +127,9 @@ def test_late_frames_are_waited_for(demo_pipeline: PipelineFactory) -> None:
 
 def test_malformed_frames_are_skipped(demo_pipeline: PipelineFactory) -> None:
     pipe = demo_pipeline(EVERY)
-    for i, img in enumerate([np.zeros((0, 0, 3), np.uint8), np.zeros((4, 4, 3), np.uint8),
-                             np.zeros((240, 320), np.float32)]):
+    malformed: list[np.ndarray] = [np.zeros((0, 0, 3), np.uint8), np.zeros((4, 4, 3), np.uint8),
+                                   np.zeros((240, 320), np.float32)]
+    for i, img in enumerate(malformed):
         assert pipe.feed(VideoFrame(i * 0.3, img, i)) == []
     assert pipe.faces.bad_frames == 3
 

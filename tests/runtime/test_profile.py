@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import numpy as np
@@ -20,6 +21,7 @@ from support.demo import demo_bundle
 from support.paths import JETSON_FIXTURES
 
 from edge_mmer.cli import main
+from edge_mmer.errors import VariantError
 from edge_mmer.runtime.events import load_schema
 from edge_mmer.runtime.profiling import analysis, jetson
 from edge_mmer.runtime.profiling.device import clocks_pinned, jetson_facts
@@ -29,7 +31,7 @@ from edge_mmer.runtime.profiling.resources import PassMeter, ResourceUsage, peak
 from edge_mmer.runtime.profiling.schema import PROFILE_SCHEMA, SCHEMA_ID, validate_profile
 from edge_mmer.runtime.profiling.table import format_stage_table
 from edge_mmer.runtime.profiling.tracing import Span, TracingStats
-from edge_mmer.runtime.profiling.variants import VariantError, parse_variants
+from edge_mmer.runtime.profiling.variants import parse_variants
 from edge_mmer.runtime.stats import RuntimeStats
 
 FIXTURES = JETSON_FIXTURES
@@ -38,14 +40,18 @@ PATH_STAGES = ("log_mel", "speech_encoder", "speech_context", "face_encoder", "f
                "decision", "svm", "fuzzy", "sink")
 
 
-def _profile(tmp: Path, *args: str) -> tuple[int, dict]:
+def _profile(tmp: Path, *args: str) -> tuple[int, dict[str, Any]]:
     rc = main(["-q", "profile", "--out", str(tmp), *args])
     doc = json.loads((tmp / "profile.json").read_text()) if (tmp / "profile.json").is_file() else {}
     return rc, doc
 
 
+DefaultProfile = tuple[int, dict[str, Any], Path, str]
+"""The exit status, profile.json, the output folder and what was printed."""
+
+
 @pytest.fixture(scope="module")
-def default_profile(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict, Path, str]:
+def default_profile(tmp_path_factory: pytest.TempPathFactory) -> DefaultProfile:
     out = tmp_path_factory.mktemp("profile")
     import contextlib
     import io
@@ -59,7 +65,7 @@ def default_profile(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict
 # ------------------------------------------------------------------------------- pipeline mode
 
 
-def test_profile_writes_json_markdown_plots_and_events(default_profile: tuple[int, dict, Path, str]) -> None:
+def test_profile_writes_json_markdown_plots_and_events(default_profile: DefaultProfile) -> None:
     rc, doc, out, console = default_profile
     assert rc == 0, console
     assert doc["schema"] == SCHEMA_ID and doc["mode"] == "pipeline"
@@ -81,7 +87,7 @@ def test_profile_writes_json_markdown_plots_and_events(default_profile: tuple[in
     assert len(lines) == doc["variants"][0]["pipeline"]["throughput"]["events"] >= 2
 
 
-def test_profile_reports_every_stage_end_to_end_and_resources(default_profile: tuple[int, dict, Path, str]) -> None:
+def test_profile_reports_every_stage_end_to_end_and_resources(default_profile: DefaultProfile) -> None:
     _, doc, _, _ = default_profile
     v = doc["variants"][0]
     assert v["backend"] == "onnxruntime" and set(v["artifacts"].values()) == {"onnx-fp32"}
@@ -111,7 +117,7 @@ def test_profile_reports_every_stage_end_to_end_and_resources(default_profile: t
     assert doc["device"]["libraries"]["onnxruntime"]
 
 
-def test_per_stage_sums_are_consistent_with_end_to_end_figures(default_profile: tuple[int, dict, Path, str]) -> None:
+def test_per_stage_sums_are_consistent_with_end_to_end_figures(default_profile: DefaultProfile) -> None:
     _, doc, _, _ = default_profile
     p = doc["variants"][0]["pipeline"]
     assert p["consistency"]["ok"] and doc["consistent"]
@@ -135,7 +141,7 @@ def test_per_stage_sums_are_consistent_with_end_to_end_figures(default_profile: 
     assert w["decision_path_in_windows_ms"] == pytest.approx(path_total, rel=0.02, abs=0.5)
 
 
-def test_a_profile_whose_sums_do_not_add_up_is_reported(default_profile: tuple[int, dict, Path, str]) -> None:
+def test_a_profile_whose_sums_do_not_add_up_is_reported(default_profile: DefaultProfile) -> None:
     _, doc, _, _ = default_profile
     bad = json.loads(json.dumps(doc))
     stages = bad["variants"][0]["pipeline"]["stages"]
@@ -311,7 +317,7 @@ def test_window_sums_and_checks_on_known_spans() -> None:
     assert all(c.ok for c in ok), ok
 
     def failing(**kw: object) -> list[str]:
-        args: dict = {"stages": stages, "wall_ms": 22.0, "windows": w.to_record(), "latency_count": 1,
+        args: dict[str, Any] = {"stages": stages, "wall_ms": 22.0, "windows": w.to_record(), "latency_count": 1,
                       "events_with_latency": 1, "decisions": 1, **kw}
         return [c.name for c in analysis.consistency_checks(**args) if not c.ok]
 

@@ -7,6 +7,7 @@ import logging
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 from support.paths import DEMO_BUNDLE, JETSON_FIXTURES
 
-from edge_mmer.bundle import read_bundle, update_manifest
+from edge_mmer.bundle import Bundle, read_bundle, update_manifest
 from edge_mmer.bundle.plans import read_l4t_release
 from edge_mmer.runtime.runners.base import Runner, RunnerError, TensorSpec
 from edge_mmer.runtime.runners.onnxruntime_runner import (
@@ -36,7 +37,7 @@ DYNAMIC = {"time": 57, "batch": 3}
 
 
 @pytest.fixture(scope="module")
-def demo():
+def demo() -> Bundle:
     return read_bundle(DEMO)
 
 
@@ -57,7 +58,7 @@ def copy_bundle(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("kind", ["onnx-fp32", "onnx-fp16", "int8-cpu"])
-def test_runner_output_equals_a_direct_session(demo, kind: str) -> None:
+def test_runner_output_equals_a_direct_session(demo: Bundle, kind: str) -> None:
     for name in NETWORKS:
         entry = demo.networks[name]
         if kind not in entry["artifacts"]:
@@ -69,7 +70,8 @@ def test_runner_output_equals_a_direct_session(demo, kind: str) -> None:
         feeds = feeds_for(entry, seed=len(name))
         direct = ort.InferenceSession(str(demo.file(rel)), providers=[CPU_EP])
         want = dict(zip([o.name for o in direct.get_outputs()], direct.run(None, feeds), strict=True))
-        with OnnxRuntimeRunner(name, demo.read_bytes(rel), inputs, outputs) as runner:
+        runner = OnnxRuntimeRunner(name, demo.read_bytes(rel), inputs, outputs)
+        with runner:
             got = runner.infer(feeds)
             assert runner.providers_used == [CPU_EP]
         assert set(got) == {o.name for o in outputs}
@@ -77,7 +79,7 @@ def test_runner_output_equals_a_direct_session(demo, kind: str) -> None:
             np.testing.assert_array_equal(got[out.name], want[out.name], err_msg=f"{name} {kind} {out.name}")
 
 
-def test_dynamic_axes_take_any_size(demo) -> None:
+def test_dynamic_axes_take_any_size(demo: Bundle) -> None:
     loaded = load_runners(demo, backend="onnxruntime")
     with loaded:
         for t in (28, 300):
@@ -91,8 +93,11 @@ def test_dynamic_axes_take_any_size(demo) -> None:
 # ---------------------------------------------------------------- feed checks name network and tensor
 
 
+Fusion = tuple[OnnxRuntimeRunner, dict[str, np.ndarray]]
+
+
 @pytest.fixture(scope="module")
-def fusion(demo):
+def fusion(demo: Bundle) -> Iterator[Fusion]:
     entry = demo.networks["fusion"]
     runner = OnnxRuntimeRunner("fusion", demo.read_bytes(entry["artifacts"]["onnx-fp32"]["file"]),
                                [TensorSpec.from_manifest(i) for i in entry["inputs"]],
@@ -102,7 +107,7 @@ def fusion(demo):
     runner.deactivate()
 
 
-def test_feed_wrong_name(fusion) -> None:
+def test_feed_wrong_name(fusion: Fusion) -> None:
     runner, feeds = fusion
     bad = {("hidden" if k == "h" else k): v for k, v in feeds.items()}
     with pytest.raises(RunnerError, match=r"fusion: inputs \['c', 'hidden', 'x'\] do not match .*'h'"):
@@ -111,7 +116,7 @@ def test_feed_wrong_name(fusion) -> None:
         runner.infer({k: v for k, v in feeds.items() if k != "c"})
 
 
-def test_feed_wrong_dtype_rank_and_fixed_dim(fusion) -> None:
+def test_feed_wrong_dtype_rank_and_fixed_dim(fusion: Fusion) -> None:
     runner, feeds = fusion
     with pytest.raises(RunnerError, match=r"fusion: input 'x' has dtype float64, expected float32"):
         runner.infer({**feeds, "x": feeds["x"].astype(np.float64)})
@@ -122,7 +127,7 @@ def test_feed_wrong_dtype_rank_and_fixed_dim(fusion) -> None:
     assert set(runner.infer(feeds)) == {"features", "h_out", "c_out"}
 
 
-def test_inactive_runner_and_io_mismatch(demo) -> None:
+def test_inactive_runner_and_io_mismatch(demo: Bundle) -> None:
     entry = demo.networks["fusion"]
     model = demo.read_bytes(entry["artifacts"]["onnx-fp32"]["file"])
     inputs = [TensorSpec.from_manifest(i) for i in entry["inputs"]]
@@ -173,7 +178,7 @@ def test_trt_ep_cache_is_bundle_independent(monkeypatch: pytest.MonkeyPatch, tmp
     assert trt_ep_cache_root() == Path.home() / ".cache" / "edge-mmer" / "trt-ep"
 
 
-def test_threads_reach_the_session(demo) -> None:
+def test_threads_reach_the_session(demo: Bundle) -> None:
     loaded = load_runners(demo, backend="onnxruntime", threads=1, networks=["fusion"])
     with loaded:
         runner = loaded["fusion"]
@@ -189,7 +194,7 @@ def test_threads_reach_the_session(demo) -> None:
 # ---------------------------------------------------------------- precision selection
 
 
-def test_fp32_everywhere(demo) -> None:
+def test_fp32_everywhere(demo: Bundle) -> None:
     runners, notes = load_runners(demo, precision="fp32")
     loaded = load_runners(demo, precision="fp32")
     assert set(runners) == set(NETWORKS) and loaded.backend == "onnxruntime"
@@ -201,7 +206,7 @@ def test_fp32_everywhere(demo) -> None:
         r.deactivate()
 
 
-def test_fp16_uses_fp16_artifacts(demo) -> None:
+def test_fp16_uses_fp16_artifacts(demo: Bundle) -> None:
     loaded = load_runners(demo, precision="fp16")
     assert loaded.artifacts == dict.fromkeys(NETWORKS, "onnx-fp16")
     out = loaded["face_encoder"].infer(feeds_for(demo.networks["face_encoder"]))
@@ -210,7 +215,7 @@ def test_fp16_uses_fp16_artifacts(demo) -> None:
     loaded.close()
 
 
-def test_int8_on_cpu_takes_int8_cpu_and_lstms_stay_fp32(demo, caplog: pytest.LogCaptureFixture) -> None:
+def test_int8_on_cpu_takes_int8_cpu_and_lstms_stay_fp32(demo: Bundle, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="edge_mmer.runtime.runners.load"):
         loaded = load_runners(demo, precision="int8")
     assert loaded.artifacts == {"speech_encoder": "int8-cpu", "face_encoder": "int8-cpu", "fusion": "int8-cpu",
@@ -255,14 +260,14 @@ def test_drift_figures_named_when_no_reason_recorded(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- backends
 
 
-def test_auto_here_is_onnxruntime_with_a_note(demo) -> None:
+def test_auto_here_is_onnxruntime_with_a_note(demo: Bundle) -> None:
     loaded = load_runners(demo, backend="auto", activate=False)
     assert loaded.backend == "onnxruntime"
     why = [n for n in loaded.notes if n.startswith("backend auto")]
     assert len(why) == 1 and "ONNX Runtime, not TensorRT" in why[0] and "--tensorrt" in why[0]
 
 
-def test_backend_tensorrt_here_says_why(demo) -> None:
+def test_backend_tensorrt_here_says_why(demo: Bundle) -> None:
     try:
         import tensorrt  # noqa: F401
         have_trt = True
@@ -276,7 +281,7 @@ def test_backend_tensorrt_here_says_why(demo) -> None:
         assert "'tensorrt' cannot be imported" in text
 
 
-def test_bad_arguments(demo) -> None:
+def test_bad_arguments(demo: Bundle) -> None:
     with pytest.raises(RunnerError, match="backend must be one of auto, onnxruntime, tensorrt"):
         load_runners(demo, backend="openvino")
     with pytest.raises(RunnerError, match="precision must be one of fp32, fp16, int8"):
@@ -386,7 +391,7 @@ def test_tensorrt_runner_refuses_a_plan_for_another_device() -> None:
         TensorRTRunner("x", b"", [], [])
 
 
-def test_loaded_runners_unpack_and_context(demo) -> None:
+def test_loaded_runners_unpack_and_context(demo: Bundle) -> None:
     loaded = load_runners(demo, networks=["speech_context"], activate=False)
     assert isinstance(loaded, LoadedRunners)
     runners, notes = loaded
@@ -411,7 +416,7 @@ def test_runners_import_without_torch() -> None:
 
 
 @pytest.mark.needs_tensorrt
-def test_tensorrt_runner_matches_onnxruntime(demo, tmp_path: Path) -> None:
+def test_tensorrt_runner_matches_onnxruntime(demo: Bundle, tmp_path: Path) -> None:
     pytest.importorskip("pycuda.driver", reason="the TensorRT runner needs pycuda (pip install edge-mmer[tensorrt])")
     from edge_mmer.bundle.shapes import derive_profiles
     from edge_mmer.convert.tensorrt_build import TensorRTBuildOptions, build_plan
@@ -452,7 +457,7 @@ def test_a_runner_set_activates_all_or_none() -> None:
             if self.broken:
                 raise RunnerError(f"{self.network}: cannot load")
 
-        def _infer(self, feeds):  # pragma: no cover - never called
+        def _infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:  # pragma: no cover - never called
             return {}
 
         def _deactivate(self) -> None:

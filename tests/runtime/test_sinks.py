@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import sqlite3
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def validator() -> jsonschema.protocols.Validator:
 
 # ---- stdout ---------------------------------------------------------------------------------------
 
-def test_stdout_sink_writes_one_valid_json_line_per_event(validator) -> None:
+def test_stdout_sink_writes_one_valid_json_line_per_event(validator: jsonschema.protocols.Validator) -> None:
     buf = io.StringIO()
     sink = StdoutSink(buf)
     events = [make_event(i, face=i % 2 == 0) for i in range(1, 6)]
@@ -57,7 +58,7 @@ def test_stdout_sink_writes_one_valid_json_line_per_event(validator) -> None:
     assert buf.getvalue().endswith("\n")
 
 
-def test_stdout_sink_defaults_to_sys_stdout(capsys, validator) -> None:
+def test_stdout_sink_defaults_to_sys_stdout(capsys: pytest.CaptureFixture[str], validator: jsonschema.protocols.Validator) -> None:
     sink = StdoutSink()
     sink.emit(make_event(1))
     sink.publish_stats(make_stats(frames=1))
@@ -81,7 +82,7 @@ def test_stdout_sink_broken_pipe_is_a_sink_error() -> None:
 
 # ---- JSONL ----------------------------------------------------------------------------------------
 
-def test_jsonl_sink_appends_valid_lines_and_creates_the_directory(tmp_path: Path, validator) -> None:
+def test_jsonl_sink_appends_valid_lines_and_creates_the_directory(tmp_path: Path, validator: jsonschema.protocols.Validator) -> None:
     path = tmp_path / "logs" / "deep" / "events.jsonl"
     with JsonlSink(path, fsync_every=2) as sink:
         for i in range(1, 4):
@@ -99,7 +100,7 @@ def test_jsonl_sink_appends_valid_lines_and_creates_the_directory(tmp_path: Path
     lambda tmp: tmp / "a-file" / "events.jsonl",  # parent is a regular file
     lambda tmp: tmp,  # a directory
 ], ids=["parent-is-a-file", "is-a-directory"])
-def test_jsonl_sink_unopenable_path_names_it(tmp_path: Path, make_bad) -> None:
+def test_jsonl_sink_unopenable_path_names_it(tmp_path: Path, make_bad: Callable[[Path], Path]) -> None:
     (tmp_path / "a-file").write_text("x")
     bad = make_bad(tmp_path)
     with pytest.raises(SinkError) as err:
@@ -108,7 +109,7 @@ def test_jsonl_sink_unopenable_path_names_it(tmp_path: Path, make_bad) -> None:
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux) to simulate a full disk")
-def test_jsonl_sink_disk_full_is_logged_not_raised(caplog) -> None:
+def test_jsonl_sink_disk_full_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     sink = JsonlSink("/dev/full", fsync_every=0)
     for i in range(1, 4):
@@ -147,7 +148,7 @@ def test_spool_is_a_persistent_fifo(tmp_path: Path) -> None:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_spool_full_drops_oldest_and_warns_once_per_burst(tmp_path: Path, caplog) -> None:
+def test_spool_full_drops_oldest_and_warns_once_per_burst(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     sp = Spool(tmp_path / "spool.sqlite", max_events=5)
     for i in range(12):
@@ -163,7 +164,7 @@ def test_spool_full_drops_oldest_and_warns_once_per_burst(tmp_path: Path, caplog
     sp.close()
 
 
-def test_spool_byte_bound(tmp_path: Path, caplog) -> None:
+def test_spool_byte_bound(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     sp = Spool(tmp_path / "spool.sqlite", max_bytes=1000)
     for i in range(10):
         sp.append("t", bytes([i]) * 300)
@@ -174,7 +175,7 @@ def test_spool_byte_bound(tmp_path: Path, caplog) -> None:
     sp.close()
 
 
-def test_spool_unwritable_path_falls_back_to_memory(tmp_path: Path, caplog) -> None:
+def test_spool_unwritable_path_falls_back_to_memory(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / "not-a-dir").write_text("x")
     bad = tmp_path / "not-a-dir" / "spool.sqlite"
     caplog.set_level(logging.INFO)
@@ -190,7 +191,7 @@ def test_spool_unwritable_path_falls_back_to_memory(tmp_path: Path, caplog) -> N
     sp.close()
 
 
-def test_spool_file_is_locked_to_one_user(tmp_path: Path, caplog) -> None:
+def test_spool_file_is_locked_to_one_user(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "spool.sqlite"
     first = Spool(path)
     first.append("t", "a")
@@ -205,7 +206,7 @@ def test_spool_file_is_locked_to_one_user(tmp_path: Path, caplog) -> None:
     third.close()
 
 
-def test_spool_corrupt_file_is_moved_aside(tmp_path: Path, caplog) -> None:
+def test_spool_corrupt_file_is_moved_aside(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "spool.sqlite"
     path.write_bytes(b"this is not sqlite" * 100)
     caplog.set_level(logging.ERROR)
@@ -216,7 +217,7 @@ def test_spool_corrupt_file_is_moved_aside(tmp_path: Path, caplog) -> None:
     sp.close()
 
 
-def test_default_spool_path_uses_xdg_state_home(monkeypatch, tmp_path: Path) -> None:
+def test_default_spool_path_uses_xdg_state_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     assert default_spool_path("robot/1") == tmp_path / "edge-mmer" / "spool-robot_1.sqlite"
     monkeypatch.delenv("XDG_STATE_HOME")
@@ -238,8 +239,8 @@ def test_make_sink_mqtt_uses_the_template_options(tmp_path: Path) -> None:
     template = MqttOptions(spool_path=tmp_path / "spool.sqlite", reconnect_min_s=0.05, reconnect_max_s=0.1,
                            keepalive=10)
     sink = make_sink("mqtt://127.0.0.1:1/robots/", device_id="kiosk-7", labels=LABELS, mqtt=template)
+    assert isinstance(sink, MqttSink)
     try:
-        assert isinstance(sink, MqttSink)
         assert sink.topics.emotion == "robots/kiosk-7/emotion"
         assert sink.options.keepalive == 10 and sink.spool_path == tmp_path / "spool.sqlite"
         sink.emit(make_event(1, device_id="kiosk-7"))  # port 1: nobody there; spooled, no exception
@@ -278,7 +279,7 @@ def test_the_mqtt_section_takes_no_url_or_device_id(tmp_path: Path) -> None:
     ("mqtts://10.0.0.2", True, "10.0.0.2", 8883, "edge-mmer"),
     ("MQTT://[::1]:1999/x", False, "::1", 1999, "x"),
 ])
-def test_parse_broker_url(url, tls, host, port, prefix) -> None:
+def test_parse_broker_url(url: str, tls: bool, host: str, port: int, prefix: str) -> None:
     b = parse_broker_url(url)
     assert (b.tls, b.host, b.port, b.prefix) == (tls, host, port, prefix)
 
@@ -295,7 +296,7 @@ def test_parse_broker_url(url, tls, host, port, prefix) -> None:
     ("mqtt://host/p?x=1", "query"),
     ("mqtt://user:hunter2@host/p", "contains a password"),
 ])
-def test_make_sink_rejects_bad_specs_clearly(spec, message, tmp_path: Path) -> None:
+def test_make_sink_rejects_bad_specs_clearly(spec: str, message: str, tmp_path: Path) -> None:
     with pytest.raises(SinkError) as err:
         make_sink(spec, device_id="d", mqtt=MqttOptions(spool_path=tmp_path / "s.sqlite"))
     assert message in str(err.value)
@@ -363,7 +364,7 @@ def test_stats_message_wire_shape() -> None:
     assert '"uptime_s":NaN' in nan.to_json()  # a broken figure is sent as such rather than losing the message
 
 
-def test_log_once_says_a_condition_once_until_reset(caplog) -> None:
+def test_log_once_says_a_condition_once_until_reset(caplog: pytest.LogCaptureFixture) -> None:
     from edge_mmer.runtime.logonce import LogOnce
 
     once = LogOnce(logging.getLogger("edge_mmer.test.once"))

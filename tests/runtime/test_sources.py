@@ -11,14 +11,16 @@ import sys
 import threading
 import time
 import wave
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
 from support.paths import DEMO_BUNDLE, DEMO_CLIP, DEMO_LABELS
 from support.virtual_mic import DEVICE_NAME, PacedVirtualMic, demo_pcm, virtual_mic_env
 
-from edge_mmer.runtime.chunks import AudioChunk, VideoFrame
+from edge_mmer.runtime.chunks import AudioChunk, Chunk, VideoFrame
 from edge_mmer.runtime.sources.base import SourceError
 from edge_mmer.runtime.sources.camera import CameraSource, redact
 from edge_mmer.runtime.sources.factory import audio_source, build_sources, camera_source, media_source
@@ -35,6 +37,16 @@ AAC_FRAME_S = 1024 / SR  # the encoder pads the last AAC frame: the decoded trac
 
 
 # -- helpers: real files written with the stdlib and PyAV -----------------------------------------------
+
+C = TypeVar("C", AudioChunk, VideoFrame)
+
+
+def only(kind: type[C], chunks: Iterable[Chunk]) -> list[C]:
+    """The chunks of a source that yields only ``kind``, checked."""
+    got = list(chunks)
+    assert all(isinstance(c, kind) for c in got), [type(c).__name__ for c in got]
+    return [c for c in got if isinstance(c, kind)]
+
 
 def write_wav(path: Path, samples: np.ndarray, rate: int = SR, channels: int = 1) -> Path:
     with wave.open(str(path), "wb") as w:
@@ -67,20 +79,20 @@ def sine(seconds: float, rate: int = SR, freq: float = 440.0, amp: float = 8000.
     return (amp * np.sin(2 * np.pi * freq * t)).astype(np.int16)
 
 
-def digest(chunks: list) -> list[tuple[str, float, str]]:
+def digest(chunks: list[Chunk]) -> list[tuple[str, float, str]]:
     return [(type(c).__name__, c.t, hashlib.sha1((c.samples if isinstance(c, AudioChunk) else c.image).tobytes()).hexdigest())
             for c in chunks]
 
 
 @pytest.fixture(scope="module")
-def demo_chunks() -> list:
+def demo_chunks() -> list[Chunk]:
     with MediaFileSource(DEMO) as source:
         return list(source.chunks())
 
 
 # -- MediaFileSource on the committed demo clip ------------------------------------------------------
 
-def test_demo_clip_frames_and_audio_match_its_labels(demo_chunks: list) -> None:
+def test_demo_clip_frames_and_audio_match_its_labels(demo_chunks: list[Chunk]) -> None:
     frames = [c for c in demo_chunks if isinstance(c, VideoFrame)]
     audio = [c for c in demo_chunks if isinstance(c, AudioChunk)]
     assert len(frames) == LABELS["n_frames"] == 408
@@ -96,20 +108,20 @@ def test_demo_clip_frames_and_audio_match_its_labels(demo_chunks: list) -> None:
     assert all(c.t == k * 320 / SR for k, c in enumerate(audio))
 
 
-def test_demo_clip_chunks_come_in_time_order(demo_chunks: list) -> None:
+def test_demo_clip_chunks_come_in_time_order(demo_chunks: list[Chunk]) -> None:
     times = [c.t for c in demo_chunks]
     assert times == sorted(times)
     assert isinstance(demo_chunks[0], AudioChunk) and demo_chunks[0].t == 0.0  # audio first on a tie
 
 
-def test_demo_clip_is_deterministic(demo_chunks: list) -> None:
+def test_demo_clip_is_deterministic(demo_chunks: list[Chunk]) -> None:
     source = MediaFileSource(DEMO)
     with source:
         again = list(source.chunks())
     assert digest(again) == digest(demo_chunks)
 
 
-def test_demo_clip_audio_only_and_video_only(demo_chunks: list) -> None:
+def test_demo_clip_audio_only_and_video_only(demo_chunks: list[Chunk]) -> None:
     with MediaFileSource(DEMO, video=False) as s:
         audio = list(s.chunks())
     with MediaFileSource(DEMO, audio=False) as s:
@@ -186,7 +198,7 @@ def test_realtime_delivery_follows_the_clock_and_close_stops_it(tmp_path: Path) 
     long_wav = write_wav(tmp_path / "long.wav", sine(20.0))
     for paced in (MediaFileSource(long_wav, realtime=True, video=False), WavSource(long_wav, realtime=True)):
         paced.open()
-        got: list = []
+        got: list[Chunk] = []
         reader = threading.Thread(target=lambda s=paced, out=got: out.extend(s.chunks()))
         reader.start()
         while len(got) < 3:
@@ -211,7 +223,7 @@ def test_fixed_chunks_recut_any_block_sizes() -> None:
 def test_wav_16k_mono_is_read_exactly(tmp_path: Path) -> None:
     speech = sine(1.01)
     with WavSource(write_wav(tmp_path / "a.wav", speech)) as source:
-        chunks = list(source.chunks())
+        chunks = only(AudioChunk, source.chunks())
     assert np.array_equal(np.concatenate([c.samples for c in chunks]), speech)
     assert [c.t for c in chunks] == [k * 320 / SR for k in range(len(chunks))]
     assert chunks[-1].samples.size == int(1.01 * SR) % 320
@@ -221,7 +233,7 @@ def test_wav_at_another_rate_and_channel_count_is_converted(tmp_path: Path) -> N
     left = sine(1.0, rate=44_100)
     stereo = np.stack([left, left], axis=1).reshape(-1)
     with WavSource(write_wav(tmp_path / "cd.wav", stereo, rate=44_100, channels=2)) as source:
-        got = np.concatenate([c.samples for c in source.chunks()])
+        got = np.concatenate([c.samples for c in only(AudioChunk, source.chunks())])
     want = sine(1.0)
     assert abs(got.size - want.size) <= 320
     n = min(got.size, want.size) - 400
@@ -247,7 +259,7 @@ def test_camera_reads_a_video_file(tmp_path: Path) -> None:
     source = CameraSource(str(video))
     assert source.live is False
     with source:
-        frames = list(source.chunks())
+        frames = only(VideoFrame, source.chunks())
     assert len(frames) == 12 and source.bad_frames == 0
     assert all(f.image.shape == (48, 64, 3) and f.image.dtype == np.uint8 for f in frames)
     assert [round(f.t, 3) for f in frames] == [round(i / 10, 3) for i in range(12)]
@@ -298,7 +310,7 @@ def test_damaged_frames_are_skipped_and_counted(tmp_path: Path) -> None:
     video = write_video(tmp_path / "cam.mp4", n_frames=15, fps=10)
     source = DamagedCamera(str(video))
     with source:
-        frames = list(source.chunks())
+        frames = only(VideoFrame, source.chunks())
     assert len(frames) == 15
     assert source.bad_frames == source.injected >= 5
     assert all(f.image.shape == (48, 64, 3) and f.image.dtype == np.uint8 for f in frames)
@@ -309,7 +321,7 @@ def test_camera_close_from_another_thread_ends_the_stream(tmp_path: Path) -> Non
     video = write_video(tmp_path / "cam.mp4", n_frames=200, fps=10)
     source = CameraSource(str(video))
     source.open()
-    got: list = []
+    got: list[Chunk] = []
 
     def read() -> None:
         for frame in source.chunks():
@@ -354,7 +366,7 @@ print(json.dumps(report))
 
 
 @pytest.fixture(scope="module")
-def mic_capture(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, np.ndarray]:
+def mic_capture(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path, np.ndarray]:
     tmp = tmp_path_factory.mktemp("vmic")
     pcm = demo_pcm()[: 2 * 3 * SR]  # the clip's first 3 s
     env = {**os.environ, **virtual_mic_env(tmp, pcm)}
@@ -365,7 +377,7 @@ def mic_capture(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, n
 
 
 @pytest.mark.needs_virtual_mic
-def test_microphone_captures_the_virtual_device_exactly(mic_capture: tuple[dict, Path, np.ndarray]) -> None:
+def test_microphone_captures_the_virtual_device_exactly(mic_capture: tuple[dict[str, Any], Path, np.ndarray]) -> None:
     report, tmp, raw = mic_capture
     assert DEVICE_NAME in [name for _, name in report["devices"]]
     by_substring = report["vmic"]
@@ -377,7 +389,7 @@ def test_microphone_captures_the_virtual_device_exactly(mic_capture: tuple[dict,
 
 
 @pytest.mark.needs_virtual_mic
-def test_microphone_default_is_the_default_input(mic_capture: tuple[dict, Path, np.ndarray]) -> None:
+def test_microphone_default_is_the_default_input(mic_capture: tuple[dict[str, Any], Path, np.ndarray]) -> None:
     report, tmp, raw = mic_capture
     assert report["default"]["sizes"] == [320]
     captured = np.fromfile(tmp / "captured_2.s16", dtype="<i2")
@@ -385,7 +397,7 @@ def test_microphone_default_is_the_default_input(mic_capture: tuple[dict, Path, 
 
 
 @pytest.mark.needs_virtual_mic
-def test_unknown_microphone_lists_the_input_devices(mic_capture: tuple[dict, Path, np.ndarray]) -> None:
+def test_unknown_microphone_lists_the_input_devices(mic_capture: tuple[dict[str, Any], Path, np.ndarray]) -> None:
     report, _, _ = mic_capture
     error = report["error"]
     assert "microphone 'no-such-microphone-xyz'" in error

@@ -13,10 +13,10 @@ from support.demo import demo_av, demo_timeline
 
 from edge_mmer.config import ConfigError
 from edge_mmer.runtime.chunks import AudioChunk
-from edge_mmer.runtime.vad import VadSegmenter, VadSettings
+from edge_mmer.runtime.vad import Utterance, VadSegmenter, VadSettings
 
 
-def segment(audio: np.ndarray, chunk: int, settings: VadSettings | None = None) -> list:
+def segment(audio: np.ndarray, chunk: int, settings: VadSettings | None = None) -> list[Utterance]:
     seg = VadSegmenter(settings)
     out = []
     for i in range(0, len(audio), chunk):

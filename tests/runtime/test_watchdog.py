@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import pytest
@@ -19,17 +20,24 @@ from edge_mmer.runtime.sources.files import MediaFileSource
 from edge_mmer.runtime.watchdog import Backoff, Restart, SupervisedSource
 
 DEMO = DEMO_CLIP
-FAST = {"backoff_initial_s": 0.01, "backoff_max_s": 0.08}
 
 
-def wait_for(condition, timeout: float = 10.0) -> bool:
+class Backoffs(TypedDict):
+    backoff_initial_s: float
+    backoff_max_s: float
+
+
+FAST: Backoffs = {"backoff_initial_s": 0.01, "backoff_max_s": 0.08}
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 10.0) -> bool:
     """Poll ``condition`` until true (a liveness bound, not a speed assertion)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return True
         time.sleep(0.005)
-    return condition()
+    return bool(condition())
 
 
 def chunk(i: int) -> AudioChunk:
@@ -149,7 +157,7 @@ class ScriptedSource(Source):
     has_video = True
     has_audio = False
 
-    def __init__(self, script, pace_s: float = 0.002) -> None:
+    def __init__(self, script: Callable[[int], str], pace_s: float = 0.002) -> None:
         self.name = "scripted"
         self.script = script
         self.pace_s = pace_s

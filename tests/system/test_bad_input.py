@@ -30,8 +30,9 @@ from support.events import ListSink
 
 from edge_mmer import bundle as B
 from edge_mmer.config import demo_config
+from edge_mmer.errors import RunError
 from edge_mmer.runtime.chunks import AudioChunk, VideoFrame
-from edge_mmer.runtime.loop import RunError, RuntimeLoop
+from edge_mmer.runtime.loop import RuntimeLoop
 from edge_mmer.runtime.pipeline import run_offline
 from edge_mmer.runtime.settings import RuntimeSettings, with_run_overrides
 
@@ -151,12 +152,13 @@ def reference_labels(speech: np.ndarray, tmp_path_factory: pytest.TempPathFactor
 
 def _to_24bit(pcm: np.ndarray) -> np.ndarray:
     wide = pcm.astype("<i4") << 8
-    return wide.view(np.uint8).reshape(-1, 4)[:, :3].copy()
+    out: np.ndarray = wide.view(np.uint8).reshape(-1, 4)[:, :3].copy()
+    return out
 
 
 @pytest.mark.parametrize("kind", ["48k-stereo-16bit", "16k-mono-24bit", "16k-mono-float32"])
 def test_wav_at_another_rate_channels_or_width_is_converted(tmp_path: Path, speech: np.ndarray, kind: str,
-                                                            reference_labels: list[str], caplog) -> None:
+                                                            reference_labels: list[str], caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("INFO")
     if kind == "48k-stereo-16bit":
         stereo = np.repeat(np.repeat(speech, 3)[:, None], 2, axis=1)

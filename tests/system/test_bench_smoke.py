@@ -4,7 +4,9 @@ No timing assertions: speed is measured by ``python -m benchmarks.bench_networks
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,7 +31,7 @@ pytestmark = pytest.mark.needs_torch
 
 def test_time_interleaved_rotates_and_counts() -> None:
     calls: list[str] = []
-    runners = {name: (lambda n=name: calls.append(n)) for name in ("a", "b", "c")}
+    runners: dict[str, Callable[[], object]] = {name: functools.partial(calls.append, name) for name in ("a", "b", "c")}
     times = time_interleaved(runners, runs=3, warmup=2)
     assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3, "c": 3}
     assert calls[:3] == ["a", "b", "c"] and calls[3:6] == ["b", "c", "a"]  # the first runner rotates

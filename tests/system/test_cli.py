@@ -165,7 +165,12 @@ def test_no_subcommand_is_run(monkeypatch: pytest.MonkeyPatch) -> None:
     for argv in (["--help"], ["-v", "--version"], ["train"], ["-q", "trian"]):  # argparse refuses a misspelt command
         assert with_default_command(argv) == argv
     seen: list[argparse.Namespace] = []
-    monkeypatch.setattr(run_command, "run", lambda args: seen.append(args) or 0)
+
+    def fake_run(args: argparse.Namespace) -> int:
+        seen.append(args)
+        return 0
+
+    monkeypatch.setattr(run_command, "run", fake_run)
     assert main(["-q"]) == 0
     assert seen[0].command == "run" and seen[0].bundle is None and seen[0].max_events == 0
     assert main(["-q", "--max-events", "2"]) == 0 and seen[1].max_events == 2

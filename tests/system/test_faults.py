@@ -24,6 +24,7 @@ import time
 import wave
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -33,6 +34,7 @@ from support.demo import DEMO_CLIP, demo_av, demo_timeline
 from support.events import ListSink
 
 from edge_mmer.runtime.chunks import AudioChunk, Chunk, VideoFrame
+from edge_mmer.runtime.events import EmotionEvent
 from edge_mmer.runtime.loop import RunSummary, RuntimeLoop
 from edge_mmer.runtime.settings import RuntimeSettings, with_run_overrides
 from edge_mmer.runtime.sources.base import Source, SourceError
@@ -57,7 +59,7 @@ def fault_settings(**run: object) -> RuntimeSettings:
 
 def mqtt_settings(port: int, spool: Path, **run: object) -> RuntimeSettings:
     s = fault_settings(sink=f"mqtt://127.0.0.1:{port}/{PREFIX}", device_id=DEVICE, **run)
-    return dataclasses.replace(s, mqtt=dataclasses.replace(s.mqtt, spool_path=str(spool), close_timeout_s=20.0))
+    return dataclasses.replace(s, mqtt=dataclasses.replace(s.mqtt, spool_path=spool, close_timeout_s=20.0))
 
 
 def spool_rows(path: Path) -> int:
@@ -66,8 +68,12 @@ def spool_rows(path: Path) -> int:
         return int(db.execute("SELECT COUNT(*) FROM spool").fetchone()[0])
 
 
-def run_in_thread(loop: RuntimeLoop, stop: threading.Event | None = None) -> tuple[threading.Thread, dict]:
-    out: dict = {}
+Outcome = dict[str, Any]
+"""What the loop's thread left: ``summary`` (a RunSummary) or ``error`` (what it raised)."""
+
+
+def run_in_thread(loop: RuntimeLoop, stop: threading.Event | None = None) -> tuple[threading.Thread, Outcome]:
+    out: Outcome = {}
 
     def target() -> None:
         try:
@@ -80,7 +86,7 @@ def run_in_thread(loop: RuntimeLoop, stop: threading.Event | None = None) -> tup
     return th, out
 
 
-def finished(th: threading.Thread, out: dict, timeout: float = 60.0) -> RunSummary:
+def finished(th: threading.Thread, out: Outcome, timeout: float = 60.0) -> RunSummary:
     th.join(timeout)
     assert not th.is_alive(), "the loop did not finish"
     if "error" in out:
@@ -232,7 +238,7 @@ class GarbageFrames(Source):
             yield chunk
 
 
-def _decisions(events: list) -> list[tuple]:
+def _decisions(events: list[EmotionEvent]) -> list[tuple[object, ...]]:
     return [(e.seq, e.trigger, e.utterance, e.label, round(e.confidence, 4)) for e in events]
 
 

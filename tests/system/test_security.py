@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 from support.broker import DEVICE_PASSWORD as SECRET
 from support.broker import OTHER_PASSWORD, Mosquitto, Recorder, SecureBroker, wait_until
 from support.broker import SECURE_DEVICE as DEVICE
@@ -37,7 +38,8 @@ from support.events import LABELS, ListSink, make_event
 
 from edge_mmer import bundle as B
 from edge_mmer.bundle import BundleError, read_bundle, sha256_file
-from edge_mmer.runtime.loop import RunError, RuntimeLoop
+from edge_mmer.errors import RunError
+from edge_mmer.runtime.loop import RuntimeLoop
 from edge_mmer.runtime.settings import RuntimeSettings, with_run_overrides
 from edge_mmer.runtime.sinks.mqtt import MqttOptions, MqttSink
 
@@ -108,7 +110,7 @@ def test_acl_refuses_a_subscription_to_another_unit(secure_broker: SecureBroker)
     """Logged in as the device, a client subscribing to another unit's topics (and to '#') gets nothing
     of that unit (mosquitto checks read access per message)."""
     got: list[str] = []
-    spy = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id="spy", protocol=mqtt.MQTTv311)
+    spy = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="spy", protocol=mqtt.MQTTv311)
     spy.username_pw_set("robot", SECRET)
     spy.tls_set(ca_certs=str(secure_broker.tls.ca), certfile=str(secure_broker.tls.client_cert), keyfile=str(secure_broker.tls.client_key),
                 cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
@@ -120,7 +122,7 @@ def test_acl_refuses_a_subscription_to_another_unit(secure_broker: SecureBroker)
     try:
         spy.subscribe([(f"{PREFIX}/other-unit/#", 1), ("#", 1), (f"{PREFIX}/{DEVICE}/#", 1)])
         assert wait_until(lambda: bool(subscribed), 5)
-        other = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id="other",
+        other = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="other",
                             protocol=mqtt.MQTTv311)
         other.username_pw_set("other", OTHER_PASSWORD)
         other.connect("127.0.0.1", secure_broker.broker.port)
@@ -183,14 +185,14 @@ def test_a_password_on_the_command_line_is_refused_without_echoing_it(tmp_path: 
 
 
 def test_the_whole_loop_never_logs_the_password_from_the_environment(secure_broker: SecureBroker, tmp_path: Path,
-                                                                       monkeypatch, caplog) -> None:
+                                                                       monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     monkeypatch.setenv("EDGE_MMER_MQTT_PASSWORD", SECRET)
     s = with_run_overrides(RuntimeSettings(), sink=f"mqtts://127.0.0.1:{secure_broker.tls_port}/{PREFIX}", device_id=DEVICE,
                            stats_interval_s=0.5)
     s = dataclasses.replace(s, mqtt=dataclasses.replace(
-        s.mqtt, username="robot", ca_file=str(secure_broker.tls.ca), cert_file=str(secure_broker.tls.client_cert),
-        key_file=str(secure_broker.tls.client_key), spool_path=str(tmp_path / "spool.sqlite")))
+        s.mqtt, username="robot", ca_file=secure_broker.tls.ca, cert_file=secure_broker.tls.client_cert,
+        key_file=secure_broker.tls.client_key, spool_path=tmp_path / "spool.sqlite"))
     rec = secure_broker.watcher([f"{PREFIX}/{DEVICE}/#"])
     summary = RuntimeLoop(s).run()
     assert rec.wait_count(f"{PREFIX}/{DEVICE}/emotion", summary.events)

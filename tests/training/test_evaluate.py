@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ def _h5py() -> None:
     pytest.importorskip("h5py", reason="h5py (the 'datasets' extra) reads CMU-MultimodalSDK .csd files")
 
 
-KINDS = {
+KINDS: dict[str, tuple[Callable[[Path], object], str]] = {
     "ravdess": (fx.make_ravdess, "ravdess:{root}"),
     "cremad": (fx.make_cremad, "cremad:{root}"),
     "meld": (fx.make_meld, "meld:{root}?max_clip_s=2"),

@@ -6,6 +6,7 @@ import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,21 +17,22 @@ from support.configs import TINY
 
 from edge_mmer.bundle import BundleError, read_bundle
 from edge_mmer.config import demo_config
-from edge_mmer.decision import CHANNELS, DecisionHead
+from edge_mmer.decision import DecisionHead
 from edge_mmer.errors import TrainError
 from edge_mmer.train import TrainOptions, format_metrics, train
+from edge_mmer.vocab import CHANNELS
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs_torch]
 
 
 @pytest.fixture(scope="module")
-def trained(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def trained(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     out = tmp_path_factory.mktemp("train") / "bundle"
     result = train(TINY, TrainOptions(dataset=dataset, out=out, seed=1, device="cpu", progress=False))
     return result.bundle_dir, result.metrics
 
 
-def test_training_is_seeded(dataset: Path, trained: tuple[Path, dict], tmp_path: Path) -> None:
+def test_training_is_seeded(dataset: Path, trained: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
     """The same seed gives the same figures and SVM choices. (Weights are not promised bit-identical:
     torch's multi-threaded CPU kernels may sum in another order, a last-bit difference.)"""
     first, metrics = trained
@@ -42,7 +44,7 @@ def test_training_is_seeded(dataset: Path, trained: tuple[Path, dict], tmp_path:
         k: v for k, v in metrics.items() if k not in drop}
 
 
-def test_bundle_verifies_and_records_everything(trained: tuple[Path, dict]) -> None:
+def test_bundle_verifies_and_records_everything(trained: tuple[Path, dict[str, Any]]) -> None:
     out, metrics = trained
     bundle = read_bundle(out)
     m = bundle.manifest
@@ -66,7 +68,7 @@ def test_bundle_verifies_and_records_everything(trained: tuple[Path, dict]) -> N
     assert "SYNTHETIC" in table and "no chi-square" in table and "all emotions" in table
 
 
-def test_decision_head_loads_from_the_bundle(trained: tuple[Path, dict]) -> None:
+def test_decision_head_loads_from_the_bundle(trained: tuple[Path, dict[str, Any]]) -> None:
     out, _ = trained
     bundle = read_bundle(out)
     head = DecisionHead.from_bundle(bundle)
@@ -78,7 +80,9 @@ def test_decision_head_loads_from_the_bundle(trained: tuple[Path, dict]) -> None
     decision = head.decide({"speech": np.zeros(speech_in), "face": None, "fused": None})
     # one channel present: the fuzzy integral returns that channel's supports
     assert decision.channels["face"] is None
-    np.testing.assert_allclose(decision.scores, decision.channels["speech"], atol=1e-12)
+    speech = decision.channels["speech"]
+    assert speech is not None
+    np.testing.assert_allclose(decision.scores, speech, atol=1e-12)
 
 
 def _flip(path: Path, offset: int) -> None:
@@ -87,7 +91,7 @@ def _flip(path: Path, offset: int) -> None:
     path.write_bytes(bytes(data))
 
 
-def test_one_flipped_byte_in_any_file_is_named(trained: tuple[Path, dict], tmp_path: Path) -> None:
+def test_one_flipped_byte_in_any_file_is_named(trained: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
     out, _ = trained
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert "manifest.json" in files and len(files) >= 12
@@ -113,7 +117,7 @@ def test_one_flipped_byte_in_any_file_is_named(trained: tuple[Path, dict], tmp_p
         shutil.rmtree(copy)
 
 
-def test_cli_verify_and_show(trained: tuple[Path, dict]) -> None:
+def test_cli_verify_and_show(trained: tuple[Path, dict[str, Any]]) -> None:
     out, _ = trained
     ok = run_cli("bundle", "verify", str(out))
     assert ok.returncode == 0 and ok.stdout.startswith("OK") and "SYNTHETIC" in ok.stdout
@@ -121,7 +125,7 @@ def test_cli_verify_and_show(trained: tuple[Path, dict]) -> None:
     assert show.returncode == 0 and "SYNTHETIC" in show.stdout and "speech_encoder" in show.stdout
 
 
-def test_train_refuses_to_overwrite(trained: tuple[Path, dict]) -> None:
+def test_train_refuses_to_overwrite(trained: tuple[Path, dict[str, Any]]) -> None:
     out, _ = trained
     with pytest.raises(TrainError, match="exists"):
         train(demo_config(), TrainOptions(dataset=out, out=out))
