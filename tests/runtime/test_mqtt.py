@@ -60,7 +60,8 @@ def persistent_recorder(broker: Mosquitto, topics: list[str], name: str = "rec")
 
 # ---- the basics -----------------------------------------------------------------------------------
 
-def test_events_state_availability_and_stats(broker: Mosquitto, tmp_path: Path, validator: jsonschema.protocols.Validator) -> None:
+def test_events_state_availability_and_stats(broker: Mosquitto, tmp_path: Path,
+                                             validator: jsonschema.protocols.Validator) -> None:
     rec = Recorder(broker.port, [f"{PREFIX}/#"]).start()
     sink = MqttSink(options(broker, tmp_path), labels=LABELS)
     assert rec.wait_for(lambda r: b"online" in r.payloads(AVAIL)), "online published at connect"
@@ -94,7 +95,8 @@ def test_events_state_availability_and_stats(broker: Mosquitto, tmp_path: Path, 
     late.stop()
 
 
-def test_broker_down_at_start_events_spool_until_it_comes_up(broker: Mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_broker_down_at_start_events_spool_until_it_comes_up(broker: Mosquitto, tmp_path: Path,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     rec = persistent_recorder(broker, [EMOTION, AVAIL])
     broker.stop()
@@ -289,7 +291,8 @@ def test_last_will_marks_a_killed_sink_offline(broker: Mosquitto, tmp_path: Path
     late.stop()
 
 
-def test_spool_at_its_bound_drops_the_oldest(broker: Mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_spool_at_its_bound_drops_the_oldest(broker: Mosquitto, tmp_path: Path,
+                                             caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING)
     rec = persistent_recorder(broker, [EMOTION])
     broker.stop()
@@ -327,7 +330,8 @@ def test_disk_full_spool_is_logged_and_events_still_flow(broker: Mosquitto, tmp_
     rec.stop()
 
 
-def test_unwritable_spool_path_sink_keeps_running(broker: Mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_unwritable_spool_path_sink_keeps_running(broker: Mosquitto, tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.ERROR)
     (tmp_path / "file").write_text("not a directory")
     bad = tmp_path / "file" / "spool.sqlite"
@@ -344,8 +348,9 @@ def test_unwritable_spool_path_sink_keeps_running(broker: Mosquitto, tmp_path: P
 # ---- credentials and TLS --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("source", ["env", "file"])
-def test_password_from_env_or_file_and_never_logged(auth_broker: Mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture,
-                                                    monkeypatch: pytest.MonkeyPatch, source: str) -> None:
+def test_password_from_env_or_file_and_never_logged(auth_broker: Mosquitto, tmp_path: Path,
+                                                    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+                                                    source: str) -> None:
     caplog.set_level(logging.DEBUG)  # paho's own log included
     rec = Recorder(auth_broker.port, [EMOTION], username="robot", password=SECRET).start()
     if source == "env":
@@ -367,7 +372,8 @@ def test_password_from_env_or_file_and_never_logged(auth_broker: Mosquitto, tmp_
 
 
 def test_wrong_password_is_reported_and_the_sink_keeps_spooling(auth_broker: Mosquitto, tmp_path: Path,
-                                                               caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                caplog: pytest.LogCaptureFixture,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     caplog.set_level(logging.DEBUG)
     monkeypatch.setenv("EDGE_MMER_MQTT_PASSWORD", "wrong-" + SECRET)
     sink = MqttSink(options(auth_broker, tmp_path, username="robot"))

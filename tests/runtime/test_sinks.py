@@ -58,7 +58,8 @@ def test_stdout_sink_writes_one_valid_json_line_per_event(validator: jsonschema.
     assert buf.getvalue().endswith("\n")
 
 
-def test_stdout_sink_defaults_to_sys_stdout(capsys: pytest.CaptureFixture[str], validator: jsonschema.protocols.Validator) -> None:
+def test_stdout_sink_defaults_to_sys_stdout(capsys: pytest.CaptureFixture[str],
+                                            validator: jsonschema.protocols.Validator) -> None:
     sink = StdoutSink()
     sink.emit(make_event(1))
     sink.publish_stats(make_stats(frames=1))
@@ -82,7 +83,8 @@ def test_stdout_sink_broken_pipe_is_a_sink_error() -> None:
 
 # ---- JSONL ----------------------------------------------------------------------------------------
 
-def test_jsonl_sink_appends_valid_lines_and_creates_the_directory(tmp_path: Path, validator: jsonschema.protocols.Validator) -> None:
+def test_jsonl_sink_appends_valid_lines_and_creates_the_directory(tmp_path: Path,
+                                                                  validator: jsonschema.protocols.Validator) -> None:
     path = tmp_path / "logs" / "deep" / "events.jsonl"
     with JsonlSink(path, fsync_every=2) as sink:
         for i in range(1, 4):

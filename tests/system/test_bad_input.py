@@ -158,7 +158,8 @@ def _to_24bit(pcm: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("kind", ["48k-stereo-16bit", "16k-mono-24bit", "16k-mono-float32"])
 def test_wav_at_another_rate_channels_or_width_is_converted(tmp_path: Path, speech: np.ndarray, kind: str,
-                                                            reference_labels: list[str], caplog: pytest.LogCaptureFixture) -> None:
+                                                            reference_labels: list[str],
+                                                            caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("INFO")
     if kind == "48k-stereo-16bit":
         stereo = np.repeat(np.repeat(speech, 3)[:, None], 2, axis=1)

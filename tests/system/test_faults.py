@@ -399,7 +399,8 @@ def test_sigkill_with_the_broker_down_then_restart_replays_the_spool(tmp_path: P
     assert "cannot reach" in first.stderr
     assert first.returncode == -signal.SIGKILL
     broker.start()
-    second = run_cli("run", "--config", str(cfg), "--camera", "none", "--mic", str(_silence_wav(tmp_path / "quiet.wav")))
+    quiet = _silence_wav(tmp_path / "quiet.wav")
+    second = run_cli("run", "--config", str(cfg), "--camera", "none", "--mic", str(quiet))
     assert second.returncode == 0, second.stderr[-3000:]
     held = re.search(r"holds (\d+) unacknowledged event", second.stderr)
     assert held is not None, second.stderr[-3000:]

@@ -112,7 +112,8 @@ def test_acl_refuses_a_subscription_to_another_unit(secure_broker: SecureBroker)
     got: list[str] = []
     spy = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="spy", protocol=mqtt.MQTTv311)
     spy.username_pw_set("robot", SECRET)
-    spy.tls_set(ca_certs=str(secure_broker.tls.ca), certfile=str(secure_broker.tls.client_cert), keyfile=str(secure_broker.tls.client_key),
+    tls = secure_broker.tls
+    spy.tls_set(ca_certs=str(tls.ca), certfile=str(tls.client_cert), keyfile=str(tls.client_key),
                 cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
     subscribed: list[int] = []
     spy.on_subscribe = lambda c, u, mid, rcs, p: subscribed.append(mid)
@@ -185,11 +186,12 @@ def test_a_password_on_the_command_line_is_refused_without_echoing_it(tmp_path: 
 
 
 def test_the_whole_loop_never_logs_the_password_from_the_environment(secure_broker: SecureBroker, tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     monkeypatch.setenv("EDGE_MMER_MQTT_PASSWORD", SECRET)
-    s = with_run_overrides(RuntimeSettings(), sink=f"mqtts://127.0.0.1:{secure_broker.tls_port}/{PREFIX}", device_id=DEVICE,
-                           stats_interval_s=0.5)
+    s = with_run_overrides(RuntimeSettings(), sink=f"mqtts://127.0.0.1:{secure_broker.tls_port}/{PREFIX}",
+                           device_id=DEVICE, stats_interval_s=0.5)
     s = dataclasses.replace(s, mqtt=dataclasses.replace(
         s.mqtt, username="robot", ca_file=secure_broker.tls.ca, cert_file=secure_broker.tls.client_cert,
         key_file=secure_broker.tls.client_key, spool_path=tmp_path / "spool.sqlite"))
@@ -221,7 +223,8 @@ def _trap_bundle(tmp_path: Path, marker: Path, stray_pkl: bool) -> Path:
     # an .npz listed in the manifest (with a correct sha256) whose array is a pickled object
     np.savez(b / "extras.npz", payload=np.array([_Trap(marker)], dtype=object))
     manifest = json.loads((b / "manifest.json").read_bytes())
-    manifest["files"]["extras.npz"] = {"sha256": sha256_file(b / "extras.npz"), "bytes": (b / "extras.npz").stat().st_size}
+    manifest["files"]["extras.npz"] = {"sha256": sha256_file(b / "extras.npz"),
+                                       "bytes": (b / "extras.npz").stat().st_size}
     (b / "manifest.json").write_bytes(B._seal(manifest))
     if stray_pkl:
         (b / "svm" / "fused.pkl").write_bytes(pickle.dumps(_Trap(marker)))
