@@ -35,6 +35,7 @@ from edge_mmer.bundle import Bundle, read_bundle, update_manifest
 from edge_mmer.calibration.sets import CalibrationSet
 from edge_mmer.convert.drift import DriftThresholds, FlavourDrift
 from edge_mmer.errors import ConvertError
+from edge_mmer.vocab import ArtifactKind
 
 log = logging.getLogger(__name__)
 
@@ -61,18 +62,19 @@ def _has_quantizable(data: bytes) -> bool:
 def _sources(bundle: Bundle, bundle_dir: Path, flavours: tuple[str, ...], overwrite: bool
              ) -> tuple[dict[str, bytes], list[str]]:
     """Every network's FP32 ONNX model, and the networks to quantize (those with a Conv/Gemm/MatMul)."""
-    missing = [n for n, net in bundle.networks.items() if "onnx-fp32" not in net["artifacts"]]
+    missing = [n for n, net in bundle.network_specs.items() if ArtifactKind.ONNX_FP32 not in net.artifacts]
     if missing:
         raise ConvertError(f"INT8 needs the onnx-fp32 artifact of every network ({', '.join(missing)} lack it): "
                            "add fp32 to --precision")
-    clash = {n: [f for f in flavours if f in net["artifacts"]] for n, net in bundle.networks.items()}
+    clash = {n: [f for f in flavours if f in net.artifacts] for n, net in bundle.network_specs.items()}
     clash = {n: k for n, k in clash.items() if k}
     if clash and not overwrite:
         shown = "; ".join(f"{n}: {', '.join(k)}" for n, k in clash.items())
-        raise ConvertError(f"{bundle_dir} already has these artifacts ({shown}); pass --overwrite-artifacts to replace them")
-    fp32 = {n: bundle.read_bytes(net["artifacts"]["onnx-fp32"]["file"]) for n, net in bundle.networks.items()}
-    targets = [n for n in bundle.networks if _has_quantizable(fp32[n])]
-    for n in bundle.networks:
+        raise ConvertError(f"{bundle_dir} already has these artifacts ({shown}); "
+                           "pass --overwrite-artifacts to replace them")
+    fp32 = {n: bundle.read_bytes(_fp32_file(bundle, n)) for n in bundle.network_specs}
+    targets = [n for n in bundle.network_specs if _has_quantizable(fp32[n])]
+    for n in bundle.network_specs:
         if n not in targets:
             log.info("%s: no Conv/Gemm/MatMul node (LSTM only): no INT8 artifact, the INT8 pipeline runs it in FP32", n)
     return fp32, targets
@@ -181,6 +183,14 @@ def _failing(drift: FlavourDrift, cosine: float, name: str, thresholds: DriftThr
     return out
 
 
+def _fp32_file(bundle: Bundle, name: str) -> str:
+    """The file of ``name``'s onnx-fp32 artifact, which INT8 is quantized from."""
+    art = bundle.artifact(name, ArtifactKind.ONNX_FP32)
+    if art is None:
+        raise ConvertError(f"{bundle.path}: network '{name}' has no onnx-fp32 artifact to quantize")
+    return art.file
+
+
 def _artifact_spec(bundle: Bundle, name: str, flavour: str, facts: dict[str, Any], calibration: _Calibration,
                    drift: FlavourDrift, thresholds: DriftThresholds) -> dict[str, Any]:
     net = drift.networks[name]
@@ -194,7 +204,7 @@ def _artifact_spec(bundle: Bundle, name: str, flavour: str, facts: dict[str, Any
     return {
         "file": f"onnx/{name}.{flavour}.onnx", "format": "onnx", "precision": "int8", "io_dtype": "float32",
         "quantization": facts,
-        "source": bundle.networks[name]["artifacts"]["onnx-fp32"]["file"],
+        "source": _fp32_file(bundle, name),
         "calibration": calibration.spec,
         "drift": {"network": net, "end_to_end": e2e},
         "thresholds": {"min_agreement": thresholds.min_agreement, "max_accuracy_drop": thresholds.max_accuracy_drop,
@@ -211,8 +221,9 @@ def _record(bundle_dir: Path, flavours: tuple[str, ...], calibration: _Calibrati
     bundle = read_bundle(bundle_dir)
     added = 0
     for name, kinds in staged.items():
-        old = {spec["file"] for k, spec in bundle.networks[name]["artifacts"].items() if k in flavours}
-        artifacts = {k: v for k, v in bundle.networks[name]["artifacts"].items() if k not in flavours}
+        net = bundle.network(name)
+        old = net.artifact_files(flavours)
+        artifacts = net.artifact_table(without=flavours)
         artifacts.update(kinds)
         update_manifest(bundle_dir, f"networks.{name}.artifacts", artifacts, new_files=files[name],
                         remove_files=sorted(old - set(files[name])))

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from edge_mmer.bundle import Bundle, read_bundle, update_manifest
 from edge_mmer.errors import ConvertError
 from edge_mmer.provenance import versions as library_versions
-from edge_mmer.vocab import CONVERT_PRECISIONS
+from edge_mmer.vocab import CONVERT_PRECISIONS, ArtifactKind
 
 if TYPE_CHECKING:
     from torch import nn
@@ -76,6 +76,11 @@ class ConvertResult:
     added_bytes: int = 0
 
 
+def _onnx_kind(precision: str) -> ArtifactKind:
+    """The artifact kind of an ONNX export precision (``fp16`` -> ``onnx-fp16``)."""
+    return ArtifactKind(f"onnx-{precision}")
+
+
 def _progress(items: list[str], enabled: bool) -> Any:
     if not enabled:
         return items
@@ -114,11 +119,12 @@ def _check_bundle(opts: ConvertOptions, bundle: Bundle, int8: tuple[str, ...]) -
         raise ConvertError(str(exc)) from None
     if not int8:
         return
-    if "fp32" not in opts.precisions and not all("onnx-fp32" in n["artifacts"] for n in bundle.networks.values()):
+    nets = bundle.network_specs.values()
+    if "fp32" not in opts.precisions and not all(ArtifactKind.ONNX_FP32 in n.artifacts for n in nets):
         raise ConvertError("INT8 is quantized from the onnx-fp32 artifacts, which this bundle lacks: "
                            "add fp32 to --precision")
     if not opts.overwrite_artifacts:
-        clash = sorted({k for n in bundle.networks.values() for k in n["artifacts"] if k in int8})
+        clash = sorted({str(k) for n in nets for k in n.kinds if k in int8})
         if clash:
             raise ConvertError(f"{opts.bundle} already has {', '.join(clash)} artifacts; pass --overwrite-artifacts "
                                "to replace them")
@@ -162,8 +168,8 @@ def _convert_onnx(opts: ConvertOptions, precisions: tuple[str, ...]) -> ConvertR
     from edge_mmer.models.from_bundle import load_torch_networks
 
     bundle = read_bundle(opts.bundle)
-    kinds = [f"onnx-{p}" for p in precisions]
-    existing = {name: [k for k in kinds if k in net["artifacts"]] for name, net in bundle.networks.items()}
+    kinds = [_onnx_kind(p) for p in precisions]
+    existing = {name: [k for k in kinds if k in net.artifacts] for name, net in bundle.network_specs.items()}
     clash = {n: k for n, k in existing.items() if k}
     if clash and not opts.overwrite_artifacts:
         shown = "; ".join(f"{n}: {', '.join(k)}" for n, k in clash.items())
@@ -178,7 +184,7 @@ def _convert_onnx(opts: ConvertOptions, precisions: tuple[str, ...]) -> ConvertR
         raise ConvertError(f"parity samples: {exc}") from exc
     versions = library_versions("torch", "onnx", "onnxslim", "onnxruntime")
     staged = {name: _network_artifacts(opts, bundle, name, nets[name], references[name], inputs, precisions, versions)
-              for name in _progress(list(bundle.networks), opts.progress)}
+              for name in _progress(list(bundle.network_specs), opts.progress)}
     return _record(opts, bundle, kinds, existing, staged)
 
 
@@ -188,15 +194,15 @@ def _network_artifacts(opts: ConvertOptions, bundle: Bundle, name: str, module: 
     """One network exported, checked and measured in each precision: (its artifacts, its files)."""
     from edge_mmer.convert.onnx_export import ExportError, export_network, to_fp16
 
-    entry = bundle.networks[name]
+    net = bundle.network(name)
     try:
-        graph = export_network(name, module, entry)
+        graph = export_network(name, module, net)
     except ExportError as exc:
         raise ConvertError(f"{name}: ONNX export failed: {exc}") from exc
     models: dict[str, tuple[Any, list[str]]] = {"fp32": (graph.model, [])}
     if "fp16" in precisions:
         models["fp16"] = to_fp16(graph.model, name)
-    artifacts = {k: v for k, v in entry["artifacts"].items() if k not in {f"onnx-{p}" for p in precisions}}
+    artifacts = net.artifact_table(without=[_onnx_kind(p) for p in precisions])
     files: dict[str, bytes] = {}
     for precision in precisions:
         model, fp32_ops = models[precision]
@@ -204,7 +210,7 @@ def _network_artifacts(opts: ConvertOptions, bundle: Bundle, name: str, module: 
         parity = _checked_parity(opts, bundle, name, precision, model, data, reference, inputs)
         rel = f"onnx/{name}.{precision}.onnx"
         files[rel] = data
-        artifacts[f"onnx-{precision}"] = _onnx_spec(opts, rel, precision, graph, parity, inputs, versions, fp32_ops)
+        artifacts[_onnx_kind(precision)] = _onnx_spec(opts, rel, precision, graph, parity, inputs, versions, fp32_ops)
     return artifacts, files
 
 
@@ -257,12 +263,12 @@ def _onnx_spec(opts: ConvertOptions, rel: str, precision: str, graph: ExportedGr
     return spec
 
 
-def _record(opts: ConvertOptions, bundle: Bundle, kinds: list[str], existing: dict[str, list[str]],
+def _record(opts: ConvertOptions, bundle: Bundle, kinds: list[ArtifactKind], existing: dict[str, list[ArtifactKind]],
             staged: dict[str, tuple[dict[str, Any], dict[str, bytes]]]) -> ConvertResult:
     """Write every network's ONNX artifacts (replacing the old files of the kinds written); verify."""
     result = ConvertResult(bundle_dir=Path(opts.bundle))
     for name, (artifacts, files) in staged.items():
-        old = {spec["file"] for k, spec in bundle.networks[name]["artifacts"].items() if k in kinds}
+        old = bundle.network(name).artifact_files(kinds)
         update_manifest(opts.bundle, f"networks.{name}.artifacts", artifacts, new_files=files,
                         remove_files=sorted(old - set(files)))
         others = [k for k in artifacts if k not in kinds]

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge_mmer.errors import QuantizeError
 from edge_mmer.provenance import version
+from edge_mmer.vocab import ArtifactKind
 
 if TYPE_CHECKING:
     import onnx
@@ -43,7 +44,7 @@ __all__ = [
     "quantize_int8",
 ]
 
-INT8_FLAVOURS = ("int8-cpu", "int8-trt")
+INT8_FLAVOURS = (ArtifactKind.INT8_CPU, ArtifactKind.INT8_TRT)
 QUANTIZED_OP_TYPES = ("Conv", "Gemm", "MatMul")
 CALIBRATE_METHODS = ("minmax", "entropy", "percentile")
 
@@ -159,7 +160,7 @@ def quantize_int8(
     if calibrate_method not in methods:
         raise QuantizeError(f"calibration method {calibrate_method!r}: expected one of {', '.join(methods)}")
     fp32_onnx, out_path = Path(fp32_onnx), Path(out_path)
-    trt = flavour == "int8-trt"
+    trt = flavour == ArtifactKind.INT8_TRT
     activation_type = QuantType.QInt8 if trt else QuantType.QUInt8
     extra: dict[str, Any] = (
         {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False} if trt else {}

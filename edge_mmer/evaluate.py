@@ -20,6 +20,7 @@ The metrics themselves are :mod:`edge_mmer.metrics` (re-exported here). Torch-fr
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,7 @@ from edge_mmer.vocab import MODALITIES
 if TYPE_CHECKING:
     import torch
 
+    from edge_mmer.bundle.views import NetworkSpec
     from edge_mmer.config import FaceConfig, ModelConfig
     from edge_mmer.datasets.base import LoadedDataset
     from edge_mmer.decision import Decision, DecisionHead
@@ -158,14 +160,14 @@ def _decide(runners: dict[str, Runner], head: DecisionHead, face_cfg: FaceConfig
     return out
 
 
-def _feature_split_inputs(bundle_path: Path, networks: dict[str, Any], ds: LoadedDataset, splits: list[str]
-                          ) -> dict[str, _SplitInputs]:
+def _feature_split_inputs(bundle_path: Path, networks: Mapping[str, NetworkSpec], ds: LoadedDataset,
+                          splits: list[str]) -> dict[str, _SplitInputs]:
     """A feature dataset's splits, standardised with the bundle's own (training-time) statistics."""
     from edge_mmer.train import standardise
 
     norm = {}
     for m in MODALITIES:
-        spec = networks[f"{m}_context"].get("input") or {}
+        spec = networks[f"{m}_context"].extra("input") or {}
         if "mean" not in spec or "std" not in spec:
             raise EvaluationError(f"{bundle_path}: manifest.json field 'networks.{m}_context.input' lacks the "
                                   "standardisation (mean, std) of its precomputed features")
@@ -258,7 +260,7 @@ def evaluate_bundle(opts: EvaluateOptions) -> EvaluationResult:
         if not ds.features_only:
             raise EvaluationError(f"bundle {opts.bundle} was trained on precomputed features (no encoders); dataset "
                                   f"{ds.spec} holds media")
-        inputs = _feature_split_inputs(opts.bundle, bundle.networks, ds, splits)
+        inputs = _feature_split_inputs(opts.bundle, bundle.network_specs, ds, splits)
     split = opts.split
     if not inputs[split].labels:
         raise EvaluationError(f"dataset {ds.spec} has no usable '{split}' utterances ({ds.summary.format()})")

@@ -14,7 +14,7 @@ get an :class:`ArtifactSpec`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -149,10 +149,42 @@ class NetworkSpec:
     extras: Mapping[str, Any] = field(default_factory=_empty, repr=False)
     """The entry's other keys (``class``, ``arch``, training notes), read-only."""
 
+    @classmethod
+    def from_entry(cls, name: str, entry: Mapping[str, Any]) -> NetworkSpec:
+        """The view of one ``networks.<name>`` entry, as the validator builds it; for an entry that is
+        in no bundle yet (what :func:`edge_mmer.train.outputs.network_entries` gives, before writing)
+        with no ``weights`` or ``artifacts``, those are empty."""
+        return _network(name, {"weights": "", "artifacts": {}, **entry})
+
     def artifact(self, kind: ArtifactKind | str) -> ArtifactSpec | None:
         """The artifact of ``kind``, or None when this network has none (or ``kind`` is no known kind)."""
         known = _KINDS.get(str(kind))
         return None if known is None else self.artifacts.get(known)
+
+    def input(self, name: str) -> TensorSpec:
+        """The input called ``name``; KeyError when there is none."""
+        for spec in self.inputs:
+            if spec.name == name:
+                return spec
+        raise KeyError(f"network '{self.name}' has no input '{name}' (inputs: {', '.join(self.input_names)})")
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(spec.name for spec in self.inputs)
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(spec.name for spec in self.outputs)
+
+    def artifact_table(self, without: Iterable[ArtifactKind | str] = ()) -> dict[str, dict[str, Any]]:
+        """The ``artifacts`` section as plain JSON (a copy, manifest order, unknown kinds included)
+        less the kinds in ``without``: what a writer starts from when it replaces those kinds."""
+        drop = {str(k) for k in without}
+        return {k: thawed(a) for k, a in self.artifact_entries.items() if k not in drop}
+
+    def artifact_files(self, kinds: Iterable[ArtifactKind | str]) -> set[str]:
+        """The files of this network's artifacts of ``kinds`` (those it has)."""
+        return {art.file for kind in kinds if (art := self.artifact(kind)) is not None}
 
     def extra(self, key: str, default: Any = None) -> Any:
         """One of the entry's other keys as a plain JSON value (a copy), or ``default``."""

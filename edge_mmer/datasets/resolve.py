@@ -46,7 +46,7 @@ def require_encoders(bundle: Bundle, action: str = "conversion") -> None:
     """Raise :class:`FeatureBundleError` when the bundle lacks the speech or face encoder (trained on
     precomputed features): its context / fusion LSTMs take a feature dataset's pooled vectors, which
     no device computes from a camera and a microphone, so there is nothing deployable to convert."""
-    missing = [n for n in ENCODERS if n not in bundle.networks]
+    missing = [n for n in ENCODERS if n not in bundle.network_specs]
     if not missing:
         return
     prov = bundle.provenance.get("dataset")

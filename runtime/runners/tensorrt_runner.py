@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -87,7 +87,7 @@ class TensorRTRunner(Runner):
 
     backend = "tensorrt"
 
-    def __init__(self, network: str, plan_bytes: bytes, inputs: list[TensorSpec], outputs: list[TensorSpec],
+    def __init__(self, network: str, plan_bytes: bytes, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec],
                  device: int = 0, build_facts: Mapping[str, Any] | None = None) -> None:
         super().__init__(network, inputs, outputs)
         if not plan_bytes:
