@@ -52,7 +52,7 @@ class DriftThresholds:
 
 
 class LabelledUtterance(Protocol):
-    """One prepared test utterance (:class:`edge_mmer.train.UtteranceInput`)."""
+    """One prepared test utterance (:class:`edge_mmer.datasets.frontend.UtteranceInput`)."""
 
     @property
     def label(self) -> int: ...

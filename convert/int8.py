@@ -18,8 +18,8 @@ and :mod:`edge_mmer.convert.drift` measures drift. The steps, per flavour (``int
 5. the record: ``networks.<name>.artifacts[<flavour>]`` and the files, through
    :func:`edge_mmer.bundle.update_manifest`, and the bundle re-verified.
 
-The dataset is the bundle's own, of any kind (:func:`edge_mmer.convert.parity.resolve_dataset`),
-through the training front ends (:func:`edge_mmer.convert.parity.prepare_split`): defective media
+The dataset is the bundle's own, of any kind (:func:`edge_mmer.datasets.resolve.resolve_dataset`),
+through the training front ends (:func:`edge_mmer.datasets.resolve.prepare_split`): defective media
 is skipped and counted, as in training.
 """
 
@@ -237,7 +237,7 @@ def convert_int8(bundle_dir: Path, flavours: tuple[str, ...], dataset: Path | st
                  drift_utterances: int | None, overwrite: bool, progress: bool, workers: int = 1,
                  cache_dir: Path | None = None) -> tuple[Specs, int]:
     """Quantize, measure and record (see the module docstring); returns (network -> kind -> spec,
-    bytes added). ``dataset`` is what :func:`edge_mmer.convert.parity.resolve_dataset` gives (a
+    bytes added). ``dataset`` is what :func:`edge_mmer.datasets.resolve.resolve_dataset` gives (a
     synthetic directory or a ``KIND:PATH`` spec); ``workers`` / ``cache_dir`` feed its front ends as
     in training. Raises :class:`~edge_mmer.errors.ConvertError` when it cannot proceed."""
     from edge_mmer.convert.drift import measure_drift

@@ -10,7 +10,7 @@ the files and ``networks.<name>.artifacts`` written, through :func:`edge_mmer.bu
 (one writer per section), and the bundle re-verified.
 
 The samples come from the bundle's own dataset, of any kind (``provenance.dataset.spec``; ``data``
-replaces its path or gives a ``KIND:PATH`` spec: :func:`edge_mmer.convert.parity.resolve_dataset`),
+replaces its path or gives a ``KIND:PATH`` spec: :func:`edge_mmer.datasets.resolve.resolve_dataset`),
 through the training front ends. A bundle trained on precomputed features (CMU-MOSI ``.csd``, MMSA /
 MulT pickles) has no encoders and is refused: its LSTMs take features no device computes from a
 camera and a microphone, so there is nothing deployable to export.
@@ -90,7 +90,7 @@ def _progress(items: list[str], enabled: bool) -> Any:
 
 
 def _resolve(bundle: Bundle, data: str | os.PathLike[str] | None) -> Path | str:
-    """The bundle's dataset (:func:`edge_mmer.convert.parity.resolve_dataset`); missing -> ConvertError."""
+    """The bundle's dataset (:func:`edge_mmer.datasets.resolve.resolve_dataset`); missing -> ConvertError."""
     from edge_mmer.convert.parity import DatasetMissingError, resolve_dataset
 
     try:
@@ -253,7 +253,7 @@ def _onnx_spec(opts: ConvertOptions, rel: str, precision: str, graph: ExportedGr
         "precision": precision,
         "io_dtype": "float32",
         "dynamic_axes": {io: {str(ax): n for ax, n in axes.items()} for io, axes in graph.dynamic_axes.items()},
-        "parity": {**parity.to_json(), "utterances": inputs.n_utterances, "provider": "CPUExecutionProvider"},
+        "parity": {**parity.to_dict(), "utterances": inputs.n_utterances, "provider": "CPUExecutionProvider"},
         "tensorrt_ops_checked": opts.trt_version,
         "exported_with": versions,
     }

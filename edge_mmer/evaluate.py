@@ -299,7 +299,7 @@ def evaluate_bundle(opts: EvaluateOptions) -> EvaluationResult:
         "final_by_integral": extra,
         "protocol": protocol,
         "chi_square": chi,
-        "extraction": stats.to_json() if stats is not None else None,
+        "extraction": stats.to_dict() if stats is not None else None,
         "channel_names": {"speech": "speech SVM", "face": "face SVM", "fused": "fused SVM (multimodal)",
                           "final": "fuzzy integral over the three"},
     }

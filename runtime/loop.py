@@ -133,7 +133,7 @@ class RuntimeLoop:
         return bundle
 
     def _load_networks(self, bundle: Bundle, summary: RunSummary) -> Networks:
-        from edge_mmer.runtime.runners.select import load_runners
+        from edge_mmer.runtime.runners.load import load_runners
 
         run = self.settings.run
         try:

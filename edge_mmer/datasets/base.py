@@ -224,7 +224,7 @@ class DefectSummary:
     def n_skipped(self) -> int:
         return sum(self.skipped.values())
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "skipped": dict(sorted(self.skipped.items())),
             "handled": dict(sorted(self.handled.items())),
@@ -290,7 +290,7 @@ class LoadedDataset:
             "utterances": {s: len(self.utterances(s)) for s in SPLITS},
             "sessions": {s: len(self.sessions(s)) for s in SPLITS},
             "class_counts": self.counts(),
-            "defects": self.summary.to_json(),
+            "defects": self.summary.to_dict(),
             **({"info": self.info} if self.info else {}),
         }
 

@@ -60,7 +60,7 @@ class ExtractStats:
     failed: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {"decoded": self.decoded, "cached": self.cached, "failed": self.failed, "reasons": dict(self.reasons)}
 
 

@@ -135,7 +135,7 @@ def resolve_dataset(bundle: Bundle, data: str | os.PathLike[str] | None = None) 
 def open_bundle_dataset(bundle: Bundle, dataset: Path | str) -> LoadedDataset:
     """Load ``dataset`` (from :func:`resolve_dataset`) through the datasets registry and check that
     it fits the bundle: the same labels, media (not precomputed features). Raises
-    :class:`~edge_mmer.datasets.base.DatasetError` (malformed) or :class:`DatasetUnusableError`."""
+    :class:`~edge_mmer.errors.DatasetError` (malformed) or :class:`DatasetUnusableError`."""
     ds = open_dataset(f"synthetic:{dataset}" if isinstance(dataset, Path) else dataset)
     if tuple(ds.labels) != tuple(bundle.labels):
         raise DatasetUnusableError(f"dataset {dataset} has labels {list(ds.labels)}, the bundle {list(bundle.labels)}")

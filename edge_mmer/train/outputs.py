@@ -131,7 +131,7 @@ def write_bundle(
                           "n_features": int(back.selections[m].mask.shape[0]),
                           "n_selected": int(back.selections[m].mask.sum())} for m, rel in selection.items()},
         "svms": svms,
-        "fuzzy": {"integral": back.head.method, **back.head.measure.to_json()},
+        "fuzzy": {"integral": back.head.method, **back.head.measure.to_dict()},
         "metrics": metrics,
         "provenance": provenance(dataset_prov, opts.seed),
     }

@@ -11,7 +11,7 @@ synced, never the file's consistency). The file is locked exclusively while open
 (``locking_mode=EXCLUSIVE``): a second process on the same file gets a clear error and runs on
 memory instead of sending the same events twice.
 
-Policies (also in the README):
+Policies (also in docs/sinks.md):
 
 * **Full** (``max_events`` rows or ``max_bytes`` of payload): the OLDEST rows are dropped to make
   room, counted in ``dropped``; one warning per burst (a burst ends when a row fits again, with an
