@@ -54,6 +54,7 @@ from benchmarks.bench_inputs import (
 )
 from benchmarks.bench_report import render_markdown, write_results
 from edge_mmer.config import PRESETS, ModelConfig
+from edge_mmer.convert.quantize import QUANTIZED_OP_TYPES, quantize_int8
 from edge_mmer.provenance import versions
 from edge_mmer.runtime.profiling.device import cpu_model
 from edge_mmer.runtime.profiling.micro import time_calls
@@ -233,7 +234,6 @@ def _prepare(cfg: ModelConfig, name: str, workdir: Path, threads: int, calib_n: 
              set_desc: Callable[[str], None]) -> tuple[Any, dict[str, Any]]:
     """Build, export and quantize one network; returns (torch wrapper, {variant: session | status})."""
     from edge_mmer.convert.onnx_export import FeaturesGraph, StepGraph, export_network
-    from edge_mmer.convert.quantize import QUANTIZED_OP_TYPES, quantize_int8
 
     net = network_spec(cfg, name)
     module = build_network(cfg, name, seed)

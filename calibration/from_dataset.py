@@ -25,6 +25,7 @@ from typing import Any
 from edge_mmer.bundle import Bundle, read_bundle
 from edge_mmer.calibration.inputs import NetworkInputs, record_network_inputs
 from edge_mmer.calibration.sets import CalibrationSet
+from edge_mmer.datasets.resolve import open_bundle_dataset, prepare_split, require_encoders, resolve_dataset
 from edge_mmer.errors import DatasetUnusableError
 from edge_mmer.runner import Runner
 
@@ -43,8 +44,6 @@ def inputs_from_dataset(bundle: Bundle, runners: Mapping[str, Runner], dataset: 
     :func:`~edge_mmer.datasets.resolve.resolve_dataset`; whole sessions in order, the last one cut),
     with ``runners`` computing each later network's inputs. Raises ``DatasetUnusableError`` when the
     split has no usable utterance."""
-    from edge_mmer.datasets.resolve import open_bundle_dataset, prepare_split, require_encoders
-
     require_encoders(bundle)
     ds = open_bundle_dataset(bundle, dataset)
     skipped: dict[str, int] = {}
@@ -76,7 +75,6 @@ def build_from_dataset(bundle: Bundle | str | os.PathLike[str], dataset_dir: str
         raise ValueError(f"calibration split {split!r}: expected one of {', '.join(CALIBRATION_SPLITS)}")
     if n_utterances < 1:
         raise ValueError(f"calibration: n_utterances must be >= 1, got {n_utterances}")
-    from edge_mmer.datasets.resolve import require_encoders, resolve_dataset
     from edge_mmer.models.torch_runner import torch_runners
 
     b = bundle if isinstance(bundle, Bundle) else read_bundle(bundle)

@@ -32,9 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from edge_mmer.bundle import Bundle, read_bundle, update_manifest
-from edge_mmer.calibration.sets import CalibrationSet
-from edge_mmer.convert.drift import DriftThresholds, FlavourDrift
-from edge_mmer.errors import ConvertError
+from edge_mmer.calibration.from_dataset import build_from_dataset
+from edge_mmer.calibration.sets import CalibrationError, CalibrationSet, load_calibration_set, save_calibration_set
+from edge_mmer.convert.drift import DriftThresholds, FlavourDrift, measure_drift
+from edge_mmer.convert.quantize import QUANTIZED_OP_TYPES, QuantizeError, quantize_int8
+from edge_mmer.datasets.resolve import open_bundle_dataset, prepare_split
+from edge_mmer.decision import DecisionHead
+from edge_mmer.errors import ConvertError, DatasetUnusableError
 from edge_mmer.vocab import ArtifactKind
 
 log = logging.getLogger(__name__)
@@ -52,8 +56,6 @@ class _Calibration:
 
 def _has_quantizable(data: bytes) -> bool:
     import onnx
-
-    from edge_mmer.convert.quantize import QUANTIZED_OP_TYPES
 
     model = onnx.load_from_string(data)
     return any(n.op_type in QUANTIZED_OP_TYPES for n in model.graph.node)
@@ -81,8 +83,6 @@ def _sources(bundle: Bundle, bundle_dir: Path, flavours: tuple[str, ...], overwr
 
 
 def _given_calibration(bundle: Bundle, path: Path) -> CalibrationSet:
-    from edge_mmer.calibration.sets import CalibrationError, load_calibration_set
-
     try:
         cs = load_calibration_set(path)
     except CalibrationError as exc:
@@ -97,9 +97,6 @@ def _given_calibration(bundle: Bundle, path: Path) -> CalibrationSet:
 
 def _built_calibration(bundle: Bundle, bundle_dir: Path, dataset: Path | str, utterances: int, *, progress: bool,
                        workers: int, cache_dir: Path | None) -> CalibrationSet:
-    from edge_mmer.calibration.from_dataset import build_from_dataset
-    from edge_mmer.calibration.sets import save_calibration_set
-
     try:
         cs = build_from_dataset(bundle, dataset, "train", utterances, progress=progress, workers=workers,
                                 cache_dir=cache_dir)
@@ -134,7 +131,6 @@ def _quantize(fp32: dict[str, bytes], targets: list[str], flavours: tuple[str, .
               calibrate_method: str) -> dict[str, dict[str, tuple[bytes, dict[str, Any]]]]:
     """flavour -> network -> (Q/DQ model, quantization facts)."""
     from edge_mmer.calibration.reader import CalibrationReader
-    from edge_mmer.convert.quantize import QuantizeError, quantize_int8
 
     quantized: dict[str, dict[str, tuple[bytes, dict[str, Any]]]] = {f: {} for f in flavours}
     with tempfile.TemporaryDirectory(prefix="edge-mmer-int8-") as tmp:
@@ -156,8 +152,6 @@ def _quantize(fp32: dict[str, bytes], targets: list[str], flavours: tuple[str, .
 def prepare_test_split(bundle: Bundle, dataset: Path | str, n: int | None, *, workers: int = 1,
                   cache_dir: Path | None = None, progress: bool = False) -> list[list[Any]]:
     """The first ``n`` usable test utterances (all with None) through the training front ends."""
-    from edge_mmer.convert.parity import DatasetUnusableError, open_bundle_dataset, prepare_split
-
     try:
         ds = open_bundle_dataset(bundle, dataset)
         skipped: dict[str, int] = {}
@@ -240,9 +234,6 @@ def convert_int8(bundle_dir: Path, flavours: tuple[str, ...], dataset: Path | st
     bytes added). ``dataset`` is what :func:`edge_mmer.datasets.resolve.resolve_dataset` gives (a
     synthetic directory or a ``KIND:PATH`` spec); ``workers`` / ``cache_dir`` feed its front ends as
     in training. Raises :class:`~edge_mmer.errors.ConvertError` when it cannot proceed."""
-    from edge_mmer.convert.drift import measure_drift
-    from edge_mmer.decision import DecisionHead
-
     bundle = read_bundle(bundle_dir)
     fp32, targets = _sources(bundle, bundle_dir, flavours, overwrite)
     calib = _calibration(bundle, bundle_dir, targets, calibration, dataset, calibration_utterances,

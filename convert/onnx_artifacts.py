@@ -25,7 +25,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge_mmer.bundle import Bundle, read_bundle, update_manifest
-from edge_mmer.errors import ConvertError
+from edge_mmer.calibration.from_dataset import inputs_from_dataset
+from edge_mmer.convert.int8 import DriftThresholds, convert_int8
+from edge_mmer.convert.parity import FP16_WARN, FP32_TOLERANCE, ParityResult, measure_parity
+from edge_mmer.convert.runners import onnx_runner, torch_references
+from edge_mmer.datasets.resolve import require_encoders, resolve_dataset
+from edge_mmer.errors import ConvertError, DatasetMissingError, DatasetUnusableError, FeatureBundleError
 from edge_mmer.provenance import versions as library_versions
 from edge_mmer.vocab import CONVERT_PRECISIONS, ArtifactKind
 
@@ -34,7 +39,6 @@ if TYPE_CHECKING:
 
     from edge_mmer.calibration.inputs import NetworkInputs
     from edge_mmer.convert.onnx_export import ExportedGraph
-    from edge_mmer.convert.parity import ParityResult
     from edge_mmer.runner import Runner
 
 log = logging.getLogger(__name__)
@@ -91,8 +95,6 @@ def _progress(items: list[str], enabled: bool) -> Any:
 
 def _resolve(bundle: Bundle, data: str | os.PathLike[str] | None) -> Path | str:
     """The bundle's dataset (:func:`edge_mmer.datasets.resolve.resolve_dataset`); missing -> ConvertError."""
-    from edge_mmer.convert.parity import DatasetMissingError, resolve_dataset
-
     try:
         return resolve_dataset(bundle, data)
     except DatasetMissingError as exc:
@@ -111,8 +113,6 @@ def _check_options(opts: ConvertOptions) -> None:
 
 def _check_bundle(opts: ConvertOptions, bundle: Bundle, int8: tuple[str, ...]) -> None:
     """Refuse a bundle that cannot give what was asked, before anything runs."""
-    from edge_mmer.convert.parity import FeatureBundleError, require_encoders
-
     try:
         require_encoders(bundle)
     except FeatureBundleError as exc:
@@ -147,8 +147,6 @@ def convert_bundle(opts: ConvertOptions) -> ConvertResult:
 
 def _convert_int8(opts: ConvertOptions, flavours: tuple[str, ...], result: ConvertResult) -> None:
     """The INT8 flavours from the recorded onnx-fp32 artifacts, added to ``result``."""
-    from edge_mmer.convert.int8 import DriftThresholds, convert_int8
-
     dataset = _resolve(read_bundle(opts.bundle), opts.data)
     thresholds = DriftThresholds(opts.min_agreement, opts.max_accuracy_drop, opts.min_cosine)
     specs, added = convert_int8(Path(opts.bundle), flavours, dataset, calibration=opts.calibration,
@@ -163,8 +161,6 @@ def _convert_int8(opts: ConvertOptions, flavours: tuple[str, ...], result: Conve
 
 def _convert_onnx(opts: ConvertOptions, precisions: tuple[str, ...]) -> ConvertResult:
     """The FP32/FP16 export, checks, parity and recording."""
-    from edge_mmer.calibration.from_dataset import inputs_from_dataset
-    from edge_mmer.convert.runners import torch_references
     from edge_mmer.models.from_bundle import load_torch_networks
 
     bundle = read_bundle(opts.bundle)
@@ -218,8 +214,6 @@ def _checked_parity(opts: ConvertOptions, bundle: Bundle, name: str, precision: 
                     reference: Runner, inputs: NetworkInputs) -> ParityResult:
     """The TensorRT operator check and parity with PyTorch; an FP32 model over the limit is refused."""
     from edge_mmer.convert.opcheck import UnsupportedOpError, check_tensorrt_ops
-    from edge_mmer.convert.parity import FP16_WARN, FP32_TOLERANCE, DatasetUnusableError, measure_parity
-    from edge_mmer.convert.runners import onnx_runner
 
     try:
         check_tensorrt_ops(model, opts.trt_version)

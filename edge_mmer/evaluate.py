@@ -19,6 +19,7 @@ The metrics themselves are :mod:`edge_mmer.metrics` (re-exported here). Torch-fr
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edge_mmer.bundle import read_bundle
+from edge_mmer.datasets.base import check_split
+from edge_mmer.decision import DecisionHead
 from edge_mmer.errors import EvaluationError
 from edge_mmer.metrics import (
     NO_REGRESSION,
@@ -38,7 +42,8 @@ from edge_mmer.metrics import (
     protocol_report,
     weighted_f1,
 )
-from edge_mmer.vocab import MODALITIES
+from edge_mmer.networks import Networks, StepLSTM, decide, decide_utterance
+from edge_mmer.vocab import MODALITIES, SPLITS
 
 if TYPE_CHECKING:
     import torch
@@ -46,8 +51,7 @@ if TYPE_CHECKING:
     from edge_mmer.bundle.views import NetworkSpec
     from edge_mmer.config import FaceConfig, ModelConfig
     from edge_mmer.datasets.base import LoadedDataset
-    from edge_mmer.decision import Decision, DecisionHead
-    from edge_mmer.networks import StepLSTM
+    from edge_mmer.decision import Decision
     from edge_mmer.runner import Runner
     from edge_mmer.train import TrainOptions
 
@@ -133,7 +137,6 @@ def feature_channels(speech_context: StepLSTM, face_context: StepLSTM, fusion: S
 def _decide(runners: dict[str, Runner], head: DecisionHead, face_cfg: FaceConfig, inputs: _SplitInputs, desc: str,
             progress: bool) -> list[Decision]:
     """Every utterance's decision, sessions in order, the recurrent states reset at each session's start."""
-    from edge_mmer.networks import Networks, StepLSTM, decide, decide_utterance
     from edge_mmer.train import progress as progress_bar
 
     out: list[Decision] = []
@@ -193,7 +196,6 @@ def _ablation(runners: dict[str, Runner], inputs: dict[str, _SplitInputs], opts:
     from edge_mmer import train as T
     from edge_mmer.models import ContextLSTM, FaceEncoder, SpeechEncoder
     from edge_mmer.models.torch_runner import TorchRunner
-    from edge_mmer.vocab import SPLITS
 
     modules = {n: r.module for n, r in runners.items() if isinstance(r, TorchRunner)}
     for module in modules.values():
@@ -225,11 +227,7 @@ def evaluate_bundle(opts: EvaluateOptions) -> EvaluationResult:
     :class:`~edge_mmer.errors.DatasetError`, :class:`~edge_mmer.errors.BundleError` and
     :class:`~edge_mmer.errors.TrainError` (no such device)."""
     from edge_mmer import train as T
-    from edge_mmer.bundle import read_bundle
-    from edge_mmer.datasets.base import check_split
-    from edge_mmer.decision import DecisionHead
     from edge_mmer.models.torch_runner import torch_runners
-    from edge_mmer.vocab import SPLITS
 
     check_split(opts.split)
     if opts.ablation and opts.split != "test":
@@ -309,8 +307,6 @@ def evaluate_bundle(opts: EvaluateOptions) -> EvaluationResult:
 
 def write_reports(report: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     """``report.json``, ``report.md`` and ``confusion.png`` in ``out_dir``."""
-    import json
-
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {"json": out_dir / "report.json", "markdown": out_dir / "report.md", "png": out_dir / "confusion.png"}
     files["json"].write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -19,6 +19,7 @@ from edge_mmer.cli.args import (
     text,
 )
 from edge_mmer.errors import UsageError
+from edge_mmer.runtime.settings import load_settings, with_run_overrides
 from edge_mmer.vocab import SPLITS
 
 CALIBRATION_SPLITS = tuple(s for s in SPLITS if s != "test")  # the held-out split is never calibrated on
@@ -89,7 +90,6 @@ def _record(args: argparse.Namespace) -> int:
         raise UsageError(f"need --utterances >= 1 and --faces >= 0, got {args.utterances}, {args.faces}")
     from edge_mmer.calibration.record import record_calibration_set
     from edge_mmer.calibration.sets import save_calibration_set
-    from edge_mmer.runtime.settings import load_settings, with_run_overrides
 
     settings = with_run_overrides(load_settings(args.config), bundle=text(args.bundle), camera=args.camera,
                                   mic=args.mic, realtime=args.realtime)

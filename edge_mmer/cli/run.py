@@ -18,6 +18,7 @@ from edge_mmer.cli.args import (
     add_sources,
     text,
 )
+from edge_mmer.runtime.settings import load_settings, with_run_overrides
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,6 @@ def add_parser(sub: Subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from edge_mmer.runtime.loop import RuntimeLoop
-    from edge_mmer.runtime.settings import load_settings, with_run_overrides
 
     settings = with_run_overrides(
         load_settings(args.config), bundle=text(args.bundle), camera=args.camera, mic=args.mic,

@@ -24,11 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from edge_mmer.config import ModelConfig
-from edge_mmer.datasets.base import MediaUtterance, even_subsample
+from edge_mmer.datasets.base import DatasetError, MediaUtterance, even_subsample
 from edge_mmer.datasets.cache import CacheEntry, FeatureCache, file_sha256
+from edge_mmer.datasets.media import probe
 from edge_mmer.features.audio import log_mel
 from edge_mmer.features.face import HaarFaceDetector, crop_face, largest_face, resize_face
 
@@ -100,8 +102,6 @@ def extract_utterance(utt: Any, cfg: ModelConfig, detector: HaarFaceDetector,
     if not isinstance(utt, MediaUtterance):
         return _front_ends(utt.speech_audio(cfg.audio), utt.face_frames(cfg.face), getattr(utt, "subsample_crops", False),
                            cfg, detector)
-    from edge_mmer.datasets.base import DatasetError
-    from edge_mmer.datasets.media import probe
 
     try:
         if max_clip_s is not None and utt.start_s is None and utt.end_s is None:
@@ -140,8 +140,6 @@ _DETECTOR: HaarFaceDetector | None = None
 
 
 def _worker_init() -> None:
-    import cv2
-
     cv2.setNumThreads(1)
 
 

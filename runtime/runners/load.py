@@ -39,7 +39,7 @@ from .onnxruntime_runner import (
     provider_names,
     trt_ep_cache_root,
 )
-from .tensorrt_runner import TensorRTRunner
+from .tensorrt_runner import TensorRTRunner, import_tensorrt
 
 __all__ = ["BACKENDS", "NETWORKS", "PRECISIONS", "LoadedRunners", "load_runners"]
 
@@ -141,8 +141,6 @@ def _tensorrt_plan(bundle: Bundle, networks: Sequence[str], precision: str, devi
         if not thorough and not kinds:
             return kinds, reasons, choice.notes
     try:
-        from .tensorrt_runner import import_tensorrt
-
         import_tensorrt()
     except RunnerError as exc:
         reasons.append(str(exc))
