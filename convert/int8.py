@@ -36,9 +36,9 @@ from edge_mmer.calibration.from_dataset import build_from_dataset
 from edge_mmer.calibration.sets import CalibrationError, CalibrationSet, load_calibration_set, save_calibration_set
 from edge_mmer.convert.drift import DriftThresholds, FlavourDrift, measure_drift
 from edge_mmer.convert.quantize import QUANTIZED_OP_TYPES, QuantizeError, quantize_int8
-from edge_mmer.datasets.resolve import open_bundle_dataset, prepare_split
+from edge_mmer.datasets.resolve import open_bundle_dataset, usable_split
 from edge_mmer.decision import DecisionHead
-from edge_mmer.errors import ConvertError, DatasetUnusableError
+from edge_mmer.errors import ConvertError
 from edge_mmer.vocab import ArtifactKind
 
 log = logging.getLogger(__name__)
@@ -154,12 +154,8 @@ def prepare_test_split(bundle: Bundle, dataset: Path | str, n: int | None, *, wo
     """The first ``n`` usable test utterances (all with None) through the training front ends."""
     try:
         ds = open_bundle_dataset(bundle, dataset)
-        skipped: dict[str, int] = {}
-        out = prepare_split(bundle, ds, "test", n, workers=workers, cache_dir=cache_dir, progress=progress,
-                            skipped=skipped)
-        if not out:
-            why = f" ({', '.join(f'{k} {v}' for k, v in sorted(skipped.items()))} skipped)" if skipped else ""
-            raise DatasetUnusableError(f"dataset {dataset} has no usable test utterances to measure INT8 drift on{why}")
+        out, _ = usable_split(bundle, ds, "test", n, dataset=dataset, purpose=" to measure INT8 drift on",
+                              workers=workers, cache_dir=cache_dir, progress=progress)
     except ValueError as exc:  # DatasetError, DatasetUnusableError
         raise ConvertError(f"INT8 drift: {exc}") from exc
     return out

@@ -15,6 +15,7 @@ from typing import Any
 
 from edge_mmer.configlib import check, from_mapping, load_toml
 from edge_mmer.errors import ConfigError as ConfigError  # re-exported: the settings' error
+from edge_mmer.jsonvalues import thawed
 
 LABELS: tuple[str, ...] = ("neutral", "happy", "angry", "sad", "fear", "disgust")
 
@@ -225,16 +226,8 @@ class ModelConfig:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = _to_jsonable(dataclasses.asdict(self))
+        out: dict[str, Any] = thawed(dataclasses.asdict(self))
         return out
-
-
-def _to_jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_to_jsonable(v) for v in value]
-    return value
 
 
 def demo_config() -> ModelConfig:

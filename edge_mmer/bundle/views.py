@@ -6,10 +6,10 @@ checked, so a view never meets a value of the wrong type. They are what readers 
 :func:`~edge_mmer.bundle.update_manifest`), which change it and have it validated again.
 
 Everything here is frozen: the dataclasses, and every nested JSON value they carry (objects become
-read-only mappings, lists become tuples; :func:`thawed` turns them back into plain JSON values).
-Artifact names outside :class:`~edge_mmer.vocab.ArtifactKind` are valid in a manifest (the schema
-accepts any name) and are listed in :attr:`NetworkSpec.artifact_entries`, but only the known kinds
-get an :class:`ArtifactSpec`.
+read-only mappings, lists become tuples; :func:`~edge_mmer.jsonvalues.thawed` turns them back into
+plain JSON values). Artifact names outside :class:`~edge_mmer.vocab.ArtifactKind` are valid in a
+manifest (the schema accepts any name) and are listed in :attr:`NetworkSpec.artifact_entries`, but
+only the known kinds get an :class:`ArtifactSpec`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from edge_mmer.bundle.plans import DeviceFacts
+from edge_mmer.jsonvalues import frozen, thawed
 from edge_mmer.vocab import ArtifactKind
 
 if TYPE_CHECKING:
@@ -43,24 +44,6 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 def _empty() -> Mapping[Any, Any]:
     return _EMPTY
-
-
-def frozen(value: Any) -> Any:
-    """A read-only copy of a JSON value: objects -> read-only mappings, lists -> tuples."""
-    if isinstance(value, Mapping):
-        return MappingProxyType({k: frozen(v) for k, v in value.items()})
-    if isinstance(value, (list, tuple)):
-        return tuple(frozen(v) for v in value)
-    return value
-
-
-def thawed(value: Any) -> Any:
-    """The plain JSON value of a :func:`frozen` one (dicts and lists, in the same order)."""
-    if isinstance(value, Mapping):
-        return {k: thawed(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [thawed(v) for v in value]
-    return value
 
 
 def _facts(entry: Mapping[str, Any], *skip: str) -> Mapping[str, Any]:
@@ -160,13 +143,6 @@ class NetworkSpec:
         """The artifact of ``kind``, or None when this network has none (or ``kind`` is no known kind)."""
         known = _KINDS.get(str(kind))
         return None if known is None else self.artifacts.get(known)
-
-    def input(self, name: str) -> TensorSpec:
-        """The input called ``name``; KeyError when there is none."""
-        for spec in self.inputs:
-            if spec.name == name:
-                return spec
-        raise KeyError(f"network '{self.name}' has no input '{name}' (inputs: {', '.join(self.input_names)})")
 
     @property
     def input_names(self) -> tuple[str, ...]:

@@ -39,6 +39,7 @@ __all__ = [
     "prepare_split",
     "require_encoders",
     "resolve_dataset",
+    "usable_split",
 ]
 
 
@@ -183,3 +184,19 @@ def prepare_split(bundle: Bundle, ds: LoadedDataset, split: str, n: int | None, 
         log.warning("%s: %d %s utterances skipped (%s), as training skips them", ds.spec, sum(counts.values()),
                     split, ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     return out
+
+
+def usable_split(bundle: Bundle, ds: LoadedDataset, split: str, n: int | None, *, dataset: Path | str,
+                 purpose: str = "", workers: int = 1, cache_dir: Path | None = None,
+                 progress: bool = False) -> tuple[list[list[UtteranceInput]], dict[str, int]]:
+    """:func:`prepare_split` of a split that must give something: (sessions, skipped per reason).
+
+    Raises :class:`DatasetUnusableError` naming ``dataset``, the split, what it is for (``purpose``,
+    e.g. ``" to measure INT8 drift on"``) and what was skipped."""
+    skipped: dict[str, int] = {}
+    sessions = prepare_split(bundle, ds, split, n, workers=workers, cache_dir=cache_dir, progress=progress,
+                             skipped=skipped)
+    if not sessions:
+        why = f" ({', '.join(f'{k} {v}' for k, v in sorted(skipped.items()))} skipped)" if skipped else ""
+        raise DatasetUnusableError(f"dataset {dataset} has no usable {split} utterances{purpose}{why}")
+    return sessions, skipped

@@ -126,31 +126,6 @@ class OnnxChoice:
     notes: Notes
 
 
-def choose_onnx(specs: Mapping[str, NetworkSpec], networks: Sequence[str], precision: str, trt_ep: bool,
-                bundle_path: Path) -> OnnxChoice:
-    """The ONNX artifact of each of ``networks`` (``specs``: network -> its view, :attr:`Bundle.network_specs`).
-
-    Raises :class:`RunnerError` when a network has none for ``precision``."""
-    chain = ONNX_CHAINS[(precision, trt_ep)]
-    notes = Notes()
-    fallback: dict[str, list[str]] = {}
-    kinds: dict[str, ArtifactKind] = {}
-    for name in networks:
-        net = specs[name]
-        kind = _pick(net, chain, notes)
-        if kind is None:
-            have = ", ".join(net.artifact_entries) or "none"
-            raise RunnerError(f"{bundle_path}: network '{name}' has no usable ONNX artifact for precision {precision} "
-                              f"(it has: {have}); run: edge-mmer convert --bundle {bundle_path}")
-        why = _why_not(net, bundle_path, chain[0], precision) if kind != chain[0] else None
-        if why:
-            fallback.setdefault(f"{why}; running {kind}", []).append(name)
-        kinds[name] = kind
-    for text in _group(fallback):
-        notes.add(text)
-    return OnnxChoice(kinds, notes)
-
-
 @dataclass(frozen=True)
 class PlanChoice:
     kinds: dict[str, ArtifactKind]  # network -> the plan kind it runs
@@ -158,27 +133,50 @@ class PlanChoice:
     notes: Notes  # said only if TensorRT is what runs
 
 
-def choose_plans(specs: Mapping[str, NetworkSpec], networks: Sequence[str], precision: str,
-                 bundle_path: Path) -> PlanChoice:
-    """The TensorRT plan of each of ``networks`` (``specs`` as for :func:`choose_onnx`), and which have none."""
-    chain = PLAN_CHAINS[precision]
+def _choose(specs: Mapping[str, NetworkSpec], networks: Sequence[str], chain: Sequence[ArtifactKind], precision: str,
+            bundle_path: Path, *, sources: Mapping[ArtifactKind, ArtifactKind] | None = None,
+            what: str = "artifact") -> PlanChoice:
+    """The first usable kind of ``chain`` per network, the networks with none, and the notes: a
+    refused INT8 artifact once per network, each fallback reason once with the networks it applies to
+    (``what`` names the kind of thing missing: ``artifact`` or ``plan``)."""
     notes = Notes()
     kinds: dict[str, ArtifactKind] = {}
     missing: list[str] = []
     fallback: dict[str, list[str]] = {}
     for name in networks:
         net = specs[name]
-        kind = _pick(net, chain, notes, sources=PLAN_SOURCES)
+        kind = _pick(net, chain, notes, sources=sources)
         if kind is None:
             missing.append(name)
             continue
         why = _why_not(net, bundle_path, chain[0], precision) if kind != chain[0] else None
         if why:
-            fallback.setdefault(f"{why.replace('artifact', 'plan')}; running {kind}", []).append(name)
+            fallback.setdefault(f"{why.replace('artifact', what)}; running {kind}", []).append(name)
         kinds[name] = kind
     for text in _group(fallback):
         notes.add(text)
     return PlanChoice(kinds, missing, notes)
+
+
+def choose_onnx(specs: Mapping[str, NetworkSpec], networks: Sequence[str], precision: str, trt_ep: bool,
+                bundle_path: Path) -> OnnxChoice:
+    """The ONNX artifact of each of ``networks`` (``specs``: network -> its view, :attr:`Bundle.network_specs`).
+
+    Raises :class:`RunnerError` when a network has none for ``precision``."""
+    choice = _choose(specs, networks, ONNX_CHAINS[(precision, trt_ep)], precision, bundle_path)
+    if choice.missing:
+        name = choice.missing[0]
+        have = ", ".join(specs[name].artifact_entries) or "none"
+        raise RunnerError(f"{bundle_path}: network '{name}' has no usable ONNX artifact for precision {precision} "
+                          f"(it has: {have}); run: edge-mmer convert --bundle {bundle_path}")
+    return OnnxChoice(choice.kinds, choice.notes)
+
+
+def choose_plans(specs: Mapping[str, NetworkSpec], networks: Sequence[str], precision: str,
+                 bundle_path: Path) -> PlanChoice:
+    """The TensorRT plan of each of ``networks`` (``specs`` as for :func:`choose_onnx`), and which have none."""
+    return _choose(specs, networks, PLAN_CHAINS[precision], precision, bundle_path, sources=PLAN_SOURCES,
+                   what="plan")
 
 
 def missing_plans_reason(bundle_path: Path, networks: Sequence[str], missing: Sequence[str], precision: str) -> str:
