@@ -433,7 +433,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     doc = run_benchmark(args.configs, args.networks, runs=args.runs, warmup=max(0, args.warmup),
                         heavy_runs=args.heavy_runs, threads=args.threads, calibration=args.calibration,
                         seed=args.seed, progress=not args.no_progress)
-    command = "python -m benchmarks.bench_networks" + (" " + " ".join(sys.argv[1:]) if argv is None and sys.argv[1:] else "")
+    given = " ".join(sys.argv[1:]) if argv is None else ""
+    command = "python -m benchmarks.bench_networks" + (f" {given}" if given else "")
     md, js = write_results(doc, args.out, command)
     print(render_markdown(doc, command))
     print(f"wrote {md} and {js}")

@@ -169,7 +169,8 @@ def _convert_onnx(opts: ConvertOptions, precisions: tuple[str, ...]) -> ConvertR
     clash = {n: k for n, k in existing.items() if k}
     if clash and not opts.overwrite_artifacts:
         shown = "; ".join(f"{n}: {', '.join(k)}" for n, k in clash.items())
-        raise ConvertError(f"{opts.bundle} already has these artifacts ({shown}); pass --overwrite-artifacts to replace them")
+        raise ConvertError(f"{opts.bundle} already has these artifacts ({shown}); "
+                           "pass --overwrite-artifacts to replace them")
     dataset = _resolve(bundle, opts.data)
     nets = load_torch_networks(bundle)
     references = torch_references(bundle, nets)

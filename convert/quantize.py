@@ -81,7 +81,8 @@ def check_tensorrt_qdq(model: onnx.ModelProto) -> list[str]:
         if len(node.input) < 3 or not node.input[2]:
             if node.op_type == "DequantizeLinear" and node.input[0] in inits:
                 if inits[node.input[0]].data_type != TensorProto.INT8:
-                    problems.append(f"{node.name}: dequantizes a {TensorProto.DataType.Name(inits[node.input[0]].data_type)} tensor")
+                    problems.append(f"{node.name}: "
+                                    f"dequantizes a {TensorProto.DataType.Name(inits[node.input[0]].data_type)} tensor")
                 continue
             problems.append(f"{node.name}: no zero point (defaults to UINT8)")
             continue
@@ -195,7 +196,8 @@ def quantize_int8(
             raise QuantizeError(f"{fp32_onnx.name}: the int8-trt graph breaks TensorRT's Q/DQ rules: {shown}")
     counts = count_quantized_ops(model)
     if not any(counts[op] for op in QUANTIZED_OP_TYPES):
-        raise QuantizeError(f"{fp32_onnx.name} ({flavour}): the quantizer quantized no {'/'.join(QUANTIZED_OP_TYPES)} node")
+        raise QuantizeError(f"{fp32_onnx.name} ({flavour}): "
+                            f"the quantizer quantized no {'/'.join(QUANTIZED_OP_TYPES)} node")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(out_path))
     facts: dict[str, Any] = {

@@ -145,7 +145,8 @@ def plan_requests(bundle: Bundle, opts: PlanOptions) -> list[PlanRequest]:
     bundle_dir = bundle.path
     if opts.precision == "int8" and not any(_K.INT8_TRT in n.artifacts for n in bundle.network_specs.values()):
         raise TensorRTPlanError(f"{bundle_dir}: no network has an 'int8-trt' artifact (the Q/DQ model INT8 plans are "
-                                f"built from): run 'edge-mmer convert --bundle {bundle_dir} --precision int8-trt' first")
+                                "built from): "
+                                f"run 'edge-mmer convert --bundle {bundle_dir} --precision int8-trt' first")
     out: list[PlanRequest] = []
     for name, net in bundle.network_specs.items():
         precision, onnx_kind, note = _wanted(net, opts)
@@ -194,7 +195,8 @@ def build_bundle_plans(bundle_dir: Path, opts: PlanOptions) -> dict[str, dict[st
     ok, reason = tensorrt_available()
     if not ok:
         raise TensorRTPlanError(f"--tensorrt: {reason}. Build plans on the target device (Jetson or a "
-                                "GPU with TensorRT 10): a plan only runs on the TensorRT version and GPU it was built on")
+                                "GPU with TensorRT 10): "
+                                "a plan only runs on the TensorRT version and GPU it was built on")
     bundle = read_bundle(bundle_dir)
     requests = plan_requests(bundle, opts)
     staged: dict[str, tuple[dict[str, Any], dict[str, bytes], list[str]]] = {}

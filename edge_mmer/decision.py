@@ -51,7 +51,8 @@ class DecisionHead:
             try:
                 selections[modality] = ChiSquareSelection.from_arrays(bundle.load_tensors(rel))
             except (KeyError, ValueError) as exc:
-                raise BundleError(bundle.path, f"bundle file '{rel}'", f"not a valid chi-square selection: {exc}") from exc
+                raise BundleError(bundle.path, f"bundle file '{rel}'",
+                                  f"not a valid chi-square selection: {exc}") from exc
         svms = {name: bundle.load_svm(name) for name in CHANNELS}
         try:
             measure = FuzzyMeasure.from_dict(bundle.fuzzy)

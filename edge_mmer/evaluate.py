@@ -151,7 +151,8 @@ def _decide(runners: dict[str, Runner], head: DecisionHead, face_cfg: FaceConfig
                     crops = None if u.faces is None else list(u.faces)
                     out.append(decide_utterance(nets, head, face_cfg, u.mel, crops))
         else:
-            steps = (StepLSTM(runners["speech_context"]), StepLSTM(runners["face_context"]), StepLSTM(runners["fusion"]))
+            steps = (StepLSTM(runners["speech_context"]), StepLSTM(runners["face_context"]),
+                     StepLSTM(runners["fusion"]))
             for speech, face in progress_bar(list(zip(inputs.speech, inputs.face, strict=True)), desc, progress):
                 for step in steps:
                     step.reset_states()
@@ -238,7 +239,8 @@ def evaluate_bundle(opts: EvaluateOptions) -> EvaluationResult:
     ds = T.load_dataset(opts.dataset)
     if tuple(ds.labels) != tuple(bundle.labels):
         raise EvaluationError(f"dataset {ds.spec} has labels {list(ds.labels)}, the bundle {opts.bundle} "
-                              f"{list(bundle.labels)}: evaluate a bundle on the dataset (and target) it was trained for")
+                              f"{list(bundle.labels)}: evaluate a bundle on the dataset (and target) "
+                              "it was trained for")
     device = T.select_device(opts.device)
     runners = torch_runners(bundle, device)
     splits = list(SPLITS) if opts.ablation else [opts.split]
@@ -344,7 +346,8 @@ def format_report(report: dict[str, Any]) -> str:
     lines += ["", "## With vs without chi-square selection (the paper's Fig. 8), accuracy / weighted F1 (%)", "",
               "| | speech SVM | face SVM | fused SVM | final |", "|---|---|---|---|---|",
               f"| with chi-square (top {chi['keep_fraction']:.0%}) | "
-              + " | ".join(f"{_p(chi['with'][c]['accuracy'])} / {_p(chi['with'][c]['weighted_f1'])}" for c in cols) + " |"]
+              + " | ".join(f"{_p(chi['with'][c]['accuracy'])} / "
+                           f"{_p(chi['with'][c]['weighted_f1'])}" for c in cols) + " |"]
     if "without" in chi:
         w = chi["without"]
         lines.append("| without chi-square | " + " | ".join(

@@ -317,7 +317,8 @@ def make_mosi_mmsa_pickle(path: Path, videos: int = 3, clips: int = 8) -> dict[s
         ids = np.array([f"{v}$_${c}" for v in vids for c in range(1, clips + 1)], dtype=object)
         data[name] = {
             "raw_text": np.array(["words"] * n, dtype=object), "audio": arr["audio"], "vision": arr["vision"],
-            "id": ids, "text": np.zeros((n, 50, 768), np.float32)[:, :, :4], "text_bert": np.zeros((n, 3, 50), np.float32),
+            "id": ids, "text": np.zeros((n, 50, 768), np.float32)[:, :, :4],
+            "text_bert": np.zeros((n, 3, 50), np.float32),
             "audio_lengths": [50 - (i % 5) for i in range(n)], "vision_lengths": [50 - (i % 3) for i in range(n)],
             "annotations": ["Positive" if s > 0 else "Negative" for s in arr["scores"]],
             "classification_labels": np.where(arr["scores"] > 0, 2, np.where(arr["scores"] < 0, 0, 1)),

@@ -52,7 +52,8 @@ def demo_networks(precision: str = "fp32") -> Networks:
 
 
 def demo_pipeline(settings: PipelineSettings | None = None, **kw: object) -> Pipeline:
-    return Pipeline(demo_bundle(), demo_networks(), settings, session_id="test", wall_clock=lambda: "2026-01-01T00:00:00.000Z",
+    return Pipeline(demo_bundle(), demo_networks(), settings, session_id="test",
+                    wall_clock=lambda: "2026-01-01T00:00:00.000Z",
                     **kw)  # type: ignore[arg-type]
 
 

@@ -636,7 +636,8 @@ def test_artifacts_are_typed_by_kind(bdir: Path) -> None:
             assert art.file == raw["file"] and art.to_dict() == raw
             assert art.precision == raw.get("precision") and art.build_facts is None
     fusion = b.artifact("fusion", "int8-trt")
-    assert fusion is not None and fusion.deployable and fusion.precision == "int8" and fusion.not_deployable_because == ()
+    assert fusion is not None and fusion.deployable and fusion.precision == "int8"
+    assert fusion.not_deployable_because == ()
     assert fusion.drift["end_to_end"]["agreement"] == 1.0
     assert b.artifact("fusion", ArtifactKind.INT8_TRT) == fusion and b.artifact("speech_context", "int8-cpu") is None
     assert b.artifact("fusion", "no-such-kind") is None

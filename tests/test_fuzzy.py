@@ -315,7 +315,8 @@ def test_bisection_fallback_without_scipy(monkeypatch: pytest.MonkeyPatch) -> No
 def test_runtime_modules_import_without_torch_or_scipy() -> None:
     code = (
         "import sys\n"
-        "import edge_mmer.features, edge_mmer.features.audio, edge_mmer.features.face, edge_mmer.selection, edge_mmer.fuzzy\n"
+        "import edge_mmer.features, edge_mmer.features.audio, edge_mmer.features.face, edge_mmer.selection, "
+        "edge_mmer.fuzzy\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'scipy', 'librosa'))\n"
         "assert not bad, bad\n"
     )

@@ -61,7 +61,8 @@ TORCH_FREE = [
 
 @pytest.mark.parametrize("module", TORCH_FREE)
 def test_module_imports_without_torch(module: str) -> None:
-    code = f"import sys, {module}; heavy = [m for m in ('torch', 'timm', 'torchvision') if m in sys.modules]; print(heavy)"
+    code = (f"import sys, {module}; heavy = [m for m in ('torch', 'timm', 'torchvision') if m in sys.modules]; "
+            "print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]", f"importing {module} pulled in {out.stdout.strip()}"
 
@@ -70,7 +71,8 @@ def test_loading_settings_imports_neither_the_pipeline_nor_opencv(tmp_path) -> N
     """The settings module is a leaf: reading a settings file (and the public package) stays cheap."""
     cfg = tmp_path / "run.toml"
     cfg.write_text('[vad]\nmax_utterance_s = 6.0\n[mqtt]\nqos = 0\n', encoding="utf-8")
-    code = ("import sys, edge_mmer.runtime; from edge_mmer.runtime import load_settings; s = load_settings(sys.argv[1]); "
+    code = ("import sys, edge_mmer.runtime; from edge_mmer.runtime import load_settings; "
+            "s = load_settings(sys.argv[1]); "
             "print(s.vad.max_utterance_s, [m for m in ('cv2', 'onnxruntime', 'torch', 'edge_mmer.runtime.pipeline', "
             "'edge_mmer.runtime.loop') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code, str(cfg)], capture_output=True, text=True, timeout=120)

@@ -26,5 +26,6 @@ def test_every_package_directory_is_listed() -> None:
         for init in (ROOT / folder).rglob("__init__.py"):
             rel = init.parent.relative_to(ROOT / folder)
             found.add(".".join([prefix, *rel.parts]))
-    assert found - listed == set(), f"package directories missing from pyproject.toml packages: {sorted(found - listed)}"
+    missing = sorted(found - listed)
+    assert not missing, f"package directories missing from pyproject.toml packages: {missing}"
     assert listed - found == set(), f"pyproject.toml lists packages that do not exist: {sorted(listed - found)}"

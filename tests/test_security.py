@@ -305,7 +305,8 @@ def _trap_bundle(tmp_path: Path, marker: Path, stray_pkl: bool) -> Path:
     # an .npz listed in the manifest (with a correct sha256) whose array is a pickled object
     np.savez(b / "extras.npz", payload=np.array([_Trap(marker)], dtype=object))
     manifest = json.loads((b / "manifest.json").read_bytes())
-    manifest["files"]["extras.npz"] = {"sha256": sha256_file(b / "extras.npz"), "bytes": (b / "extras.npz").stat().st_size}
+    manifest["files"]["extras.npz"] = {"sha256": sha256_file(b / "extras.npz"),
+                                       "bytes": (b / "extras.npz").stat().st_size}
     (b / "manifest.json").write_bytes(B._seal(manifest))
     if stray_pkl:
         (b / "svm" / "fused.pkl").write_bytes(pickle.dumps(_Trap(marker)))
@@ -337,7 +338,8 @@ def test_the_runtime_never_unpickles_anything_in_a_bundle(tmp_path: Path) -> Non
     (b / "svm" / "fused.pkl").unlink()
     # the listed pickle-bearing .npz is verified (hash) but never loaded: the loop runs and nothing is unpickled
     sink = ListSink()
-    summary = RuntimeLoop(with_run_overrides(RuntimeSettings(), bundle=str(b), camera=str(ROOT / "demo" / "demo_clip.mp4"),
+    summary = RuntimeLoop(with_run_overrides(RuntimeSettings(), bundle=str(b),
+                                             camera=str(ROOT / "demo" / "demo_clip.mp4"),
                                              stats_interval_s=0.0), sink=sink).run()
     assert summary.events == len(sink.events) >= 1
     assert not marker.exists(), "something unpickled a bundle file"

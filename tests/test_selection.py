@@ -98,7 +98,8 @@ def test_fit_median_binarisation_and_chi_max() -> None:
 
 
 @pytest.mark.parametrize(("fraction", "n_features", "expected"),
-                         [(0.5, 8, 4), (0.5, 7, 4), (0.3, 10, 3), (0.7, 10, 7), (1.0, 5, 5), (0.01, 5, 1), (0.1, 30, 3)])
+                         [(0.5, 8, 4), (0.5, 7, 4), (0.3, 10, 3), (0.7, 10, 7), (1.0, 5, 5), (0.01, 5, 1),
+                          (0.1, 30, 3)])
 def test_top_k_count(fraction: float, n_features: int, expected: int) -> None:
     assert n_keep(fraction, n_features) == expected
     rng = np.random.default_rng(1)

@@ -68,7 +68,8 @@ def sine(seconds: float, rate: int = SR, freq: float = 440.0, amp: float = 8000.
 
 
 def digest(chunks: list) -> list[tuple[str, float, str]]:
-    return [(type(c).__name__, c.t, hashlib.sha1((c.samples if isinstance(c, AudioChunk) else c.image).tobytes()).hexdigest())
+    return [(type(c).__name__, c.t,
+             hashlib.sha1((c.samples if isinstance(c, AudioChunk) else c.image).tobytes()).hexdigest())
             for c in chunks]
 
 
@@ -130,7 +131,8 @@ def test_demo_clip_is_streamed_not_loaded_whole() -> None:
         "n = sum(1 for _ in it)\n"
         "print(n, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(DEMO)], capture_output=True, text=True, timeout=120, check=True)
+    out = subprocess.run([sys.executable, "-c", code, str(DEMO)], capture_output=True, text=True, timeout=120,
+                         check=True)
     n, growth_mb = out.stdout.split()
     assert int(n) > 1500
     assert float(growth_mb) < 30, f"streaming the demo clip grew the peak memory by {growth_mb} MB"
@@ -343,7 +345,8 @@ for device in sys.argv[2:]:
             if len(chunks) == int(sys.argv[1]):
                 break
     np.concatenate([c.samples for c in chunks]).astype("<i2").tofile(f"captured_{len(report)}.s16")
-    report[device] = {"name": source.device_name, "rate": source.device_rate, "sizes": sorted({c.samples.size for c in chunks}),
+    report[device] = {"name": source.device_name, "rate": source.device_rate,
+                      "sizes": sorted({c.samples.size for c in chunks}),
                       "t_increasing": all(a.t < b.t for a, b in zip(chunks, chunks[1:]))}
 try:
     MicrophoneSource("no-such-microphone-xyz").open()

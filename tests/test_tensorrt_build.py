@@ -163,7 +163,8 @@ def test_plan_compatibility_mismatches() -> None:
     problems = plan_compatibility(RECORD, other)
     assert len(problems) == 4
     joined = "\n".join(problems)
-    for text in ("TensorRT version", "10.3.0", "10.7.0", "GPU name", "RTX 4090", "compute capability", "8.9", "L4T release"):
+    for text in ("TensorRT version", "10.3.0", "10.7.0", "GPU name", "RTX 4090", "compute capability", "8.9",
+                 "L4T release"):
         assert text in joined
     # same desktop GPU, other TensorRT
     desk = {"tensorrt_version": "10.15.1", "gpu_name": "NVIDIA H100", "compute_capability": "9.0", "l4t_release": None}
@@ -353,7 +354,8 @@ def trt_ready() -> None:
 def test_build_plan_real(trt_ready, tmp_path: Path, precision: str, strongly_typed: bool, kw: dict) -> None:
     path = _conv_model(tmp_path / "conv.onnx", **kw)
     cache = tmp_path / "timing.cache"
-    opts = TensorRTBuildOptions(precision=precision, strongly_typed=strongly_typed, profiles=PROFILE, timing_cache=cache)
+    opts = TensorRTBuildOptions(precision=precision, strongly_typed=strongly_typed, profiles=PROFILE,
+                                timing_cache=cache)
     plan, facts = build_plan(path, opts)
     assert len(plan) > 0 and facts["plan_bytes"] == len(plan)
     assert cache.is_file() and cache.stat().st_size > 0
@@ -437,7 +439,8 @@ def test_plan_requests_float(precision: str) -> None:
     reqs = plan_requests(read_bundle(REPO / "demo" / "bundle"), PlanOptions(precision=precision))
     assert [r.network for r in reqs] == [*QUANTIZED[:2], *LSTMS, "fusion"]
     for r in reqs:
-        assert (r.kind, r.precision, r.onnx_kind, r.note) == (f"tensorrt-{precision}", precision, f"onnx-{precision}", "")
+        want = (f"tensorrt-{precision}", precision, f"onnx-{precision}", "")
+        assert (r.kind, r.precision, r.onnx_kind, r.note) == want
         assert r.file == f"tensorrt/{r.network}.{precision}.plan" and r.options.precision == precision
 
 
@@ -490,7 +493,8 @@ def test_int8_plans_non_deployable_and_existing_fp16(tmp_path: Path) -> None:
     reqs = {r.network: r for r in plan_requests(read_bundle(path), PlanOptions(precision="int8"))}
     assert reqs["fusion"].kind == "tensorrt-fp16" and reqs["fusion"].onnx_kind == "onnx-fp16"
     assert "not deployable (cosine 0.95 < 0.99)" in reqs["fusion"].note
-    assert reqs["speech_context"].options is None and "keeping the existing tensorrt-fp16" in reqs["speech_context"].note
+    assert reqs["speech_context"].options is None
+    assert "keeping the existing tensorrt-fp16" in reqs["speech_context"].note
     assert reqs["face_context"].options is not None
     again = {r.network: r for r in plan_requests(read_bundle(path), PlanOptions(precision="int8", overwrite=True))}
     assert again["speech_context"].options is not None
@@ -551,4 +555,5 @@ def test_build_bundle_plans_int8_real(trt_ready, tmp_path: Path) -> None:
 
     with load_runners(path, backend="tensorrt", precision="int8") as loaded:
         assert loaded.backend == "tensorrt"
-        assert loaded.artifacts == {**dict.fromkeys(QUANTIZED, "tensorrt-int8"), **dict.fromkeys(LSTMS, "tensorrt-fp16")}
+        assert loaded.artifacts == {**dict.fromkeys(QUANTIZED, "tensorrt-int8"),
+                                    **dict.fromkeys(LSTMS, "tensorrt-fp16")}

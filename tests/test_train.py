@@ -42,7 +42,8 @@ def test_training_is_seeded(dataset: Path, trained: tuple[Path, dict], tmp_path:
     first, metrics = trained
     again = train(TINY, TrainOptions(dataset=dataset, out=tmp_path / "again", seed=1, device="cpu", progress=False))
     svms = (read_bundle(first).svms, read_bundle(again.bundle_dir).svms)
-    assert {k: (v["c"], v["gamma"]) for k, v in svms[0].items()} == {k: (v["c"], v["gamma"]) for k, v in svms[1].items()}
+    assert ({k: (v["c"], v["gamma"]) for k, v in svms[0].items()}
+            == {k: (v["c"], v["gamma"]) for k, v in svms[1].items()})
     drop = ("train_seconds",)
     assert {k: v for k, v in again.metrics.items() if k not in drop} == {
         k: v for k, v in metrics.items() if k not in drop}

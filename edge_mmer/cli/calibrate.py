@@ -59,7 +59,8 @@ def add_parser(sub: Subparsers) -> None:
     add_bundle(r, default="the committed demo bundle")
     add_settings(r)
     add_sources(r)
-    r.add_argument("--utterances", type=int, default=200, metavar="N", help="utterances to record (default: %(default)s)")
+    r.add_argument("--utterances", type=int, default=200, metavar="N",
+                   help="utterances to record (default: %(default)s)")
     r.add_argument("--faces", type=int, default=200, metavar="M",
                    help="face windows to record (utterances with a face in view; default: %(default)s)")
     r.add_argument("--out", type=Path, required=True, help="output .npz file")

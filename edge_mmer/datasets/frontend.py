@@ -36,7 +36,8 @@ from edge_mmer.features.face import HaarFaceDetector, crop_face, largest_face, r
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ExtractStats", "UtteranceInput", "default_workers", "extract_all", "extract_utterance", "front_end_settings"]
+__all__ = ["ExtractStats", "UtteranceInput", "default_workers", "extract_all", "extract_utterance",
+           "front_end_settings"]
 
 FRONTEND_VERSION = 1
 DEFAULT_MAX_CLIP_S = 60.0
@@ -100,7 +101,8 @@ def extract_utterance(utt: Any, cfg: ModelConfig, detector: HaarFaceDetector,
     ``front_end_error``) with the file named in ``detail``: one bad file of thousands must not stop
     a run. The synthetic set's errors are raised (its files are generated, a failure is a bug)."""
     if not isinstance(utt, MediaUtterance):
-        return _front_ends(utt.speech_audio(cfg.audio), utt.face_frames(cfg.face), getattr(utt, "subsample_crops", False),
+        return _front_ends(utt.speech_audio(cfg.audio), utt.face_frames(cfg.face),
+                           getattr(utt, "subsample_crops", False),
                            cfg, detector)
 
     try:

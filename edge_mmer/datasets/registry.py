@@ -68,7 +68,8 @@ def parse_spec(text: str, default_synthetic: Path | None = None) -> DatasetSpec:
     try:
         pairs = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
     except ValueError as exc:
-        raise DatasetError(f"dataset {text!r}: options after '?' must be key=value pairs joined by '&' ({exc})") from None
+        raise DatasetError(f"dataset {text!r}: "
+                           f"options after '?' must be key=value pairs joined by '&' ({exc})") from None
     return DatasetSpec(kind=kind, path=Path(path_text).expanduser(), options=pairs, text=raw)
 
 

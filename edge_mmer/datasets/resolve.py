@@ -85,7 +85,8 @@ def _synthetic_dir(path: Path | None, given: bool, seed: Any, bundle: Bundle) ->
         raise DatasetMissingError(f"{bundle.path}: the manifest records no dataset path (provenance.dataset.path); "
                                   "pass --data DIR")
     if not (path / "dataset.json").is_file():
-        where = "given with --data" if given else "recorded in provenance.dataset.path, relative to the current directory"
+        where = ("given with --data" if given
+                 else "recorded in provenance.dataset.path, relative to the current directory")
         regen = f"edge-mmer synth --out {path}" + (f" --seed {seed}" if seed not in (None, 0) else "")
         raise DatasetMissingError(
             f"parity samples: dataset not found at {path} ({where}). Regenerate the synthetic set with "
