@@ -50,14 +50,16 @@ from benchmarks.bench_inputs import (
     case_inputs,
     cases_for,
     network_entry,
+    network_spec,
 )
 from benchmarks.bench_report import render_markdown, write_results
 from edge_mmer.config import PRESETS, ModelConfig
+from edge_mmer.convert.quantize import QUANTIZED_OP_TYPES, quantize_int8
 from edge_mmer.provenance import versions
 from edge_mmer.runtime.profiling.device import cpu_model
 from edge_mmer.runtime.profiling.micro import time_calls
 from edge_mmer.runtime.profiling.resources import usable_cores
-from edge_mmer.vocab import NETWORKS
+from edge_mmer.vocab import NETWORKS, ArtifactKind
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,7 @@ __all__ = [
     "machine_info",
     "main",
     "network_entry",
+    "network_spec",
     "render_markdown",
     "run_benchmark",
     "summarize",
@@ -84,7 +87,7 @@ __all__ = [
 SCHEMA = "edge-mmer/bench-networks"
 VERSION = 1
 VARIANTS = ("torch-eager", "ort-fp32", "ort-int8-cpu", "ort-int8-trt", "trt-fp16", "trt-int8")
-ORT_VARIANTS = {"ort-fp32": None, "ort-int8-cpu": "int8-cpu", "ort-int8-trt": "int8-trt"}
+ORT_VARIANTS = {"ort-fp32": None, "ort-int8-cpu": ArtifactKind.INT8_CPU, "ort-int8-trt": ArtifactKind.INT8_TRT}
 TRT_VARIANTS = ("trt-fp16", "trt-int8")
 VARIANT_NOTES = {
     "torch-eager": "PyTorch eager, torch.inference_mode",
@@ -231,13 +234,12 @@ def _prepare(cfg: ModelConfig, name: str, workdir: Path, threads: int, calib_n: 
              set_desc: Callable[[str], None]) -> tuple[Any, dict[str, Any]]:
     """Build, export and quantize one network; returns (torch wrapper, {variant: session | status})."""
     from edge_mmer.convert.onnx_export import FeaturesGraph, StepGraph, export_network
-    from edge_mmer.convert.quantize import QUANTIZED_OP_TYPES, quantize_int8
 
-    entry = network_entry(cfg, name)
+    net = network_spec(cfg, name)
     module = build_network(cfg, name, seed)
     set_desc(f"{cfg.name} {name}: export")
     with _quiet():
-        graph = export_network(name, module, entry)
+        graph = export_network(name, module, net)
     fp32 = workdir / f"{cfg.name}.{name}.fp32.onnx"
     fp32.write_bytes(graph.serialize())
     made: dict[str, Any] = {"paths": {"ort-fp32": fp32}, "quantization": {}, "errors": {}}
@@ -258,7 +260,7 @@ def _prepare(cfg: ModelConfig, name: str, workdir: Path, threads: int, calib_n: 
         except Exception as exc:  # a failed flavour is reported, the others still run
             log.warning("%s %s: %s failed: %s", cfg.name, name, flavour, exc)
             made["errors"][variant] = f"error: {type(exc).__name__}: {str(exc)[:200]}"
-    wrapper = StepGraph(module) if entry["class"] in ("ContextLSTM", "FusionLSTM") else FeaturesGraph(module)
+    wrapper = StepGraph(module) if net.network_class in ("ContextLSTM", "FusionLSTM") else FeaturesGraph(module)
     return wrapper.eval(), made
 
 
@@ -344,7 +346,7 @@ def run_benchmark(configs: Sequence[str] = ("demo", "paper"), networks: Sequence
             for cfg, name in plan:
                 wrapper, made = _prepare(cfg, name, Path(tmp), threads, calibration, seed, set_desc)
                 networks_meta.append({
-                    "config": cfg.name, "network": name, "class": network_entry(cfg, name)["class"],
+                    "config": cfg.name, "network": name, "class": network_spec(cfg, name).network_class,
                     "parameters": int(sum(p.numel() for p in wrapper.parameters())),
                     "onnx_bytes": {v: p.stat().st_size for v, p in made["paths"].items()},
                     "quantization": made["quantization"], "calibration_samples": calibration,
@@ -431,7 +433,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     doc = run_benchmark(args.configs, args.networks, runs=args.runs, warmup=max(0, args.warmup),
                         heavy_runs=args.heavy_runs, threads=args.threads, calibration=args.calibration,
                         seed=args.seed, progress=not args.no_progress)
-    command = "python -m benchmarks.bench_networks" + (" " + " ".join(sys.argv[1:]) if argv is None and sys.argv[1:] else "")
+    given = " ".join(sys.argv[1:]) if argv is None else ""
+    command = "python -m benchmarks.bench_networks" + (f" {given}" if given else "")
     md, js = write_results(doc, args.out, command)
     print(render_markdown(doc, command))
     print(f"wrote {md} and {js}")

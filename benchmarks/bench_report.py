@@ -21,7 +21,8 @@ def _fmt_x(v: float | None) -> str:
 def render_markdown(doc: dict[str, Any], command: str | None = None) -> str:
     """The results as a Markdown page: machine header, then one row per network × case × variant."""
     m = doc["machine"]
-    flags = ", ".join(f"{f} {'yes' if on else 'no'}" for f, on in m["cpu_flags"].items() if f in ("avx2", "avx512_vnni", "avx_vnni", "amx_int8") or on)
+    shown = ("avx2", "avx512_vnni", "avx_vnni", "amx_int8")
+    flags = ", ".join(f"{f} {'yes' if on else 'no'}" for f, on in m["cpu_flags"].items() if f in shown or on)
     v = m["versions"]
     s = doc["settings"]
     lines = [
@@ -50,7 +51,8 @@ def render_markdown(doc: dict[str, Any], command: str | None = None) -> str:
         "|---|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for rec in doc["results"]:
-        shape = "; ".join(f"{k} {tuple(sh)}" for k, sh in rec["inputs"].items()) if rec["network"] in ("speech_encoder", "face_encoder") else rec["case"]
+        encoder = rec["network"] in ("speech_encoder", "face_encoder")
+        shape = "; ".join(f"{k} {tuple(sh)}" for k, sh in rec["inputs"].items()) if encoder else rec["case"]
         for variant, r in rec["variants"].items():
             if r["status"] == "ok":
                 cells = [_fmt_ms(r["median_ms"]), _fmt_ms(r["p90_ms"]), _fmt_ms(r["min_ms"]),

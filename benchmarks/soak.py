@@ -272,7 +272,8 @@ def render_markdown(r: dict[str, Any], command: str) -> str:
         ("wall time / stream time", f"{r['wall_s'] / 60:.1f} min / {r['stream_s'] / 60:.1f} min "
                                     f"({r['params']['speed']:g}x, {r['clip_passes']} passes over the demo clip)"),
         ("events produced / received (distinct)", f"{ev['produced']} / {ev['received_distinct']}"),
-        ("events lost / duplicated / order kept", f"{ev['lost']} / {ev['duplicates']} / {'yes' if ev['order_kept'] else 'NO'}"),
+        ("events lost / duplicated / order kept",
+         f"{ev['lost']} / {ev['duplicates']} / {'yes' if ev['order_kept'] else 'NO'}"),
         ("broker restarts / sink reconnects", f"{br['restarts']} / {br['sink_reconnects']}"),
         ("queue drops (chunks) / spool drops (events)", f"{dr['queue_chunks']} / {dr['spool_events']}"),
         ("spool write errors / left in spool at exit", f"{dr['spool_write_errors']} / {dr['left_in_spool']}"),

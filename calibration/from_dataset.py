@@ -25,7 +25,7 @@ from typing import Any
 from edge_mmer.bundle import Bundle, read_bundle
 from edge_mmer.calibration.inputs import NetworkInputs, record_network_inputs
 from edge_mmer.calibration.sets import CalibrationSet
-from edge_mmer.errors import DatasetUnusableError
+from edge_mmer.datasets.resolve import open_bundle_dataset, require_encoders, resolve_dataset, usable_split
 from edge_mmer.runner import Runner
 
 log = logging.getLogger(__name__)
@@ -43,16 +43,10 @@ def inputs_from_dataset(bundle: Bundle, runners: Mapping[str, Runner], dataset: 
     :func:`~edge_mmer.datasets.resolve.resolve_dataset`; whole sessions in order, the last one cut),
     with ``runners`` computing each later network's inputs. Raises ``DatasetUnusableError`` when the
     split has no usable utterance."""
-    from edge_mmer.datasets.resolve import open_bundle_dataset, prepare_split, require_encoders
-
     require_encoders(bundle)
     ds = open_bundle_dataset(bundle, dataset)
-    skipped: dict[str, int] = {}
-    sessions = prepare_split(bundle, ds, split, n, workers=workers, cache_dir=cache_dir, progress=progress,
-                             skipped=skipped)
-    if not sessions:
-        why = f" ({', '.join(f'{k} {v}' for k, v in sorted(skipped.items()))} skipped)" if skipped else ""
-        raise DatasetUnusableError(f"dataset {dataset} has no usable {split} utterances{why}")
+    sessions, skipped = usable_split(bundle, ds, split, n, dataset=dataset, workers=workers, cache_dir=cache_dir,
+                                     progress=progress)
     out = record_network_inputs(bundle, runners, sessions, skipped)
     log.info("real inputs: %d %s utterances in %d sessions (%d with a face)", out.n_utterances, split,
              len(sessions), len(out.faces))
@@ -76,7 +70,6 @@ def build_from_dataset(bundle: Bundle | str | os.PathLike[str], dataset_dir: str
         raise ValueError(f"calibration split {split!r}: expected one of {', '.join(CALIBRATION_SPLITS)}")
     if n_utterances < 1:
         raise ValueError(f"calibration: n_utterances must be >= 1, got {n_utterances}")
-    from edge_mmer.datasets.resolve import require_encoders, resolve_dataset
     from edge_mmer.models.torch_runner import torch_runners
 
     b = bundle if isinstance(bundle, Bundle) else read_bundle(bundle)

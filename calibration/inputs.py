@@ -33,7 +33,7 @@ __all__ = ["NetworkInputs", "Utterance", "record_network_inputs"]
 
 
 class Utterance(Protocol):
-    """One utterance after the training front ends (:class:`edge_mmer.train.UtteranceInput`)."""
+    """One utterance after the training front ends (:class:`edge_mmer.datasets.frontend.UtteranceInput`)."""
 
     @property
     def mel(self) -> np.ndarray: ...  # (T, n_mels) float32 log-mel

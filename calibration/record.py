@@ -22,6 +22,7 @@ import numpy as np
 from edge_mmer.errors import CalibrationError
 from edge_mmer.runner import Runner
 from edge_mmer.runtime.events import EmotionEvent
+from edge_mmer.runtime.loop import RuntimeLoop, resolve_inputs
 from edge_mmer.runtime.settings import RuntimeSettings
 from edge_mmer.runtime.sinks.base import Sink
 
@@ -50,8 +51,6 @@ def record_calibration_set(settings: RuntimeSettings, utterances: int = 200, fac
     Precision and backend are forced to FP32 ONNX Runtime: calibration ranges must come from the
     unquantised graph.
     """
-    from edge_mmer.runtime.loop import RuntimeLoop, resolve_inputs
-
     if utterances < 1 or faces < 0:
         raise CalibrationError(f"calibrate record: need utterances >= 1 and faces >= 0, got {utterances}, {faces}")
     settings = dataclasses.replace(settings, run=dataclasses.replace(settings.run, backend="onnxruntime",

@@ -47,7 +47,8 @@ class CalibrationSet:
     def samples(self, network: str) -> list[dict[str, np.ndarray]]:
         """One ``{input_name: array}`` feed per run of ``network``."""
         if network not in self.arrays:
-            raise KeyError(f"calibration set has no samples for {network!r} (it has {', '.join(self.arrays) or 'none'})")
+            raise KeyError(f"calibration set has no samples for {network!r} (it has "
+                           f"{', '.join(self.arrays) or 'none'})")
         inputs = self.arrays[network]
         n = len(next(iter(inputs.values()))) if inputs else 0
         return [{name: values[i] for name, values in inputs.items()} for i in range(n)]

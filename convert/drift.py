@@ -35,6 +35,7 @@ from edge_mmer.convert.runners import onnx_runner
 from edge_mmer.decision import DecisionHead
 from edge_mmer.networks import Networks, decide_utterance
 from edge_mmer.runner import Runner
+from edge_mmer.vocab import ArtifactKind
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class DriftThresholds:
 
 
 class LabelledUtterance(Protocol):
-    """One prepared test utterance (:class:`edge_mmer.train.UtteranceInput`)."""
+    """One prepared test utterance (:class:`edge_mmer.datasets.frontend.UtteranceInput`)."""
 
     @property
     def label(self) -> int: ...
@@ -113,12 +114,12 @@ def decide_sessions(networks: Networks, head: DecisionHead, bundle: Bundle,
 def _network_drift(tap: TapRunner, quantized: Runner) -> dict[str, Any]:
     """The INT8 network on the FP32 network's recorded feeds, first output against FP32's."""
     if not tap.feeds:
-        return {"cosine": float("nan"), "max_abs": float("nan"), "runs": 0, "reference": "onnx-fp32"}
+        return {"cosine": float("nan"), "max_abs": float("nan"), "runs": 0, "reference": ArtifactKind.ONNX_FP32}
     name = tap.outputs[0].name
     with quantized:
         got = [quantized.infer(feed) for feed in tap.feeds]
     result = compare(tap.results, got, [name])[name]
-    return {"cosine": result.cosine, "max_abs": result.max_abs, "runs": len(got), "reference": "onnx-fp32"}
+    return {"cosine": result.cosine, "max_abs": result.max_abs, "runs": len(got), "reference": ArtifactKind.ONNX_FP32}
 
 
 def measure_drift(bundle: Bundle, fp32: Mapping[str, bytes], int8: Mapping[str, Mapping[str, bytes]],
@@ -142,6 +143,6 @@ def measure_drift(bundle: Bundle, fp32: Mapping[str, bytes], int8: Mapping[str, 
         e2e = {"utterances": len(ref.labels), "split": "test", "agreement": run.agreement(ref),
                "accuracy_fp32": ref.accuracy, "accuracy_int8": run.accuracy,
                "accuracy_delta": run.accuracy - ref.accuracy,
-               "int8_networks": list(models), "fp32_networks": [n for n in bundle.networks if n not in models]}
+               "int8_networks": list(models), "fp32_networks": [n for n in bundle.network_specs if n not in models]}
         out[flavour] = FlavourDrift(per_net, e2e)
     return ref, out

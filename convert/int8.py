@@ -18,8 +18,8 @@ and :mod:`edge_mmer.convert.drift` measures drift. The steps, per flavour (``int
 5. the record: ``networks.<name>.artifacts[<flavour>]`` and the files, through
    :func:`edge_mmer.bundle.update_manifest`, and the bundle re-verified.
 
-The dataset is the bundle's own, of any kind (:func:`edge_mmer.convert.parity.resolve_dataset`),
-through the training front ends (:func:`edge_mmer.convert.parity.prepare_split`): defective media
+The dataset is the bundle's own, of any kind (:func:`edge_mmer.datasets.resolve.resolve_dataset`),
+through the training front ends (:func:`edge_mmer.datasets.resolve.prepare_split`): defective media
 is skipped and counted, as in training.
 """
 
@@ -32,9 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from edge_mmer.bundle import Bundle, read_bundle, update_manifest
-from edge_mmer.calibration.sets import CalibrationSet
-from edge_mmer.convert.drift import DriftThresholds, FlavourDrift
+from edge_mmer.calibration.from_dataset import build_from_dataset
+from edge_mmer.calibration.sets import CalibrationError, CalibrationSet, load_calibration_set, save_calibration_set
+from edge_mmer.convert.drift import DriftThresholds, FlavourDrift, measure_drift
+from edge_mmer.convert.quantize import QUANTIZED_OP_TYPES, QuantizeError, quantize_int8
+from edge_mmer.datasets.resolve import open_bundle_dataset, usable_split
+from edge_mmer.decision import DecisionHead
 from edge_mmer.errors import ConvertError
+from edge_mmer.vocab import ArtifactKind
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +57,6 @@ class _Calibration:
 def _has_quantizable(data: bytes) -> bool:
     import onnx
 
-    from edge_mmer.convert.quantize import QUANTIZED_OP_TYPES
-
     model = onnx.load_from_string(data)
     return any(n.op_type in QUANTIZED_OP_TYPES for n in model.graph.node)
 
@@ -61,26 +64,25 @@ def _has_quantizable(data: bytes) -> bool:
 def _sources(bundle: Bundle, bundle_dir: Path, flavours: tuple[str, ...], overwrite: bool
              ) -> tuple[dict[str, bytes], list[str]]:
     """Every network's FP32 ONNX model, and the networks to quantize (those with a Conv/Gemm/MatMul)."""
-    missing = [n for n, net in bundle.networks.items() if "onnx-fp32" not in net["artifacts"]]
+    missing = [n for n, net in bundle.network_specs.items() if ArtifactKind.ONNX_FP32 not in net.artifacts]
     if missing:
         raise ConvertError(f"INT8 needs the onnx-fp32 artifact of every network ({', '.join(missing)} lack it): "
                            "add fp32 to --precision")
-    clash = {n: [f for f in flavours if f in net["artifacts"]] for n, net in bundle.networks.items()}
+    clash = {n: [f for f in flavours if f in net.artifacts] for n, net in bundle.network_specs.items()}
     clash = {n: k for n, k in clash.items() if k}
     if clash and not overwrite:
         shown = "; ".join(f"{n}: {', '.join(k)}" for n, k in clash.items())
-        raise ConvertError(f"{bundle_dir} already has these artifacts ({shown}); pass --overwrite-artifacts to replace them")
-    fp32 = {n: bundle.read_bytes(net["artifacts"]["onnx-fp32"]["file"]) for n, net in bundle.networks.items()}
-    targets = [n for n in bundle.networks if _has_quantizable(fp32[n])]
-    for n in bundle.networks:
+        raise ConvertError(f"{bundle_dir} already has these artifacts ({shown}); "
+                           "pass --overwrite-artifacts to replace them")
+    fp32 = {n: bundle.read_bytes(_fp32_file(bundle, n)) for n in bundle.network_specs}
+    targets = [n for n in bundle.network_specs if _has_quantizable(fp32[n])]
+    for n in bundle.network_specs:
         if n not in targets:
             log.info("%s: no Conv/Gemm/MatMul node (LSTM only): no INT8 artifact, the INT8 pipeline runs it in FP32", n)
     return fp32, targets
 
 
 def _given_calibration(bundle: Bundle, path: Path) -> CalibrationSet:
-    from edge_mmer.calibration.sets import CalibrationError, load_calibration_set
-
     try:
         cs = load_calibration_set(path)
     except CalibrationError as exc:
@@ -95,9 +97,6 @@ def _given_calibration(bundle: Bundle, path: Path) -> CalibrationSet:
 
 def _built_calibration(bundle: Bundle, bundle_dir: Path, dataset: Path | str, utterances: int, *, progress: bool,
                        workers: int, cache_dir: Path | None) -> CalibrationSet:
-    from edge_mmer.calibration.from_dataset import build_from_dataset
-    from edge_mmer.calibration.sets import save_calibration_set
-
     try:
         cs = build_from_dataset(bundle, dataset, "train", utterances, progress=progress, workers=workers,
                                 cache_dir=cache_dir)
@@ -132,7 +131,6 @@ def _quantize(fp32: dict[str, bytes], targets: list[str], flavours: tuple[str, .
               calibrate_method: str) -> dict[str, dict[str, tuple[bytes, dict[str, Any]]]]:
     """flavour -> network -> (Q/DQ model, quantization facts)."""
     from edge_mmer.calibration.reader import CalibrationReader
-    from edge_mmer.convert.quantize import QuantizeError, quantize_int8
 
     quantized: dict[str, dict[str, tuple[bytes, dict[str, Any]]]] = {f: {} for f in flavours}
     with tempfile.TemporaryDirectory(prefix="edge-mmer-int8-") as tmp:
@@ -154,16 +152,10 @@ def _quantize(fp32: dict[str, bytes], targets: list[str], flavours: tuple[str, .
 def prepare_test_split(bundle: Bundle, dataset: Path | str, n: int | None, *, workers: int = 1,
                   cache_dir: Path | None = None, progress: bool = False) -> list[list[Any]]:
     """The first ``n`` usable test utterances (all with None) through the training front ends."""
-    from edge_mmer.convert.parity import DatasetUnusableError, open_bundle_dataset, prepare_split
-
     try:
         ds = open_bundle_dataset(bundle, dataset)
-        skipped: dict[str, int] = {}
-        out = prepare_split(bundle, ds, "test", n, workers=workers, cache_dir=cache_dir, progress=progress,
-                            skipped=skipped)
-        if not out:
-            why = f" ({', '.join(f'{k} {v}' for k, v in sorted(skipped.items()))} skipped)" if skipped else ""
-            raise DatasetUnusableError(f"dataset {dataset} has no usable test utterances to measure INT8 drift on{why}")
+        out, _ = usable_split(bundle, ds, "test", n, dataset=dataset, purpose=" to measure INT8 drift on",
+                              workers=workers, cache_dir=cache_dir, progress=progress)
     except ValueError as exc:  # DatasetError, DatasetUnusableError
         raise ConvertError(f"INT8 drift: {exc}") from exc
     return out
@@ -181,6 +173,14 @@ def _failing(drift: FlavourDrift, cosine: float, name: str, thresholds: DriftThr
     return out
 
 
+def _fp32_file(bundle: Bundle, name: str) -> str:
+    """The file of ``name``'s onnx-fp32 artifact, which INT8 is quantized from."""
+    art = bundle.artifact(name, ArtifactKind.ONNX_FP32)
+    if art is None:
+        raise ConvertError(f"{bundle.path}: network '{name}' has no onnx-fp32 artifact to quantize")
+    return art.file
+
+
 def _artifact_spec(bundle: Bundle, name: str, flavour: str, facts: dict[str, Any], calibration: _Calibration,
                    drift: FlavourDrift, thresholds: DriftThresholds) -> dict[str, Any]:
     net = drift.networks[name]
@@ -194,7 +194,7 @@ def _artifact_spec(bundle: Bundle, name: str, flavour: str, facts: dict[str, Any
     return {
         "file": f"onnx/{name}.{flavour}.onnx", "format": "onnx", "precision": "int8", "io_dtype": "float32",
         "quantization": facts,
-        "source": bundle.networks[name]["artifacts"]["onnx-fp32"]["file"],
+        "source": _fp32_file(bundle, name),
         "calibration": calibration.spec,
         "drift": {"network": net, "end_to_end": e2e},
         "thresholds": {"min_agreement": thresholds.min_agreement, "max_accuracy_drop": thresholds.max_accuracy_drop,
@@ -211,8 +211,9 @@ def _record(bundle_dir: Path, flavours: tuple[str, ...], calibration: _Calibrati
     bundle = read_bundle(bundle_dir)
     added = 0
     for name, kinds in staged.items():
-        old = {spec["file"] for k, spec in bundle.networks[name]["artifacts"].items() if k in flavours}
-        artifacts = {k: v for k, v in bundle.networks[name]["artifacts"].items() if k not in flavours}
+        net = bundle.network(name)
+        old = net.artifact_files(flavours)
+        artifacts = net.artifact_table(without=flavours)
         artifacts.update(kinds)
         update_manifest(bundle_dir, f"networks.{name}.artifacts", artifacts, new_files=files[name],
                         remove_files=sorted(old - set(files[name])))
@@ -226,12 +227,9 @@ def convert_int8(bundle_dir: Path, flavours: tuple[str, ...], dataset: Path | st
                  drift_utterances: int | None, overwrite: bool, progress: bool, workers: int = 1,
                  cache_dir: Path | None = None) -> tuple[Specs, int]:
     """Quantize, measure and record (see the module docstring); returns (network -> kind -> spec,
-    bytes added). ``dataset`` is what :func:`edge_mmer.convert.parity.resolve_dataset` gives (a
+    bytes added). ``dataset`` is what :func:`edge_mmer.datasets.resolve.resolve_dataset` gives (a
     synthetic directory or a ``KIND:PATH`` spec); ``workers`` / ``cache_dir`` feed its front ends as
     in training. Raises :class:`~edge_mmer.errors.ConvertError` when it cannot proceed."""
-    from edge_mmer.convert.drift import measure_drift
-    from edge_mmer.decision import DecisionHead
-
     bundle = read_bundle(bundle_dir)
     fp32, targets = _sources(bundle, bundle_dir, flavours, overwrite)
     calib = _calibration(bundle, bundle_dir, targets, calibration, dataset, calibration_utterances,

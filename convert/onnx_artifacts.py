@@ -10,7 +10,7 @@ the files and ``networks.<name>.artifacts`` written, through :func:`edge_mmer.bu
 (one writer per section), and the bundle re-verified.
 
 The samples come from the bundle's own dataset, of any kind (``provenance.dataset.spec``; ``data``
-replaces its path or gives a ``KIND:PATH`` spec: :func:`edge_mmer.convert.parity.resolve_dataset`),
+replaces its path or gives a ``KIND:PATH`` spec: :func:`edge_mmer.datasets.resolve.resolve_dataset`),
 through the training front ends. A bundle trained on precomputed features (CMU-MOSI ``.csd``, MMSA /
 MulT pickles) has no encoders and is refused: its LSTMs take features no device computes from a
 camera and a microphone, so there is nothing deployable to export.
@@ -25,16 +25,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge_mmer.bundle import Bundle, read_bundle, update_manifest
-from edge_mmer.errors import ConvertError
+from edge_mmer.calibration.from_dataset import inputs_from_dataset
+from edge_mmer.convert.int8 import DriftThresholds, convert_int8
+from edge_mmer.convert.parity import FP16_WARN, FP32_TOLERANCE, ParityResult, measure_parity
+from edge_mmer.convert.runners import onnx_runner, torch_references
+from edge_mmer.datasets.resolve import require_encoders, resolve_dataset
+from edge_mmer.errors import ConvertError, DatasetMissingError, DatasetUnusableError, FeatureBundleError
 from edge_mmer.provenance import versions as library_versions
-from edge_mmer.vocab import CONVERT_PRECISIONS
+from edge_mmer.vocab import CONVERT_PRECISIONS, ArtifactKind
 
 if TYPE_CHECKING:
     from torch import nn
 
     from edge_mmer.calibration.inputs import NetworkInputs
     from edge_mmer.convert.onnx_export import ExportedGraph
-    from edge_mmer.convert.parity import ParityResult
     from edge_mmer.runner import Runner
 
 log = logging.getLogger(__name__)
@@ -76,6 +80,11 @@ class ConvertResult:
     added_bytes: int = 0
 
 
+def _onnx_kind(precision: str) -> ArtifactKind:
+    """The artifact kind of an ONNX export precision (``fp16`` -> ``onnx-fp16``)."""
+    return ArtifactKind(f"onnx-{precision}")
+
+
 def _progress(items: list[str], enabled: bool) -> Any:
     if not enabled:
         return items
@@ -85,9 +94,7 @@ def _progress(items: list[str], enabled: bool) -> Any:
 
 
 def _resolve(bundle: Bundle, data: str | os.PathLike[str] | None) -> Path | str:
-    """The bundle's dataset (:func:`edge_mmer.convert.parity.resolve_dataset`); missing -> ConvertError."""
-    from edge_mmer.convert.parity import DatasetMissingError, resolve_dataset
-
+    """The bundle's dataset (:func:`edge_mmer.datasets.resolve.resolve_dataset`); missing -> ConvertError."""
     try:
         return resolve_dataset(bundle, data)
     except DatasetMissingError as exc:
@@ -106,19 +113,18 @@ def _check_options(opts: ConvertOptions) -> None:
 
 def _check_bundle(opts: ConvertOptions, bundle: Bundle, int8: tuple[str, ...]) -> None:
     """Refuse a bundle that cannot give what was asked, before anything runs."""
-    from edge_mmer.convert.parity import FeatureBundleError, require_encoders
-
     try:
         require_encoders(bundle)
     except FeatureBundleError as exc:
         raise ConvertError(str(exc)) from None
     if not int8:
         return
-    if "fp32" not in opts.precisions and not all("onnx-fp32" in n["artifacts"] for n in bundle.networks.values()):
+    nets = bundle.network_specs.values()
+    if "fp32" not in opts.precisions and not all(ArtifactKind.ONNX_FP32 in n.artifacts for n in nets):
         raise ConvertError("INT8 is quantized from the onnx-fp32 artifacts, which this bundle lacks: "
                            "add fp32 to --precision")
     if not opts.overwrite_artifacts:
-        clash = sorted({k for n in bundle.networks.values() for k in n["artifacts"] if k in int8})
+        clash = sorted({str(k) for n in nets for k in n.kinds if k in int8})
         if clash:
             raise ConvertError(f"{opts.bundle} already has {', '.join(clash)} artifacts; pass --overwrite-artifacts "
                                "to replace them")
@@ -141,8 +147,6 @@ def convert_bundle(opts: ConvertOptions) -> ConvertResult:
 
 def _convert_int8(opts: ConvertOptions, flavours: tuple[str, ...], result: ConvertResult) -> None:
     """The INT8 flavours from the recorded onnx-fp32 artifacts, added to ``result``."""
-    from edge_mmer.convert.int8 import DriftThresholds, convert_int8
-
     dataset = _resolve(read_bundle(opts.bundle), opts.data)
     thresholds = DriftThresholds(opts.min_agreement, opts.max_accuracy_drop, opts.min_cosine)
     specs, added = convert_int8(Path(opts.bundle), flavours, dataset, calibration=opts.calibration,
@@ -157,17 +161,16 @@ def _convert_int8(opts: ConvertOptions, flavours: tuple[str, ...], result: Conve
 
 def _convert_onnx(opts: ConvertOptions, precisions: tuple[str, ...]) -> ConvertResult:
     """The FP32/FP16 export, checks, parity and recording."""
-    from edge_mmer.calibration.from_dataset import inputs_from_dataset
-    from edge_mmer.convert.runners import torch_references
     from edge_mmer.models.from_bundle import load_torch_networks
 
     bundle = read_bundle(opts.bundle)
-    kinds = [f"onnx-{p}" for p in precisions]
-    existing = {name: [k for k in kinds if k in net["artifacts"]] for name, net in bundle.networks.items()}
+    kinds = [_onnx_kind(p) for p in precisions]
+    existing = {name: [k for k in kinds if k in net.artifacts] for name, net in bundle.network_specs.items()}
     clash = {n: k for n, k in existing.items() if k}
     if clash and not opts.overwrite_artifacts:
         shown = "; ".join(f"{n}: {', '.join(k)}" for n, k in clash.items())
-        raise ConvertError(f"{opts.bundle} already has these artifacts ({shown}); pass --overwrite-artifacts to replace them")
+        raise ConvertError(f"{opts.bundle} already has these artifacts ({shown}); "
+                           "pass --overwrite-artifacts to replace them")
     dataset = _resolve(bundle, opts.data)
     nets = load_torch_networks(bundle)
     references = torch_references(bundle, nets)
@@ -178,7 +181,7 @@ def _convert_onnx(opts: ConvertOptions, precisions: tuple[str, ...]) -> ConvertR
         raise ConvertError(f"parity samples: {exc}") from exc
     versions = library_versions("torch", "onnx", "onnxslim", "onnxruntime")
     staged = {name: _network_artifacts(opts, bundle, name, nets[name], references[name], inputs, precisions, versions)
-              for name in _progress(list(bundle.networks), opts.progress)}
+              for name in _progress(list(bundle.network_specs), opts.progress)}
     return _record(opts, bundle, kinds, existing, staged)
 
 
@@ -188,15 +191,15 @@ def _network_artifacts(opts: ConvertOptions, bundle: Bundle, name: str, module: 
     """One network exported, checked and measured in each precision: (its artifacts, its files)."""
     from edge_mmer.convert.onnx_export import ExportError, export_network, to_fp16
 
-    entry = bundle.networks[name]
+    net = bundle.network(name)
     try:
-        graph = export_network(name, module, entry)
+        graph = export_network(name, module, net)
     except ExportError as exc:
         raise ConvertError(f"{name}: ONNX export failed: {exc}") from exc
     models: dict[str, tuple[Any, list[str]]] = {"fp32": (graph.model, [])}
     if "fp16" in precisions:
         models["fp16"] = to_fp16(graph.model, name)
-    artifacts = {k: v for k, v in entry["artifacts"].items() if k not in {f"onnx-{p}" for p in precisions}}
+    artifacts = net.artifact_table(without=[_onnx_kind(p) for p in precisions])
     files: dict[str, bytes] = {}
     for precision in precisions:
         model, fp32_ops = models[precision]
@@ -204,7 +207,7 @@ def _network_artifacts(opts: ConvertOptions, bundle: Bundle, name: str, module: 
         parity = _checked_parity(opts, bundle, name, precision, model, data, reference, inputs)
         rel = f"onnx/{name}.{precision}.onnx"
         files[rel] = data
-        artifacts[f"onnx-{precision}"] = _onnx_spec(opts, rel, precision, graph, parity, inputs, versions, fp32_ops)
+        artifacts[_onnx_kind(precision)] = _onnx_spec(opts, rel, precision, graph, parity, inputs, versions, fp32_ops)
     return artifacts, files
 
 
@@ -212,8 +215,6 @@ def _checked_parity(opts: ConvertOptions, bundle: Bundle, name: str, precision: 
                     reference: Runner, inputs: NetworkInputs) -> ParityResult:
     """The TensorRT operator check and parity with PyTorch; an FP32 model over the limit is refused."""
     from edge_mmer.convert.opcheck import UnsupportedOpError, check_tensorrt_ops
-    from edge_mmer.convert.parity import FP16_WARN, FP32_TOLERANCE, DatasetUnusableError, measure_parity
-    from edge_mmer.convert.runners import onnx_runner
 
     try:
         check_tensorrt_ops(model, opts.trt_version)
@@ -247,7 +248,7 @@ def _onnx_spec(opts: ConvertOptions, rel: str, precision: str, graph: ExportedGr
         "precision": precision,
         "io_dtype": "float32",
         "dynamic_axes": {io: {str(ax): n for ax, n in axes.items()} for io, axes in graph.dynamic_axes.items()},
-        "parity": {**parity.to_json(), "utterances": inputs.n_utterances, "provider": "CPUExecutionProvider"},
+        "parity": {**parity.to_dict(), "utterances": inputs.n_utterances, "provider": "CPUExecutionProvider"},
         "tensorrt_ops_checked": opts.trt_version,
         "exported_with": versions,
     }
@@ -257,12 +258,12 @@ def _onnx_spec(opts: ConvertOptions, rel: str, precision: str, graph: ExportedGr
     return spec
 
 
-def _record(opts: ConvertOptions, bundle: Bundle, kinds: list[str], existing: dict[str, list[str]],
+def _record(opts: ConvertOptions, bundle: Bundle, kinds: list[ArtifactKind], existing: dict[str, list[ArtifactKind]],
             staged: dict[str, tuple[dict[str, Any], dict[str, bytes]]]) -> ConvertResult:
     """Write every network's ONNX artifacts (replacing the old files of the kinds written); verify."""
     result = ConvertResult(bundle_dir=Path(opts.bundle))
     for name, (artifacts, files) in staged.items():
-        old = {spec["file"] for k, spec in bundle.networks[name]["artifacts"].items() if k in kinds}
+        old = bundle.network(name).artifact_files(kinds)
         update_manifest(opts.bundle, f"networks.{name}.artifacts", artifacts, new_files=files,
                         remove_files=sorted(old - set(files)))
         others = [k for k in artifacts if k not in kinds]

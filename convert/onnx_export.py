@@ -20,6 +20,7 @@ import onnx
 import torch
 from torch import Tensor, nn
 
+from edge_mmer.bundle.views import NetworkSpec, TensorSpec
 from edge_mmer.errors import ExportError
 from edge_mmer.models import FaceEncoder, RecurrentSequenceModel, SpeechEncoder
 
@@ -91,31 +92,31 @@ class ExportedGraph:
         return data
 
 
-def dynamic_axes(entry: dict[str, Any]) -> dict[str, dict[int, str]]:
+def dynamic_axes(net: NetworkSpec) -> dict[str, dict[int, str]]:
     """``{io name: {axis: axis name}}`` for every string dimension of the manifest's I/O."""
     out: dict[str, dict[int, str]] = {}
-    for io_spec in (*entry["inputs"], *entry["outputs"]):
-        axes = {i: d for i, d in enumerate(io_spec["shape"]) if isinstance(d, str)}
+    for io_spec in (*net.inputs, *net.outputs):
+        axes = {i: d for i, d in enumerate(io_spec.shape) if isinstance(d, str)}
         if axes:
-            out[io_spec["name"]] = axes
+            out[io_spec.name] = axes
     return out
 
 
-def _example(io_spec: dict[str, Any], dims: dict[str, int]) -> torch.Tensor:
-    shape = [d if isinstance(d, int) else dims.get(d, 2) for d in io_spec["shape"]]
+def _example(io_spec: TensorSpec, dims: dict[str, int]) -> torch.Tensor:
+    shape = [d if isinstance(d, int) else dims.get(d, 2) for d in io_spec.shape]
     gen = torch.Generator().manual_seed(0)
-    return torch.randn(*shape, generator=gen, dtype=getattr(torch, io_spec["dtype"]))
+    return torch.randn(*shape, generator=gen, dtype=getattr(torch, io_spec.dtype))
 
 
-def export_network(name: str, module: nn.Module, entry: dict[str, Any], opset: int = OPSET) -> ExportedGraph:
-    """Export ``module`` (eval mode, CPU) as the manifest entry ``entry`` describes; checked and slimmed."""
-    cls = entry.get("class")
+def export_network(name: str, module: nn.Module, net: NetworkSpec, opset: int = OPSET) -> ExportedGraph:
+    """Export ``module`` (eval mode, CPU) as its manifest entry ``net`` describes; checked and slimmed."""
+    cls = net.network_class
     module = module.eval().cpu()
     wrapper: nn.Module = StepGraph(module) if cls in _RECURRENT else FeaturesGraph(module)  # type: ignore[arg-type]
-    inputs = tuple(_example(io_spec, EXAMPLE_DIMS) for io_spec in entry["inputs"])
-    input_names = [io_spec["name"] for io_spec in entry["inputs"]]
-    output_names = [io_spec["name"] for io_spec in entry["outputs"]]
-    axes = dynamic_axes(entry)
+    inputs = tuple(_example(io_spec, EXAMPLE_DIMS) for io_spec in net.inputs)
+    input_names = list(net.input_names)
+    output_names = list(net.output_names)
+    axes = dynamic_axes(net)
     buf = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", category=torch.jit.TracerWarning)  # type: ignore[attr-defined]
@@ -135,7 +136,7 @@ def export_network(name: str, module: nn.Module, entry: dict[str, Any], opset: i
     model = slim(model, name)
     model.doc_string = f"edge-mmer {name} ({cls})"
     graph = ExportedGraph(name, model, axes, input_names, output_names)
-    check_exported(graph, entry)
+    check_exported(graph, net)
     log.info("%s: exported (%d nodes, opset %d)", name, len(model.graph.node), opset)
     return graph
 
@@ -165,7 +166,7 @@ def ort_session(model: onnx.ModelProto | bytes) -> Any:
     return ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
 
 
-def check_exported(graph: ExportedGraph, entry: dict[str, Any]) -> None:
+def check_exported(graph: ExportedGraph, net: NetworkSpec) -> None:
     """Structural checks: named I/O as in the manifest, an ``LSTM`` node where the network has an
     LSTM, and a speech encoder that runs at two different time lengths."""
     model = graph.model
@@ -174,24 +175,24 @@ def check_exported(graph: ExportedGraph, entry: dict[str, Any]) -> None:
     if got_in != graph.input_names or got_out != graph.output_names:
         raise ExportError(f"{graph.name}: ONNX I/O {got_in} -> {got_out} differ from the manifest's "
                           f"{graph.input_names} -> {graph.output_names}")
-    if entry.get("class") in _WITH_LSTM and not any(n.op_type == "LSTM" for n in model.graph.node):
+    if net.network_class in _WITH_LSTM and not any(n.op_type == "LSTM" for n in model.graph.node):
         raise ExportError(f"{graph.name}: no LSTM node in the exported graph (the LSTM was unrolled or lost)")
     if "time" in graph.dynamic_axes.get(graph.input_names[0], {}).values():
-        check_time_lengths(graph, entry)
+        check_time_lengths(graph, net)
 
 
-def check_time_lengths(graph: ExportedGraph, entry: dict[str, Any], lengths: tuple[int, ...] = (37, 211)) -> None:
+def check_time_lengths(graph: ExportedGraph, net: NetworkSpec, lengths: tuple[int, ...] = (37, 211)) -> None:
     """The graph runs at each time length and its output shapes follow the manifest."""
     sess = ort_session(graph.model)
-    io_spec = entry["inputs"][0]
-    out_spec = entry["outputs"][0]
+    io_spec = net.inputs[0]
+    out_spec = net.outputs[0]
     for t in lengths:
         x = _example(io_spec, {**EXAMPLE_DIMS, "time": t}).numpy()
         try:
-            (y,) = sess.run([out_spec["name"]], {io_spec["name"]: x})
+            (y,) = sess.run([out_spec.name], {io_spec.name: x})
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ExportError(f"{graph.name}: does not run in ONNX Runtime at time length {t}: {exc}") from exc
-        want = [d if isinstance(d, int) else x.shape[io_spec["shape"].index(d)] for d in out_spec["shape"]]
+        want = [d if isinstance(d, int) else x.shape[io_spec.shape.index(d)] for d in out_spec.shape]
         if list(y.shape) != want or not np.isfinite(y).all():
             raise ExportError(f"{graph.name}: at time length {t} the output is {y.shape} (want {want}) or not finite")
 

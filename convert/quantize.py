@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge_mmer.errors import QuantizeError
 from edge_mmer.provenance import version
+from edge_mmer.vocab import ArtifactKind
 
 if TYPE_CHECKING:
     import onnx
@@ -43,7 +44,7 @@ __all__ = [
     "quantize_int8",
 ]
 
-INT8_FLAVOURS = ("int8-cpu", "int8-trt")
+INT8_FLAVOURS = (ArtifactKind.INT8_CPU, ArtifactKind.INT8_TRT)
 QUANTIZED_OP_TYPES = ("Conv", "Gemm", "MatMul")
 CALIBRATE_METHODS = ("minmax", "entropy", "percentile")
 
@@ -80,7 +81,8 @@ def check_tensorrt_qdq(model: onnx.ModelProto) -> list[str]:
         if len(node.input) < 3 or not node.input[2]:
             if node.op_type == "DequantizeLinear" and node.input[0] in inits:
                 if inits[node.input[0]].data_type != TensorProto.INT8:
-                    problems.append(f"{node.name}: dequantizes a {TensorProto.DataType.Name(inits[node.input[0]].data_type)} tensor")
+                    problems.append(f"{node.name}: "
+                                    f"dequantizes a {TensorProto.DataType.Name(inits[node.input[0]].data_type)} tensor")
                 continue
             problems.append(f"{node.name}: no zero point (defaults to UINT8)")
             continue
@@ -159,7 +161,7 @@ def quantize_int8(
     if calibrate_method not in methods:
         raise QuantizeError(f"calibration method {calibrate_method!r}: expected one of {', '.join(methods)}")
     fp32_onnx, out_path = Path(fp32_onnx), Path(out_path)
-    trt = flavour == "int8-trt"
+    trt = flavour == ArtifactKind.INT8_TRT
     activation_type = QuantType.QInt8 if trt else QuantType.QUInt8
     extra: dict[str, Any] = (
         {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False} if trt else {}
@@ -194,7 +196,8 @@ def quantize_int8(
             raise QuantizeError(f"{fp32_onnx.name}: the int8-trt graph breaks TensorRT's Q/DQ rules: {shown}")
     counts = count_quantized_ops(model)
     if not any(counts[op] for op in QUANTIZED_OP_TYPES):
-        raise QuantizeError(f"{fp32_onnx.name} ({flavour}): the quantizer quantized no {'/'.join(QUANTIZED_OP_TYPES)} node")
+        raise QuantizeError(f"{fp32_onnx.name} ({flavour}): "
+                            f"the quantizer quantized no {'/'.join(QUANTIZED_OP_TYPES)} node")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(out_path))
     facts: dict[str, Any] = {

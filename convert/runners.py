@@ -25,10 +25,10 @@ log = logging.getLogger(__name__)
 __all__ = ["onnx_runner", "specs", "torch_references"]
 
 
-def specs(bundle: Bundle, name: str) -> tuple[list[TensorSpec], list[TensorSpec]]:
+def specs(bundle: Bundle, name: str) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
     """A network's named inputs and outputs, from the manifest."""
-    entry = bundle.networks[name]
-    return [TensorSpec.from_manifest(i) for i in entry["inputs"]], [TensorSpec.from_manifest(o) for o in entry["outputs"]]
+    net = bundle.network(name)
+    return net.inputs, net.outputs
 
 
 def onnx_runner(bundle: Bundle, name: str, model: bytes) -> OnnxRuntimeRunner:

@@ -2,7 +2,7 @@
 
 Runs on the target device (a plan is tied to its TensorRT version and GPU): for every network the
 ONNX artifact of the requested precision must already be in the bundle; profiles come from the
-manifest (:mod:`.profiles`); the build facts (:func:`.tensorrt_build.build_plan`) are recorded
+manifest (:mod:`edge_mmer.bundle.shapes`); the build facts (:func:`.tensorrt_build.build_plan`) are recorded
 beside the plan as ``networks.<name>.artifacts["tensorrt-<precision>"]`` so the runtime can refuse a
 plan built for another device. Nothing is written unless every network built. Torch-free.
 
@@ -28,8 +28,10 @@ from typing import Any
 
 from edge_mmer.bundle import Bundle, read_bundle, update_manifest
 from edge_mmer.bundle.shapes import derive_profiles, static_profile_for_dla
+from edge_mmer.bundle.views import ArtifactSpec, NetworkSpec
 from edge_mmer.errors import BuildOptionsError, TensorRTBuildError, TensorRTPlanError
 from edge_mmer.vocab import PLAN_PRECISIONS as PRECISIONS
+from edge_mmer.vocab import ArtifactKind
 
 from .tensorrt_build import (
     TensorRTBuildOptions,
@@ -54,8 +56,11 @@ __all__ = [
 # Loops (LSTMs) cannot run on DLA: only the face CNN is a DLA candidate (reference/tensorrt.md).
 DLA_NETWORKS = ("face_encoder",)
 
-SOURCE_KINDS: dict[str, str] = {"fp32": "onnx-fp32", "fp16": "onnx-fp16", "int8": "int8-trt"}
+_K = ArtifactKind
+SOURCE_KINDS: dict[str, ArtifactKind] = {"fp32": _K.ONNX_FP32, "fp16": _K.ONNX_FP16, "int8": _K.INT8_TRT}
 """Plan precision -> the ONNX artifact it compiles."""
+_SOURCE_FLAGS: dict[ArtifactKind, str] = {_K.INT8_TRT: "int8-trt", _K.ONNX_FP16: "fp16", _K.ONNX_FP32: "fp32"}
+"""An ONNX kind -> the ``edge-mmer convert --precision`` that writes it."""
 
 
 @dataclass(frozen=True)
@@ -73,9 +78,9 @@ class PlanRequest:
     """One plan to build (or an existing one to keep): everything but the TensorRT call."""
 
     network: str
-    kind: str  # "tensorrt-int8", or "tensorrt-fp16" for a network without INT8
+    kind: ArtifactKind  # tensorrt-int8, or tensorrt-fp16 for a network without INT8
     precision: str  # the plan's precision: "int8", "fp16", "fp32"
-    onnx_kind: str  # "int8-trt", "onnx-fp16", ...
+    onnx_kind: ArtifactKind  # int8-trt, onnx-fp16, ...
     onnx_file: str  # relative to the bundle
     options: TensorRTBuildOptions | None  # None: an existing plan is kept
     note: str = ""  # why this differs from what was asked
@@ -85,51 +90,50 @@ class PlanRequest:
         return f"tensorrt/{self.network}.{self.precision}.plan"
 
 
-def _int8_fallback(name: str, artifacts: Mapping[str, Any], opts: PlanOptions) -> tuple[str, str] | None:
-    """Why network ``name`` gets an FP16 plan instead of INT8, and from which ONNX kind; None: INT8 it is."""
-    art = artifacts.get("int8-trt")
-    if art is not None and art.get("deployable") is not False:
+def _int8_fallback(net: NetworkSpec, opts: PlanOptions) -> tuple[str, ArtifactKind] | None:
+    """Why network ``net`` gets an FP16 plan instead of INT8, and from which ONNX kind; None: INT8 it is."""
+    art = net.artifact(_K.INT8_TRT)
+    if art is not None and art.deployable:
         return None
     if art is None:
         why = "no int8-trt artifact (LSTM step graphs are never quantized)"
     else:
-        because = "; ".join(str(r) for r in art.get("not_deployable_because") or []) or "drift over the thresholds"
+        because = "; ".join(art.not_deployable_because) or "drift over the thresholds"
         why = f"its int8-trt artifact is not deployable ({because})"
-    if "onnx-fp16" in artifacts:
-        return why, "onnx-fp16"
-    if "onnx-fp32" in artifacts and not opts.strongly_typed:  # weakly typed: the FP16 flag converts it
-        return why, "onnx-fp32"
-    return why, "onnx-fp16"  # reported missing
+    if _K.ONNX_FP16 in net.artifacts:
+        return why, _K.ONNX_FP16
+    if _K.ONNX_FP32 in net.artifacts and not opts.strongly_typed:  # weakly typed: the FP16 flag converts it
+        return why, _K.ONNX_FP32
+    return why, _K.ONNX_FP16  # reported missing
 
 
-def _wanted(name: str, artifacts: Mapping[str, Any], opts: PlanOptions) -> tuple[str, str, str]:
+def _wanted(net: NetworkSpec, opts: PlanOptions) -> tuple[str, ArtifactKind, str]:
     """(plan precision, ONNX kind, note) for one network."""
     if opts.precision != "int8":
         return opts.precision, SOURCE_KINDS[opts.precision], ""
-    fallback = _int8_fallback(name, artifacts, opts)
+    fallback = _int8_fallback(net, opts)
     if fallback is None:
-        return "int8", "int8-trt", ""
+        return "int8", _K.INT8_TRT, ""
     why, onnx_kind = fallback
     return "fp16", onnx_kind, f"{why}: FP16 plan from {onnx_kind}"
 
 
-def missing_plan_sources(networks: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
+def missing_plan_sources(networks: Mapping[str, NetworkSpec] | Iterable[NetworkSpec],
                          precision: str, strongly_typed: bool = False) -> list[str]:
     """``"<network>: <kind>"`` for every ONNX artifact a ``precision`` plan build needs and the bundle lacks.
 
-    ``networks`` is ``bundle.networks`` (or its values; names are then ``#i``)."""
+    ``networks`` is :attr:`Bundle.network_specs <edge_mmer.bundle.Bundle.network_specs>` (or its values)."""
     if precision not in PRECISIONS:
         raise ValueError(f"plan precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    items = (list(networks.items()) if isinstance(networks, Mapping)
-             else [(f"#{i}", n) for i, n in enumerate(networks)])
+    nets = list(networks.values()) if isinstance(networks, Mapping) else list(networks)
     opts = PlanOptions(precision=precision, strongly_typed=strongly_typed)
-    if precision == "int8" and not any("int8-trt" in entry["artifacts"] for _, entry in items):
-        return [f"{name}: int8-trt" for name, _ in items]
+    if precision == "int8" and not any(_K.INT8_TRT in net.artifacts for net in nets):
+        return [f"{net.name}: {_K.INT8_TRT}" for net in nets]
     out = []
-    for name, entry in items:
-        _, onnx_kind, _ = _wanted(name, entry["artifacts"], opts)
-        if onnx_kind not in entry["artifacts"]:
-            out.append(f"{name}: {onnx_kind}")
+    for net in nets:
+        _, onnx_kind, _ = _wanted(net, opts)
+        if onnx_kind not in net.artifacts:
+            out.append(f"{net.name}: {onnx_kind}")
     return out
 
 
@@ -139,27 +143,28 @@ def plan_requests(bundle: Bundle, opts: PlanOptions) -> list[PlanRequest]:
     if opts.precision not in PRECISIONS:
         raise TensorRTPlanError(f"plan precision must be one of {', '.join(PRECISIONS)}, got {opts.precision!r}")
     bundle_dir = bundle.path
-    if opts.precision == "int8" and not any("int8-trt" in e["artifacts"] for e in bundle.networks.values()):
+    if opts.precision == "int8" and not any(_K.INT8_TRT in n.artifacts for n in bundle.network_specs.values()):
         raise TensorRTPlanError(f"{bundle_dir}: no network has an 'int8-trt' artifact (the Q/DQ model INT8 plans are "
-                                f"built from): run 'edge-mmer convert --bundle {bundle_dir} --precision int8-trt' first")
+                                "built from): "
+                                f"run 'edge-mmer convert --bundle {bundle_dir} --precision int8-trt' first")
     out: list[PlanRequest] = []
-    for name, entry in bundle.networks.items():
-        artifacts = dict(entry["artifacts"])
-        precision, onnx_kind, note = _wanted(name, artifacts, opts)
-        kind = f"tensorrt-{precision}"
-        if onnx_kind not in artifacts:
-            flag = {"int8-trt": "int8-trt", "onnx-fp16": "fp16", "onnx-fp32": "fp32"}[onnx_kind]
+    for name, net in bundle.network_specs.items():
+        precision, onnx_kind, note = _wanted(net, opts)
+        kind = ArtifactKind.plan(precision)
+        source = net.artifact(onnx_kind)
+        if source is None:
             raise TensorRTPlanError(f"{bundle_dir}: network '{name}' has no '{onnx_kind}' artifact: run "
-                                    f"'edge-mmer convert --bundle {bundle_dir} --precision {flag}' first")
-        onnx_file = artifacts[onnx_kind]["file"]
-        if kind in artifacts and not opts.overwrite:
+                                    f"'edge-mmer convert --bundle {bundle_dir} --precision {_SOURCE_FLAGS[onnx_kind]}' "
+                                    "first")
+        onnx_file = source.file
+        if kind in net.artifacts and not opts.overwrite:
             if precision == opts.precision:
                 raise TensorRTPlanError(f"{bundle_dir}: network '{name}' already has a '{kind}' plan; "
                                         "pass --overwrite-artifacts to rebuild it")
             out.append(PlanRequest(name, kind, precision, onnx_kind, onnx_file, None,
                                    f"{note}; keeping the existing {kind} plan"))
             continue
-        profiles: Any = derive_profiles(name, entry, bundle.config)
+        profiles: Any = derive_profiles(name, net, bundle.config)
         dla = opts.dla_core if name in DLA_NETWORKS else None
         if dla is not None:
             profiles = static_profile_for_dla(profiles)
@@ -174,11 +179,11 @@ def plan_requests(bundle: Bundle, opts: PlanOptions) -> list[PlanRequest]:
     return out
 
 
-def _record(req: PlanRequest, artifacts: Mapping[str, Any], facts: Mapping[str, Any]) -> dict[str, Any]:
+def _record(req: PlanRequest, source: ArtifactSpec | None, facts: Mapping[str, Any]) -> dict[str, Any]:
+    """The manifest entry of a plan built from ``source`` (the ONNX artifact ``req.onnx_kind``)."""
     spec: dict[str, Any] = {"file": req.file, "format": "tensorrt-plan", "precision": req.precision,
                             "onnx": req.onnx_file, "onnx_artifact": req.onnx_kind, **facts}
-    if req.precision == "int8":
-        source = artifacts[req.onnx_kind]
+    if req.precision == "int8" and source is not None:
         spec["calibration_sha256"] = (source.get("calibration") or {}).get("sha256")
         spec["deployable"] = source.get("deployable")
     return spec
@@ -190,13 +195,15 @@ def build_bundle_plans(bundle_dir: Path, opts: PlanOptions) -> dict[str, dict[st
     ok, reason = tensorrt_available()
     if not ok:
         raise TensorRTPlanError(f"--tensorrt: {reason}. Build plans on the target device (Jetson or a "
-                                "GPU with TensorRT 10): a plan only runs on the TensorRT version and GPU it was built on")
+                                "GPU with TensorRT 10): "
+                                "a plan only runs on the TensorRT version and GPU it was built on")
     bundle = read_bundle(bundle_dir)
     requests = plan_requests(bundle, opts)
     staged: dict[str, tuple[dict[str, Any], dict[str, bytes], list[str]]] = {}
     result: dict[str, dict[str, Any]] = {}
     for req in requests:
-        artifacts = dict(bundle.networks[req.network]["artifacts"])
+        net = bundle.network(req.network)
+        artifacts = net.artifact_table()
         if req.note:
             log.info("%s: %s", req.network, req.note)
         if req.options is None:
@@ -209,7 +216,7 @@ def build_bundle_plans(bundle_dir: Path, opts: PlanOptions) -> dict[str, dict[st
             raise TensorRTPlanError(f"{req.network}: {exc}") from exc
         old = ([artifacts[req.kind]["file"]] if req.kind in artifacts and artifacts[req.kind]["file"] != req.file
                else [])
-        artifacts[req.kind] = _record(req, artifacts, facts)
+        artifacts[req.kind] = _record(req, net.artifact(req.onnx_kind), facts)
         staged[req.network] = (artifacts, {req.file: plan}, old)
         result[req.network] = artifacts[req.kind]
         log.info("%s: %s plan built from %s (%d bytes)", req.network, req.precision, req.onnx_kind, len(plan))

@@ -72,7 +72,8 @@ class TensorRTBuildOptions:
         profile = self.profile
         if profile is not None and not profile.is_static:
             raise BuildOptionsError(
-                f"DLA needs static shapes (min = opt = max); dynamic in this profile: {', '.join(profile.dynamic_inputs)} "
+                "DLA needs static shapes (min = opt = max); dynamic in this profile: "
+                f"{', '.join(profile.dynamic_inputs)} "
                 "(use static_profile_for_dla)"
             )
 

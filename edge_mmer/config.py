@@ -15,6 +15,7 @@ from typing import Any
 
 from edge_mmer.configlib import check, from_mapping, load_toml
 from edge_mmer.errors import ConfigError as ConfigError  # re-exported: the settings' error
+from edge_mmer.jsonvalues import thawed
 
 LABELS: tuple[str, ...] = ("neutral", "happy", "angry", "sad", "fear", "disgust")
 
@@ -35,14 +36,17 @@ class AudioConfig:
     max_utterance_s: float = 8.0
 
     def validate(self, prefix: str = "audio") -> None:
-        check(self.sample_rate == 16000, f"{prefix}.sample_rate", "16000 (the VAD and encoders run at 16 kHz)", self.sample_rate)
+        check(self.sample_rate == 16000, f"{prefix}.sample_rate", "16000 (the VAD and encoders run at 16 kHz)",
+              self.sample_rate)
         check(self.n_fft > 0 and self.n_fft & (self.n_fft - 1) == 0, f"{prefix}.n_fft", "a power of two", self.n_fft)
         check(0 < self.win_length <= self.n_fft, f"{prefix}.win_length", f"1..n_fft ({self.n_fft})", self.win_length)
         check(0 < self.hop_length <= self.win_length, f"{prefix}.hop_length", "1..win_length", self.hop_length)
         check(8 <= self.n_mels <= 256, f"{prefix}.n_mels", "8..256", self.n_mels)
-        check(0 <= self.fmin < self.fmax <= self.sample_rate / 2, f"{prefix}.fmin/fmax", "0 <= fmin < fmax <= sample_rate/2", (self.fmin, self.fmax))
+        check(0 <= self.fmin < self.fmax <= self.sample_rate / 2, f"{prefix}.fmin/fmax",
+              "0 <= fmin < fmax <= sample_rate/2", (self.fmin, self.fmax))
         check(self.log_floor > 0, f"{prefix}.log_floor", "> 0", self.log_floor)
-        check(0 < self.min_utterance_s < self.max_utterance_s, f"{prefix}.min_utterance_s/max_utterance_s", "0 < min < max", (self.min_utterance_s, self.max_utterance_s))
+        check(0 < self.min_utterance_s < self.max_utterance_s, f"{prefix}.min_utterance_s/max_utterance_s",
+              "0 < min < max", (self.min_utterance_s, self.max_utterance_s))
 
 
 @dataclass(frozen=True)
@@ -60,12 +64,15 @@ class FaceConfig:
 
     def validate(self, prefix: str = "face") -> None:
         check(self.detector in ("haar", "yunet"), f"{prefix}.detector", "'haar' or 'yunet'", self.detector)
-        check(75 <= self.crop_size <= 512, f"{prefix}.crop_size", "75..512 (Inception-ResNet-v2 needs >= 75 px)", self.crop_size)
+        check(75 <= self.crop_size <= 512, f"{prefix}.crop_size", "75..512 (Inception-ResNet-v2 needs >= 75 px)",
+              self.crop_size)
         check(0 <= self.margin <= 1, f"{prefix}.margin", "0..1", self.margin)
-        check(len(self.mean) == 3 and len(self.std) == 3, f"{prefix}.mean/std", "three values each", (self.mean, self.std))
+        check(len(self.mean) == 3 and len(self.std) == 3, f"{prefix}.mean/std", "three values each",
+              (self.mean, self.std))
         check(all(s > 0 for s in self.std), f"{prefix}.std", "positive values", self.std)
         check(0 < self.analysis_fps <= 60, f"{prefix}.analysis_fps", "0 < fps <= 60", self.analysis_fps)
-        check(1 <= self.frames_per_utterance <= 64, f"{prefix}.frames_per_utterance", "1..64", self.frames_per_utterance)
+        check(1 <= self.frames_per_utterance <= 64, f"{prefix}.frames_per_utterance", "1..64",
+              self.frames_per_utterance)
 
 
 @dataclass(frozen=True)
@@ -98,7 +105,8 @@ class FaceEncoderConfig:
 
     def validate(self, prefix: str = "face_encoder") -> None:
         check(0 < self.width <= 1.0, f"{prefix}.width", "0 < width <= 1", self.width)
-        check(len(self.repeats) == 3 and all(r >= 0 for r in self.repeats), f"{prefix}.repeats", "three non-negative counts", self.repeats)
+        check(len(self.repeats) == 3 and all(r >= 0 for r in self.repeats), f"{prefix}.repeats",
+              "three non-negative counts", self.repeats)
         check(self.embedding_dim > 0, f"{prefix}.embedding_dim", "> 0", self.embedding_dim)
         check(0 <= self.dropout < 1, f"{prefix}.dropout", "0 <= p < 1", self.dropout)
 
@@ -150,8 +158,10 @@ class SVMConfig:
     folds: int = 3
 
     def validate(self, prefix: str = "svm") -> None:
-        check(len(self.c_grid) > 0 and all(c > 0 for c in self.c_grid), f"{prefix}.c_grid", "positive values", self.c_grid)
-        check(len(self.gamma_grid) > 0 and all(g > 0 for g in self.gamma_grid), f"{prefix}.gamma_grid", "positive values", self.gamma_grid)
+        check(len(self.c_grid) > 0 and all(c > 0 for c in self.c_grid), f"{prefix}.c_grid", "positive values",
+              self.c_grid)
+        check(len(self.gamma_grid) > 0 and all(g > 0 for g in self.gamma_grid), f"{prefix}.gamma_grid",
+              "positive values", self.gamma_grid)
         check(2 <= self.folds <= 10, f"{prefix}.folds", "2..10", self.folds)
 
 
@@ -166,7 +176,8 @@ class FuzzyConfig:
     integral: str = "auto"
 
     def validate(self, prefix: str = "fuzzy") -> None:
-        check(self.integral in ("auto", "sugeno", "choquet"), f"{prefix}.integral", "'auto', 'sugeno' or 'choquet'", self.integral)
+        check(self.integral in ("auto", "sugeno", "choquet"), f"{prefix}.integral", "'auto', 'sugeno' or 'choquet'",
+              self.integral)
 
 
 @dataclass(frozen=True)
@@ -185,7 +196,8 @@ class TrainConfig:
     num_threads: int = 0
 
     def validate(self, prefix: str = "train") -> None:
-        check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), f"{prefix}.device", "'auto', 'cpu', 'cuda' or 'cuda:N'", self.device)
+        check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), f"{prefix}.device",
+              "'auto', 'cpu', 'cuda' or 'cuda:N'", self.device)
         check(self.batch_size > 0, f"{prefix}.batch_size", "> 0", self.batch_size)
         check(self.lr > 0, f"{prefix}.lr", "> 0", self.lr)
         check(self.weight_decay >= 0, f"{prefix}.weight_decay", ">= 0", self.weight_decay)
@@ -213,8 +225,10 @@ class ModelConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> ModelConfig:
-        check(all(isinstance(label, str) and label for label in self.labels), "labels", "non-empty strings", self.labels)
-        check(len(self.labels) >= 2 and len(set(self.labels)) == len(self.labels), "labels", "two or more distinct labels", self.labels)
+        check(all(isinstance(label, str) and label for label in self.labels), "labels", "non-empty strings",
+              self.labels)
+        check(len(self.labels) >= 2 and len(set(self.labels)) == len(self.labels), "labels",
+              "two or more distinct labels", self.labels)
         for f in fields(self):
             value = getattr(self, f.name)
             if is_dataclass(value):
@@ -225,16 +239,8 @@ class ModelConfig:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = _to_jsonable(dataclasses.asdict(self))
+        out: dict[str, Any] = thawed(dataclasses.asdict(self))
         return out
-
-
-def _to_jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_to_jsonable(v) for v in value]
-    return value
 
 
 def demo_config() -> ModelConfig:

@@ -51,10 +51,11 @@ class DecisionHead:
             try:
                 selections[modality] = ChiSquareSelection.from_arrays(bundle.load_tensors(rel))
             except (KeyError, ValueError) as exc:
-                raise BundleError(bundle.path, f"bundle file '{rel}'", f"not a valid chi-square selection: {exc}") from exc
+                raise BundleError(bundle.path, f"bundle file '{rel}'",
+                                  f"not a valid chi-square selection: {exc}") from exc
         svms = {name: bundle.load_svm(name) for name in CHANNELS}
         try:
-            measure = FuzzyMeasure.from_json(bundle.fuzzy)
+            measure = FuzzyMeasure.from_dict(bundle.fuzzy)
         except ValueError as exc:
             raise BundleError(bundle.path, "manifest.json field 'fuzzy'", str(exc)) from exc
         method = str(bundle.fuzzy.get("integral", "sugeno"))

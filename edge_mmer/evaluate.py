@@ -19,13 +19,18 @@ The metrics themselves are :mod:`edge_mmer.metrics` (re-exported here). Torch-fr
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edge_mmer.bundle import read_bundle
+from edge_mmer.datasets.base import check_split
+from edge_mmer.decision import DecisionHead
 from edge_mmer.errors import EvaluationError
 from edge_mmer.metrics import (
     NO_REGRESSION,
@@ -37,15 +42,16 @@ from edge_mmer.metrics import (
     protocol_report,
     weighted_f1,
 )
-from edge_mmer.vocab import MODALITIES
+from edge_mmer.networks import Networks, StepLSTM, decide, decide_utterance
+from edge_mmer.vocab import MODALITIES, SPLITS
 
 if TYPE_CHECKING:
     import torch
 
+    from edge_mmer.bundle.views import NetworkSpec
     from edge_mmer.config import FaceConfig, ModelConfig
     from edge_mmer.datasets.base import LoadedDataset
-    from edge_mmer.decision import Decision, DecisionHead
-    from edge_mmer.networks import StepLSTM
+    from edge_mmer.decision import Decision
     from edge_mmer.runner import Runner
     from edge_mmer.train import TrainOptions
 
@@ -131,7 +137,6 @@ def feature_channels(speech_context: StepLSTM, face_context: StepLSTM, fusion: S
 def _decide(runners: dict[str, Runner], head: DecisionHead, face_cfg: FaceConfig, inputs: _SplitInputs, desc: str,
             progress: bool) -> list[Decision]:
     """Every utterance's decision, sessions in order, the recurrent states reset at each session's start."""
-    from edge_mmer.networks import Networks, StepLSTM, decide, decide_utterance
     from edge_mmer.train import progress as progress_bar
 
     out: list[Decision] = []
@@ -146,7 +151,8 @@ def _decide(runners: dict[str, Runner], head: DecisionHead, face_cfg: FaceConfig
                     crops = None if u.faces is None else list(u.faces)
                     out.append(decide_utterance(nets, head, face_cfg, u.mel, crops))
         else:
-            steps = (StepLSTM(runners["speech_context"]), StepLSTM(runners["face_context"]), StepLSTM(runners["fusion"]))
+            steps = (StepLSTM(runners["speech_context"]), StepLSTM(runners["face_context"]),
+                     StepLSTM(runners["fusion"]))
             for speech, face in progress_bar(list(zip(inputs.speech, inputs.face, strict=True)), desc, progress):
                 for step in steps:
                     step.reset_states()
@@ -158,14 +164,14 @@ def _decide(runners: dict[str, Runner], head: DecisionHead, face_cfg: FaceConfig
     return out
 
 
-def _feature_split_inputs(bundle_path: Path, networks: dict[str, Any], ds: LoadedDataset, splits: list[str]
-                          ) -> dict[str, _SplitInputs]:
+def _feature_split_inputs(bundle_path: Path, networks: Mapping[str, NetworkSpec], ds: LoadedDataset,
+                          splits: list[str]) -> dict[str, _SplitInputs]:
     """A feature dataset's splits, standardised with the bundle's own (training-time) statistics."""
     from edge_mmer.train import standardise
 
     norm = {}
     for m in MODALITIES:
-        spec = networks[f"{m}_context"].get("input") or {}
+        spec = networks[f"{m}_context"].extra("input") or {}
         if "mean" not in spec or "std" not in spec:
             raise EvaluationError(f"{bundle_path}: manifest.json field 'networks.{m}_context.input' lacks the "
                                   "standardisation (mean, std) of its precomputed features")
@@ -191,7 +197,6 @@ def _ablation(runners: dict[str, Runner], inputs: dict[str, _SplitInputs], opts:
     from edge_mmer import train as T
     from edge_mmer.models import ContextLSTM, FaceEncoder, SpeechEncoder
     from edge_mmer.models.torch_runner import TorchRunner
-    from edge_mmer.vocab import SPLITS
 
     modules = {n: r.module for n, r in runners.items() if isinstance(r, TorchRunner)}
     for module in modules.values():
@@ -223,11 +228,7 @@ def evaluate_bundle(opts: EvaluateOptions) -> EvaluationResult:
     :class:`~edge_mmer.errors.DatasetError`, :class:`~edge_mmer.errors.BundleError` and
     :class:`~edge_mmer.errors.TrainError` (no such device)."""
     from edge_mmer import train as T
-    from edge_mmer.bundle import read_bundle
-    from edge_mmer.datasets.base import check_split
-    from edge_mmer.decision import DecisionHead
     from edge_mmer.models.torch_runner import torch_runners
-    from edge_mmer.vocab import SPLITS
 
     check_split(opts.split)
     if opts.ablation and opts.split != "test":
@@ -238,7 +239,8 @@ def evaluate_bundle(opts: EvaluateOptions) -> EvaluationResult:
     ds = T.load_dataset(opts.dataset)
     if tuple(ds.labels) != tuple(bundle.labels):
         raise EvaluationError(f"dataset {ds.spec} has labels {list(ds.labels)}, the bundle {opts.bundle} "
-                              f"{list(bundle.labels)}: evaluate a bundle on the dataset (and target) it was trained for")
+                              f"{list(bundle.labels)}: evaluate a bundle on the dataset (and target) "
+                              "it was trained for")
     device = T.select_device(opts.device)
     runners = torch_runners(bundle, device)
     splits = list(SPLITS) if opts.ablation else [opts.split]
@@ -258,7 +260,7 @@ def evaluate_bundle(opts: EvaluateOptions) -> EvaluationResult:
         if not ds.features_only:
             raise EvaluationError(f"bundle {opts.bundle} was trained on precomputed features (no encoders); dataset "
                                   f"{ds.spec} holds media")
-        inputs = _feature_split_inputs(opts.bundle, bundle.networks, ds, splits)
+        inputs = _feature_split_inputs(opts.bundle, bundle.network_specs, ds, splits)
     split = opts.split
     if not inputs[split].labels:
         raise EvaluationError(f"dataset {ds.spec} has no usable '{split}' utterances ({ds.summary.format()})")
@@ -297,7 +299,7 @@ def evaluate_bundle(opts: EvaluateOptions) -> EvaluationResult:
         "final_by_integral": extra,
         "protocol": protocol,
         "chi_square": chi,
-        "extraction": stats.to_json() if stats is not None else None,
+        "extraction": stats.to_dict() if stats is not None else None,
         "channel_names": {"speech": "speech SVM", "face": "face SVM", "fused": "fused SVM (multimodal)",
                           "final": "fuzzy integral over the three"},
     }
@@ -307,8 +309,6 @@ def evaluate_bundle(opts: EvaluateOptions) -> EvaluationResult:
 
 def write_reports(report: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     """``report.json``, ``report.md`` and ``confusion.png`` in ``out_dir``."""
-    import json
-
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {"json": out_dir / "report.json", "markdown": out_dir / "report.md", "png": out_dir / "confusion.png"}
     files["json"].write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -346,7 +346,8 @@ def format_report(report: dict[str, Any]) -> str:
     lines += ["", "## With vs without chi-square selection (the paper's Fig. 8), accuracy / weighted F1 (%)", "",
               "| | speech SVM | face SVM | fused SVM | final |", "|---|---|---|---|---|",
               f"| with chi-square (top {chi['keep_fraction']:.0%}) | "
-              + " | ".join(f"{_p(chi['with'][c]['accuracy'])} / {_p(chi['with'][c]['weighted_f1'])}" for c in cols) + " |"]
+              + " | ".join(f"{_p(chi['with'][c]['accuracy'])} / "
+                           f"{_p(chi['with'][c]['weighted_f1'])}" for c in cols) + " |"]
     if "without" in chi:
         w = chi["without"]
         lines.append("| without chi-square | " + " | ".join(

@@ -210,7 +210,7 @@ class FuzzyMeasure:
                     raise ValueError(f"lambdas of subset {key!r} must be {k} finite values > -1")
         return self
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form for the manifest (lists of floats; subset keys like ``"face+speech"``)."""
         return {
             "channels": list(self.channels),
@@ -218,17 +218,25 @@ class FuzzyMeasure:
             "lambdas": {key: [float(v) for v in self.lambdas[key]] for key in sorted(self.lambdas)},
         }
 
+    def to_json(self) -> str:
+        """:meth:`to_dict` as JSON text."""
+        return json.dumps(self.to_dict())
+
     @classmethod
-    def from_json(cls, data: Mapping[str, Any] | str) -> FuzzyMeasure:
-        """Inverse of :meth:`to_json` (accepts the dict or its JSON text); validates."""
-        obj = json.loads(data) if isinstance(data, str) else data
+    def from_dict(cls, data: Mapping[str, Any]) -> FuzzyMeasure:
+        """Inverse of :meth:`to_dict`; validates."""
         try:
-            channels = tuple(str(c) for c in obj["channels"])
-            densities = {str(ch): np.asarray(v, dtype=np.float64) for ch, v in obj["densities"].items()}
-            lambdas = {str(key): np.asarray(v, dtype=np.float64) for key, v in obj["lambdas"].items()}
+            channels = tuple(str(c) for c in data["channels"])
+            densities = {str(ch): np.asarray(v, dtype=np.float64) for ch, v in data["densities"].items()}
+            lambdas = {str(key): np.asarray(v, dtype=np.float64) for key, v in data["lambdas"].items()}
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"malformed fuzzy measure JSON: {exc!r}") from exc
         return cls(channels=channels, densities=densities, lambdas=lambdas).validate()
+
+    @classmethod
+    def from_json(cls, text: str) -> FuzzyMeasure:
+        """Inverse of :meth:`to_json`; validates."""
+        return cls.from_dict(json.loads(text))
 
 
 def fit_fuzzy_measure(densities: Mapping[str, np.ndarray], method: str = "auto") -> FuzzyMeasure:

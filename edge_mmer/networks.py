@@ -113,6 +113,16 @@ def _no_stage(_name: str) -> AbstractContextManager[object]:
 Channels = dict[str, "np.ndarray | None"]
 
 
+def _face_context(networks: Networks, face: FaceConfig, crops: Sequence[np.ndarray], stage: Stage, *,
+                  advance: bool) -> np.ndarray:
+    """The face context features of ``crops``: the face encoder's mean embedding through the face
+    context step graph, its state stepped (``advance``) or only read."""
+    with stage("face_encoder"):
+        emb = networks.face_embedding(preprocess_faces(list(crops), face))
+    with stage("face_context"):
+        return networks.face_context.step(emb) if advance else networks.face_context.peek(emb)
+
+
 def utterance_channels(networks: Networks, head: DecisionHead, face: FaceConfig, mel: np.ndarray,
                        crops: Sequence[np.ndarray] | None, stage: Stage = _no_stage) -> Channels:
     """One utterance's channel inputs: masked speech and face context features and the fusion's
@@ -124,10 +134,7 @@ def utterance_channels(networks: Networks, head: DecisionHead, face: FaceConfig,
         speech_ctx = networks.speech_context.step(speech)
     face_ctx = None
     if crops is not None and len(crops):
-        with stage("face_encoder"):
-            emb = networks.face_embedding(preprocess_faces(list(crops), face))
-        with stage("face_context"):
-            face_ctx = networks.face_context.step(emb)
+        face_ctx = _face_context(networks, face, crops, stage, advance=True)
     with stage("mask"):
         speech_m = head.mask("speech", speech_ctx)
         face_m = None if face_ctx is None else head.mask("face", face_ctx)
@@ -142,10 +149,7 @@ def face_only_channels(networks: Networks, head: DecisionHead, face: FaceConfig,
                        stage: Stage = _no_stage) -> Channels:
     """A face-only decision's channel inputs (a face in view during silence): the face context is
     read, not advanced (:meth:`StepLSTM.peek`)."""
-    with stage("face_encoder"):
-        emb = networks.face_embedding(preprocess_faces(list(crops), face))
-    with stage("face_context"):
-        face_ctx = networks.face_context.peek(emb)
+    face_ctx = _face_context(networks, face, crops, stage, advance=False)
     with stage("mask"):
         face_m = head.mask("face", face_ctx)
     return {"speech": None, "face": face_m, "fused": None}

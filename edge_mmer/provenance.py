@@ -14,6 +14,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from edge_mmer import __version__
+
 __all__ = ["git_commit", "provenance", "version", "versions"]
 
 _ROOT = Path(__file__).resolve().parent.parent
@@ -48,8 +50,6 @@ def provenance(dataset: Any, seed: int, *, calibration_set_sha256: str | None = 
     """A bundle's ``provenance`` section: dataset, seed, code version, git commit and whether the
     checkout had local changes, python / numpy / torch / libsvm versions, machine and platform, the
     calibration set hash (None until INT8 conversion records it); ``extra`` keys are added."""
-    from edge_mmer import __version__
-
     commit, dirty = git_commit()
     out: dict[str, Any] = {
         "dataset": dataset,

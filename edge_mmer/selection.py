@@ -143,7 +143,8 @@ class ChiSquareSelection:
             raise KeyError(f"chi-square selection array missing: {exc.args[0]!r}") from exc
         if not (medians.shape == scores.shape == mask.shape):
             raise ValueError(
-                f"chi-square selection arrays disagree: medians {medians.shape}, scores {scores.shape}, mask {mask.shape}"
+                f"chi-square selection arrays disagree: medians {medians.shape}, scores {scores.shape}, "
+                f"mask {mask.shape}"
             )
         if not mask.any():
             raise ValueError("chi-square selection mask keeps no feature")

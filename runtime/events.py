@@ -1,10 +1,10 @@
 """The messages the runtime sends: the emotion event and the statistics message, one versioned
 JSON shape each, on every sink.
 
-The event's schema lives in ``schema/emotion-event.v1.json`` (JSON Schema 2020-12); the docs
-document it and the tests validate every event the runtime produces against it. Both messages are
-built here and only here (``to_dict`` -> dict, ``to_json`` -> one line of JSON), so no sink can
-drift from them.
+The event's schema lives in ``schema/emotion-event.v1.json`` (JSON Schema 2020-12); docs/running.md
+("The event") documents it and the tests validate every event the runtime produces against it. Both
+messages are built here and only here (``to_dict`` -> dict, ``to_json`` -> one line of JSON), so no
+sink can drift from them.
 """
 
 from __future__ import annotations

@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, cast
 
+import cv2
 import numpy as np
 
 from edge_mmer.config import FaceConfig
 from edge_mmer.datasets.base import even_subsample
 from edge_mmer.features.face import FaceBox, HaarFaceDetector, crop_face, largest_face, resize_face
+from edge_mmer.hashing import sha256_file
 from edge_mmer.runtime.chunks import VideoFrame
 
 log = logging.getLogger(__name__)
@@ -42,10 +44,6 @@ class YuNetFaceDetector:
     """
 
     def __init__(self, model_path: str | Path, score_threshold: float = 0.7) -> None:
-        import cv2
-
-        from edge_mmer.hashing import sha256_file
-
         path = Path(model_path)
         if not path.is_file():
             raise FileNotFoundError(f"YuNet model file {path} does not exist (faces.yunet_model: download "

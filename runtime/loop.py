@@ -27,9 +27,12 @@ from edge_mmer.runtime.networks import Networks
 from edge_mmer.runtime.pipeline import Pipeline
 from edge_mmer.runtime.queues import DropOldestQueue, Empty, QueueClosed
 from edge_mmer.runtime.runners.base import Runner, RunnerError
+from edge_mmer.runtime.runners.load import load_runners
 from edge_mmer.runtime.settings import RuntimeSettings, repo_demo_dir
 from edge_mmer.runtime.sinks.base import Sink, SinkError
+from edge_mmer.runtime.sinks.factory import make_sink
 from edge_mmer.runtime.sources.base import Source, SourceError
+from edge_mmer.runtime.sources.factory import build_sources
 from edge_mmer.runtime.sources.spec import CAMERA, FILE, MIC, OFF, SourceSpec
 from edge_mmer.runtime.stats import RuntimeStats
 from edge_mmer.runtime.watchdog import SupervisedSource
@@ -133,8 +136,6 @@ class RuntimeLoop:
         return bundle
 
     def _load_networks(self, bundle: Bundle, summary: RunSummary) -> Networks:
-        from edge_mmer.runtime.runners.select import load_runners
-
         run = self.settings.run
         try:
             loaded = load_runners(bundle, backend=run.backend, precision=run.precision, threads=run.threads)
@@ -150,8 +151,6 @@ class RuntimeLoop:
         return networks
 
     def _open_sources(self, inputs: ResolvedInputs) -> list[Source]:
-        from edge_mmer.runtime.sources.factory import build_sources
-
         if self.sources is not None:
             return self.sources
         try:
@@ -166,7 +165,6 @@ class RuntimeLoop:
     def _make_sink(self, bundle: Bundle) -> Sink:
         if self.sink is not None:
             return self.sink
-        from edge_mmer.runtime.sinks.factory import make_sink
 
         try:
             return make_sink(self.settings.run.sink, device_id=self.settings.device_id, labels=list(bundle.labels),

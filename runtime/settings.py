@@ -68,7 +68,8 @@ class RunSettings:
     """``[run]``: what runs on what, and where the events go."""
 
     bundle: str | None = None  # None: the committed demo bundle
-    camera: str | None = None  # index, video file, rtsp:// URL, GStreamer pipeline, "none"; None: the demo clip (demo bundle)
+    # index, video file, rtsp:// URL, GStreamer pipeline, "none"; None: the demo clip (demo bundle)
+    camera: str | None = None
     mic: str | None = None  # "default", index, name substring, a .wav, "none"; None: the video file's own audio track
     backend: str = "auto"  # auto | onnxruntime | tensorrt
     precision: str = "fp32"  # fp32 | fp16 | int8

@@ -73,11 +73,13 @@ def _header(bundle: Bundle) -> list[str]:
     face = cfg.get("face", {}) if isinstance(cfg, dict) else {}
     if audio:
         lines.append(
-            f"audio       {audio.get('sample_rate')} Hz, {audio.get('n_mels')} mels, hop {audio.get('hop_length')}, utterances {audio.get('min_utterance_s')}-{audio.get('max_utterance_s')} s"
+            f"audio       {audio.get('sample_rate')} Hz, {audio.get('n_mels')} mels, hop {audio.get('hop_length')}, "
+            f"utterances {audio.get('min_utterance_s')}-{audio.get('max_utterance_s')} s"
         )
     if face:
         lines.append(
-            f"face        {face.get('detector')} detector, crop {face.get('crop_size')} px, {face.get('analysis_fps')} fps, {face.get('frames_per_utterance')} frames/utterance"
+            f"face        {face.get('detector')} detector, crop {face.get('crop_size')} px, "
+            f"{face.get('analysis_fps')} fps, {face.get('frames_per_utterance')} frames/utterance"
         )
     return lines
 

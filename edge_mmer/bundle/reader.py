@@ -169,6 +169,12 @@ class Bundle:
             raise _file_error(self.path, rel, "resolves outside the bundle directory")
         return target
 
+    def sha256(self, rel: str) -> str:
+        """The sha256 the manifest lists for a file (what its bytes are checked against)."""
+        if rel not in self.manifest["files"]:
+            raise _file_error(self.path, rel, f"not listed in {MANIFEST} files")
+        return str(self.manifest["files"][rel]["sha256"])
+
     def read_bytes(self, rel: str) -> bytes:
         """The file's bytes, checked against the manifest's size and sha256 (the bytes returned
         are the bytes hashed: no window between check and use)."""

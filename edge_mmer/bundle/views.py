@@ -6,20 +6,21 @@ checked, so a view never meets a value of the wrong type. They are what readers 
 :func:`~edge_mmer.bundle.update_manifest`), which change it and have it validated again.
 
 Everything here is frozen: the dataclasses, and every nested JSON value they carry (objects become
-read-only mappings, lists become tuples; :func:`thawed` turns them back into plain JSON values).
-Artifact names outside :class:`~edge_mmer.vocab.ArtifactKind` are valid in a manifest (the schema
-accepts any name) and are listed in :attr:`NetworkSpec.artifact_entries`, but only the known kinds
-get an :class:`ArtifactSpec`.
+read-only mappings, lists become tuples; :func:`~edge_mmer.jsonvalues.thawed` turns them back into
+plain JSON values). Artifact names outside :class:`~edge_mmer.vocab.ArtifactKind` are valid in a
+manifest (the schema accepts any name) and are listed in :attr:`NetworkSpec.artifact_entries`, but
+only the known kinds get an :class:`ArtifactSpec`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from edge_mmer.bundle.plans import DeviceFacts
+from edge_mmer.jsonvalues import frozen, thawed
 from edge_mmer.vocab import ArtifactKind
 
 if TYPE_CHECKING:
@@ -43,24 +44,6 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 def _empty() -> Mapping[Any, Any]:
     return _EMPTY
-
-
-def frozen(value: Any) -> Any:
-    """A read-only copy of a JSON value: objects -> read-only mappings, lists -> tuples."""
-    if isinstance(value, Mapping):
-        return MappingProxyType({k: frozen(v) for k, v in value.items()})
-    if isinstance(value, (list, tuple)):
-        return tuple(frozen(v) for v in value)
-    return value
-
-
-def thawed(value: Any) -> Any:
-    """The plain JSON value of a :func:`frozen` one (dicts and lists, in the same order)."""
-    if isinstance(value, Mapping):
-        return {k: thawed(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [thawed(v) for v in value]
-    return value
 
 
 def _facts(entry: Mapping[str, Any], *skip: str) -> Mapping[str, Any]:
@@ -149,10 +132,35 @@ class NetworkSpec:
     extras: Mapping[str, Any] = field(default_factory=_empty, repr=False)
     """The entry's other keys (``class``, ``arch``, training notes), read-only."""
 
+    @classmethod
+    def from_entry(cls, name: str, entry: Mapping[str, Any]) -> NetworkSpec:
+        """The view of one ``networks.<name>`` entry, as the validator builds it; for an entry that is
+        in no bundle yet (what :func:`edge_mmer.train.outputs.network_entries` gives, before writing)
+        with no ``weights`` or ``artifacts``, those are empty."""
+        return _network(name, {"weights": "", "artifacts": {}, **entry})
+
     def artifact(self, kind: ArtifactKind | str) -> ArtifactSpec | None:
         """The artifact of ``kind``, or None when this network has none (or ``kind`` is no known kind)."""
         known = _KINDS.get(str(kind))
         return None if known is None else self.artifacts.get(known)
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(spec.name for spec in self.inputs)
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(spec.name for spec in self.outputs)
+
+    def artifact_table(self, without: Iterable[ArtifactKind | str] = ()) -> dict[str, dict[str, Any]]:
+        """The ``artifacts`` section as plain JSON (a copy, manifest order, unknown kinds included)
+        less the kinds in ``without``: what a writer starts from when it replaces those kinds."""
+        drop = {str(k) for k in without}
+        return {k: thawed(a) for k, a in self.artifact_entries.items() if k not in drop}
+
+    def artifact_files(self, kinds: Iterable[ArtifactKind | str]) -> set[str]:
+        """The files of this network's artifacts of ``kinds`` (those it has)."""
+        return {art.file for kind in kinds if (art := self.artifact(kind)) is not None}
 
     def extra(self, key: str, default: Any = None) -> Any:
         """One of the entry's other keys as a plain JSON value (a copy), or ``default``."""

@@ -237,7 +237,8 @@ def _section_keys(section: str) -> list[str]:
         raise ValueError(f"update_manifest: section {keys[0]!r} is maintained by the bundle module")
     if keys[0] not in _TOP_LEVEL:
         raise ValueError(
-            f"update_manifest: unknown section {keys[0]!r} (known: {', '.join(k for k in _TOP_LEVEL if k not in _OWNED)})"
+            f"update_manifest: unknown section {keys[0]!r} (known: "
+            f"{', '.join(k for k in _TOP_LEVEL if k not in _OWNED)})"
         )
     return keys
 

@@ -64,8 +64,8 @@ edge-mmer: multimodal (speech + face) emotion recognition for robots and kiosks.
 
 Run with no subcommand to do the embedded default job: the live loop ('edge-mmer run', whose
 options may follow directly) with the committed demo bundle on the committed demo clip, one
-emotion event per line on stdout, exiting when the clip ends. The demo model is trained on SYNTHETIC data: its events show that the loop
-works, not how well it recognises real people.
+emotion event per line on stdout, exiting when the clip ends. The demo model is trained on
+SYNTHETIC data: its events show that the loop works, not how well it recognises real people.
 """
 
 EPILOG = """\

@@ -119,7 +119,8 @@ def add_inference(parser: argparse.ArgumentParser, *, int8_flavours: bool = Fals
         precision_help += "; int8-cpu / int8-trt: exactly that INT8 flavour"
     group.add_argument("--precision", choices=(*PRECISIONS, *INT8_FLAVOURS) if int8_flavours else PRECISIONS,
                        default=None, help=precision_help)
-    group.add_argument("--threads", type=int, default=None, metavar="N", help="ONNX Runtime intra-op threads (default 0 = all cores)")
+    group.add_argument("--threads", type=int, default=None, metavar="N",
+                       help="ONNX Runtime intra-op threads (default 0 = all cores)")
 
 
 # ------------------------------------------------------------------------- dataset/cache/workers

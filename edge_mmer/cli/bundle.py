@@ -28,9 +28,9 @@ def run(args: argparse.Namespace) -> int:
 
     bundle = read_bundle(args.dir, verify=not getattr(args, "no_verify", False))
     if args.bundle_command == "verify":
-        n = len(bundle.manifest.get("files", {}))
+        n = len(bundle.files)
         sys.stdout.write(f"OK: {args.dir}: manifest and all {n} files verified (sha256)\n")
-        if bundle.manifest.get("synthetic"):
+        if bundle.synthetic:
             sys.stdout.write("note: this model was trained on SYNTHETIC data\n")
     else:
         sys.stdout.write(describe_bundle(bundle) + "\n")

@@ -19,6 +19,7 @@ from edge_mmer.cli.args import (
     text,
 )
 from edge_mmer.errors import UsageError
+from edge_mmer.runtime.settings import load_settings, with_run_overrides
 from edge_mmer.vocab import SPLITS
 
 CALIBRATION_SPLITS = tuple(s for s in SPLITS if s != "test")  # the held-out split is never calibrated on
@@ -58,7 +59,8 @@ def add_parser(sub: Subparsers) -> None:
     add_bundle(r, default="the committed demo bundle")
     add_settings(r)
     add_sources(r)
-    r.add_argument("--utterances", type=int, default=200, metavar="N", help="utterances to record (default: %(default)s)")
+    r.add_argument("--utterances", type=int, default=200, metavar="N",
+                   help="utterances to record (default: %(default)s)")
     r.add_argument("--faces", type=int, default=200, metavar="M",
                    help="face windows to record (utterances with a face in view; default: %(default)s)")
     r.add_argument("--out", type=Path, required=True, help="output .npz file")
@@ -89,7 +91,6 @@ def _record(args: argparse.Namespace) -> int:
         raise UsageError(f"need --utterances >= 1 and --faces >= 0, got {args.utterances}, {args.faces}")
     from edge_mmer.calibration.record import record_calibration_set
     from edge_mmer.calibration.sets import save_calibration_set
-    from edge_mmer.runtime.settings import load_settings, with_run_overrides
 
     settings = with_run_overrides(load_settings(args.config), bundle=text(args.bundle), camera=args.camera,
                                   mic=args.mic, realtime=args.realtime)

@@ -100,7 +100,7 @@ def _needs_export(args: argparse.Namespace) -> bool:
     ok, reason = tensorrt_available()
     if not ok:
         raise ConvertError(f"--tensorrt: {reason}. Build plans on the target device.")
-    networks = list(read_bundle(args.bundle).networks.values())
+    networks = read_bundle(args.bundle).network_specs
     have_onnx = not missing_plan_sources(networks, args.plan_precision, strongly_typed=args.strongly_typed)
     return not have_onnx or bool(args.overwrite_artifacts)
 

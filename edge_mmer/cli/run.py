@@ -18,6 +18,7 @@ from edge_mmer.cli.args import (
     add_sources,
     text,
 )
+from edge_mmer.runtime.settings import load_settings, with_run_overrides
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +33,15 @@ events to the sink. SIGINT / SIGTERM stop cleanly: the current utterance is fini
 flushed and 'offline' published.
 """
 
-EPILOG = """\
+_CSI_CAMERA = ("nvarguscamerasrc ! video/x-raw(memory:NVMM),width=1280,height=720 ! nvvidconv ! "
+               "video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink drop=1")
+"""A Jetson CSI camera as a GStreamer pipeline (one line in the help, so it can be copied)."""
+
+EPILOG = f"""\
 examples:
   edge-mmer run                                         the demo bundle on the demo clip, events on stdout
   edge-mmer run --bundle runs/demo --camera 0 --mic default
-  edge-mmer run --camera "nvarguscamerasrc ! video/x-raw(memory:NVMM),width=1280,height=720 ! nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink drop=1" --mic USB
+  edge-mmer run --camera "{_CSI_CAMERA}" --mic USB
   edge-mmer run --camera talk.mp4 --realtime            a recording, paced like a live camera
   edge-mmer run --camera talk.mp4 --mic talk.wav        video and audio from separate files
   edge-mmer run --sink mqtt://broker.local:1883/edge-mmer --config unit.toml
@@ -65,7 +70,6 @@ def add_parser(sub: Subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from edge_mmer.runtime.loop import RuntimeLoop
-    from edge_mmer.runtime.settings import load_settings, with_run_overrides
 
     settings = with_run_overrides(
         load_settings(args.config), bundle=text(args.bundle), camera=args.camera, mic=args.mic,
@@ -77,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
         if stop.is_set():  # a second signal: do not wait for the clean stop
             log.warning("second signal: exiting now")
             raise KeyboardInterrupt
-        log.info("signal %s: stopping (finishing the current utterance, flushing the sink)", signal.Signals(signum).name)
+        log.info("signal %s: stopping (finishing the current utterance, flushing the sink)",
+                 signal.Signals(signum).name)
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -15,6 +15,7 @@ from edge_mmer.cli.args import (
     progress,
     resolve_dataset,
 )
+from edge_mmer.config import load_config
 
 DEFAULT_OUT = Path("runs/demo")
 
@@ -40,8 +41,6 @@ def add_parser(sub: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge_mmer.config import load_config
-
     cfg = load_config(args.config)
     check_out_dir(args.out, args.overwrite)
     show = progress(args)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from edge_mmer.config import AudioConfig, FaceConfig
+from edge_mmer.datasets.media import decode_audio, decode_frames
 from edge_mmer.errors import DatasetError
 from edge_mmer.vocab import SAMPLE_RATE, SPLITS
 
@@ -135,8 +137,6 @@ class MediaUtterance(BaseUtterance):
     def speech_audio(self, audio: AudioConfig) -> np.ndarray:
         """Mono float32 at the front end's rate, from the window's start, at most
         ``audio.max_utterance_s`` long (the runtime's segmenter never emits longer utterances)."""
-        from edge_mmer.datasets.media import decode_audio
-
         path = self.audio_path or self.video_path
         if path is None:
             raise DatasetError(f"utterance {self.id!r}: no audio or video file")
@@ -149,15 +149,12 @@ class MediaUtterance(BaseUtterance):
         is no video)."""
         if self.video_path is None:
             return []
-        from edge_mmer.datasets.media import decode_frames
 
         start, end = self._window(max_s)
         return decode_frames(self.video_path, face.analysis_fps, start, end)
 
     def load_audio(self) -> np.ndarray:
         """16 kHz mono float32 of the whole window (no length cap)."""
-        from edge_mmer.datasets.media import decode_audio
-
         path = self.audio_path or self.video_path
         if path is None:
             raise DatasetError(f"utterance {self.id!r}: no audio or video file")
@@ -167,7 +164,6 @@ class MediaUtterance(BaseUtterance):
         """Every frame of the window (evenly subsampled to ``max_frames``)."""
         if self.video_path is None:
             return []
-        from edge_mmer.datasets.media import decode_frames
 
         return even_subsample(decode_frames(self.video_path, None, self.start_s, self.end_s), max_frames)
 
@@ -224,7 +220,7 @@ class DefectSummary:
     def n_skipped(self) -> int:
         return sum(self.skipped.values())
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "skipped": dict(sorted(self.skipped.items())),
             "handled": dict(sorted(self.handled.items())),
@@ -290,7 +286,7 @@ class LoadedDataset:
             "utterances": {s: len(self.utterances(s)) for s in SPLITS},
             "sessions": {s: len(self.sessions(s)) for s in SPLITS},
             "class_counts": self.counts(),
-            "defects": self.summary.to_json(),
+            "defects": self.summary.to_dict(),
             **({"info": self.info} if self.info else {}),
         }
 
@@ -339,8 +335,6 @@ def assign_splits(groups: Iterable[str], val_fraction: float, test_fraction: flo
 
 
 def _natural_key(text: str) -> tuple[Any, ...]:
-    import re
-
     return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text))
 
 

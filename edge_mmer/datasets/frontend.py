@@ -24,17 +24,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from edge_mmer.config import ModelConfig
-from edge_mmer.datasets.base import MediaUtterance, even_subsample
+from edge_mmer.datasets.base import DatasetError, MediaUtterance, even_subsample
 from edge_mmer.datasets.cache import CacheEntry, FeatureCache, file_sha256
+from edge_mmer.datasets.media import probe
 from edge_mmer.features.audio import log_mel
 from edge_mmer.features.face import HaarFaceDetector, crop_face, largest_face, resize_face
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ExtractStats", "UtteranceInput", "default_workers", "extract_all", "extract_utterance", "front_end_settings"]
+__all__ = ["ExtractStats", "UtteranceInput", "default_workers", "extract_all", "extract_utterance",
+           "front_end_settings"]
 
 FRONTEND_VERSION = 1
 DEFAULT_MAX_CLIP_S = 60.0
@@ -60,7 +63,7 @@ class ExtractStats:
     failed: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {"decoded": self.decoded, "cached": self.cached, "failed": self.failed, "reasons": dict(self.reasons)}
 
 
@@ -98,10 +101,9 @@ def extract_utterance(utt: Any, cfg: ModelConfig, detector: HaarFaceDetector,
     ``front_end_error``) with the file named in ``detail``: one bad file of thousands must not stop
     a run. The synthetic set's errors are raised (its files are generated, a failure is a bug)."""
     if not isinstance(utt, MediaUtterance):
-        return _front_ends(utt.speech_audio(cfg.audio), utt.face_frames(cfg.face), getattr(utt, "subsample_crops", False),
+        return _front_ends(utt.speech_audio(cfg.audio), utt.face_frames(cfg.face),
+                           getattr(utt, "subsample_crops", False),
                            cfg, detector)
-    from edge_mmer.datasets.base import DatasetError
-    from edge_mmer.datasets.media import probe
 
     try:
         if max_clip_s is not None and utt.start_s is None and utt.end_s is None:
@@ -140,8 +142,6 @@ _DETECTOR: HaarFaceDetector | None = None
 
 
 def _worker_init() -> None:
-    import cv2
-
     cv2.setNumThreads(1)
 
 

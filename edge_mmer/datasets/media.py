@@ -2,7 +2,7 @@
 
 One function opens one file once. ``DECODES`` counts the files opened for decoding in this
 process (the feature cache's tests count decodes with it, not time). Errors are
-:class:`MediaError` (a :class:`~edge_mmer.datasets.base.DatasetError`) naming the file.
+:class:`MediaError` (a :class:`~edge_mmer.errors.DatasetError`) naming the file.
 """
 
 from __future__ import annotations

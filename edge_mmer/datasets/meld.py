@@ -23,6 +23,7 @@ import csv
 import io
 import logging
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge_mmer.datasets.base import DatasetError, DefectSummary, LoadedDataset, MediaUtterance
@@ -84,6 +85,79 @@ def _find(root: Path, name: str, want_dir: bool) -> Path | None:
     return None
 
 
+@dataclass
+class _SplitFiles:
+    """One split's CSV and clip folder, and what its rows have referenced and seen so far."""
+
+    split: str
+    csv_name: str
+    clip_dir: Path | None
+    referenced: set[str] = field(default_factory=set)
+    seen: set[tuple[int, int]] = field(default_factory=set)
+
+
+def _check_times(row: dict[str, str], uid: str, summary: DefectSummary) -> None:
+    """Counts a row's time defects; the clip is already cut to the utterance, so the times are only checked."""
+    try:
+        if row.get("StartTime") and row.get("EndTime"):
+            start, one_a = parse_meld_time(row["StartTime"])
+            end, one_b = parse_meld_time(row["EndTime"])
+            if one_a or one_b:
+                summary.handle("one_digit_hour", uid)
+            if end <= start:
+                summary.handle("bad_time", uid)
+    except ValueError:
+        summary.handle("bad_time", uid)
+
+
+def _row_utterance(row: dict[str, str], lineno: int, files: _SplitFiles, column: str, labels: tuple[str, ...],
+                   summary: DefectSummary) -> MediaUtterance | None:
+    """One CSV row as an utterance, or None with the defect counted."""
+    split = files.split
+    try:
+        dia, utt = int(row["Dialogue_ID"]), int(row["Utterance_ID"])
+        clip_dia = int(row.get("Old_Dialogue_ID") or dia)
+        clip_utt = int(row.get("Old_Utterance_ID") or utt)
+    except ValueError:
+        summary.skip("bad_id", f"{files.csv_name}:{lineno}")
+        return None
+    uid = f"{split}/dia{dia}_utt{utt}"
+    if (dia, utt) in files.seen:
+        summary.skip("duplicate_row", uid)
+        return None
+    files.seen.add((dia, utt))
+    label = row[column].strip().lower()
+    if label not in labels:
+        summary.skip("unknown_label", f"{uid} ({row[column]!r})")
+        return None
+    _check_times(row, uid, summary)
+    text = row["Utterance"]
+    if text != text.translate(_CURLY):
+        summary.handle("curly_quotes", uid)
+    clip_name = f"dia{clip_dia}_utt{clip_utt}.mp4"
+    files.referenced.add(clip_name)
+    clip = files.clip_dir / clip_name if files.clip_dir is not None else None
+    if clip is None or not clip.is_file():
+        summary.skip("missing_clip", uid)
+        return None
+    return MediaUtterance(
+        id=uid, session=f"{split}/dia{dia}", index=utt, speaker=row.get("Speaker", "").strip(), split=split,
+        label=label, label_index=labels.index(label), video_path=clip, text=text.translate(_CURLY))
+
+
+def _split_utterances(files: _SplitFiles, csv_path: Path, column: str, labels: tuple[str, ...],
+                      summary: DefectSummary) -> list[MediaUtterance]:
+    """Every usable row of one split's CSV; clips no row refers to are counted."""
+    rows = read_meld_csv(csv_path, summary)
+    utts = [u for lineno, row in enumerate(rows, start=2)
+            if (u := _row_utterance(row, lineno, files, column, labels, summary)) is not None]
+    if files.clip_dir is not None:
+        for clip in sorted(files.clip_dir.glob("*.mp4")):
+            if clip.name not in files.referenced:
+                summary.skip("clip_without_row", f"{files.split}/{clip.name}")
+    return utts
+
+
 def load_meld(root: Path, options: Options, spec: str = "") -> LoadedDataset:
     if not root.is_dir():
         raise DatasetError(f"{root}: MELD directory does not exist")
@@ -102,56 +176,10 @@ def load_meld(root: Path, options: Options, spec: str = "") -> LoadedDataset:
         found_csv = True
         clip_dir = _find(root, CLIP_DIRS[split], want_dir=True)
         if clip_dir is None:
-            log.warning("MELD: clip folder %s/ not found under %s: every %s clip is missing", CLIP_DIRS[split], root, split)
-        rows = read_meld_csv(csv_path, summary)
-        referenced: set[str] = set()
-        seen: set[tuple[int, int]] = set()
-        for lineno, row in enumerate(rows, start=2):
-            where = f"{csv_name}:{lineno}"
-            try:
-                dia, utt = int(row["Dialogue_ID"]), int(row["Utterance_ID"])
-                clip_dia = int(row.get("Old_Dialogue_ID") or dia)
-                clip_utt = int(row.get("Old_Utterance_ID") or utt)
-            except ValueError:
-                summary.skip("bad_id", where)
-                continue
-            uid = f"{split}/dia{dia}_utt{utt}"
-            if (dia, utt) in seen:
-                summary.skip("duplicate_row", uid)
-                continue
-            seen.add((dia, utt))
-            label = row[column].strip().lower()
-            if label not in labels:
-                summary.skip("unknown_label", f"{uid} ({row[column]!r})")
-                continue
-            start = end = None
-            try:
-                if row.get("StartTime") and row.get("EndTime"):
-                    start, one_a = parse_meld_time(row["StartTime"])
-                    end, one_b = parse_meld_time(row["EndTime"])
-                    if one_a or one_b:
-                        summary.handle("one_digit_hour", uid)
-                    if end <= start:
-                        summary.handle("bad_time", uid)
-            except ValueError:
-                summary.handle("bad_time", uid)
-            text = row["Utterance"]
-            if text != text.translate(_CURLY):
-                summary.handle("curly_quotes", uid)
-            clip_name = f"dia{clip_dia}_utt{clip_utt}.mp4"
-            referenced.add(clip_name)
-            clip = clip_dir / clip_name if clip_dir is not None else None
-            if clip is None or not clip.is_file():
-                summary.skip("missing_clip", uid)
-                continue
-            utts.append(MediaUtterance(
-                id=uid, session=f"{split}/dia{dia}", index=utt, speaker=row.get("Speaker", "").strip(), split=split,
-                label=label, label_index=labels.index(label), video_path=clip, text=text.translate(_CURLY)))
-            _ = (start, end)  # the clip is already cut to the utterance; the times are only checked
-        if clip_dir is not None:
-            for clip in sorted(clip_dir.glob("*.mp4")):
-                if clip.name not in referenced:
-                    summary.skip("clip_without_row", f"{split}/{clip.name}")
+            log.warning("MELD: clip folder %s/ not found under %s: every %s clip is missing", CLIP_DIRS[split],
+                        root, split)
+        utts.extend(_split_utterances(_SplitFiles(split, csv_name, clip_dir), csv_path, column, labels,
+                                      summary))
     if not found_csv:
         raise DatasetError(f"{root}: none of {', '.join(CSV_FILES.values())} found (MELD root expected)")
     log.info("MELD (%s): %d utterances in %d dialogues (%s)", target, len(utts), len({u.session for u in utts}),

@@ -401,7 +401,8 @@ def load_mosi(path: Path, opts: Options, spec: str = "") -> LoadedDataset:
     for vid in sorted(by_video):
         for k, (uid, _vid, _clip, split, score, payload) in enumerate(sorted(by_video[vid], key=lambda it: it[2])):
             label = binary_label(score)
-            common: dict[str, Any] = {"id": uid, "session": vid, "index": k, "speaker": vid, "split": split, "label": label,
+            common: dict[str, Any] = {"id": uid, "session": vid, "index": k, "speaker": vid, "split": split,
+                                      "label": label,
                       "label_index": LABELS.index(label), "score": score}
             if "speech" in payload:
                 utts.append(FeatureUtterance(speech=payload["speech"], face=payload["face"], **common))

@@ -23,7 +23,13 @@ from pathlib import Path
 from urllib.parse import parse_qsl
 
 from edge_mmer.datasets.base import DatasetError, LoadedDataset
+from edge_mmer.datasets.cremad import load_cremad
+from edge_mmer.datasets.csv_manifest import load_csv_manifest
+from edge_mmer.datasets.meld import load_meld
+from edge_mmer.datasets.mosi import load_mosi
 from edge_mmer.datasets.options import Options
+from edge_mmer.datasets.ravdess import load_ravdess
+from edge_mmer.datasets.synthetic import load_synthetic
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +68,8 @@ def parse_spec(text: str, default_synthetic: Path | None = None) -> DatasetSpec:
     try:
         pairs = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
     except ValueError as exc:
-        raise DatasetError(f"dataset {text!r}: options after '?' must be key=value pairs joined by '&' ({exc})") from None
+        raise DatasetError(f"dataset {text!r}: "
+                           f"options after '?' must be key=value pairs joined by '&' ({exc})") from None
     return DatasetSpec(kind=kind, path=Path(path_text).expanduser(), options=pairs, text=raw)
 
 
@@ -72,30 +79,19 @@ def open_dataset(spec: str | DatasetSpec) -> LoadedDataset:
     opts = Options(s.options, s.kind)
     text = s.text
     if s.kind == "synthetic":
-        from edge_mmer.datasets.synthetic import load_synthetic
-
         opts.check_used()
         return load_synthetic(s.path, spec=text)
     if s.kind == "mosi":  # windows and features: no container-length check
-        from edge_mmer.datasets.mosi import load_mosi
 
         return load_mosi(s.path, opts, text)
     max_clip = opts.number("max_clip_s", DEFAULT_MAX_CLIP_S)
     if s.kind == "ravdess":
-        from edge_mmer.datasets.ravdess import load_ravdess
-
         ds = load_ravdess(s.path, opts, text)
     elif s.kind == "cremad":
-        from edge_mmer.datasets.cremad import load_cremad
-
         ds = load_cremad(s.path, opts, text)
     elif s.kind == "meld":
-        from edge_mmer.datasets.meld import load_meld
-
         ds = load_meld(s.path, opts, text)
     else:
-        from edge_mmer.datasets.csv_manifest import load_csv_manifest
-
         ds = load_csv_manifest(s.path, opts, text)
     ds.max_clip_s = max_clip
     return ds

@@ -39,6 +39,7 @@ __all__ = [
     "prepare_split",
     "require_encoders",
     "resolve_dataset",
+    "usable_split",
 ]
 
 
@@ -46,7 +47,7 @@ def require_encoders(bundle: Bundle, action: str = "conversion") -> None:
     """Raise :class:`FeatureBundleError` when the bundle lacks the speech or face encoder (trained on
     precomputed features): its context / fusion LSTMs take a feature dataset's pooled vectors, which
     no device computes from a camera and a microphone, so there is nothing deployable to convert."""
-    missing = [n for n in ENCODERS if n not in bundle.networks]
+    missing = [n for n in ENCODERS if n not in bundle.network_specs]
     if not missing:
         return
     prov = bundle.provenance.get("dataset")
@@ -84,7 +85,8 @@ def _synthetic_dir(path: Path | None, given: bool, seed: Any, bundle: Bundle) ->
         raise DatasetMissingError(f"{bundle.path}: the manifest records no dataset path (provenance.dataset.path); "
                                   "pass --data DIR")
     if not (path / "dataset.json").is_file():
-        where = "given with --data" if given else "recorded in provenance.dataset.path, relative to the current directory"
+        where = ("given with --data" if given
+                 else "recorded in provenance.dataset.path, relative to the current directory")
         regen = f"edge-mmer synth --out {path}" + (f" --seed {seed}" if seed not in (None, 0) else "")
         raise DatasetMissingError(
             f"parity samples: dataset not found at {path} ({where}). Regenerate the synthetic set with "
@@ -135,7 +137,7 @@ def resolve_dataset(bundle: Bundle, data: str | os.PathLike[str] | None = None) 
 def open_bundle_dataset(bundle: Bundle, dataset: Path | str) -> LoadedDataset:
     """Load ``dataset`` (from :func:`resolve_dataset`) through the datasets registry and check that
     it fits the bundle: the same labels, media (not precomputed features). Raises
-    :class:`~edge_mmer.datasets.base.DatasetError` (malformed) or :class:`DatasetUnusableError`."""
+    :class:`~edge_mmer.errors.DatasetError` (malformed) or :class:`DatasetUnusableError`."""
     ds = open_dataset(f"synthetic:{dataset}" if isinstance(dataset, Path) else dataset)
     if tuple(ds.labels) != tuple(bundle.labels):
         raise DatasetUnusableError(f"dataset {dataset} has labels {list(ds.labels)}, the bundle {list(bundle.labels)}")
@@ -183,3 +185,19 @@ def prepare_split(bundle: Bundle, ds: LoadedDataset, split: str, n: int | None, 
         log.warning("%s: %d %s utterances skipped (%s), as training skips them", ds.spec, sum(counts.values()),
                     split, ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     return out
+
+
+def usable_split(bundle: Bundle, ds: LoadedDataset, split: str, n: int | None, *, dataset: Path | str,
+                 purpose: str = "", workers: int = 1, cache_dir: Path | None = None,
+                 progress: bool = False) -> tuple[list[list[UtteranceInput]], dict[str, int]]:
+    """:func:`prepare_split` of a split that must give something: (sessions, skipped per reason).
+
+    Raises :class:`DatasetUnusableError` naming ``dataset``, the split, what it is for (``purpose``,
+    e.g. ``" to measure INT8 drift on"``) and what was skipped."""
+    skipped: dict[str, int] = {}
+    sessions = prepare_split(bundle, ds, split, n, workers=workers, cache_dir=cache_dir, progress=progress,
+                             skipped=skipped)
+    if not sessions:
+        why = f" ({', '.join(f'{k} {v}' for k, v in sorted(skipped.items()))} skipped)" if skipped else ""
+        raise DatasetUnusableError(f"dataset {dataset} has no usable {split} utterances{purpose}{why}")
+    return sessions, skipped

@@ -114,13 +114,8 @@ def _field(obj: dict[str, Any], key: str, typ: type | tuple[type, ...], where: s
     return value
 
 
-def load_synthetic(path: str | os.PathLike[str], check_files: bool = True, spec: str | None = None) -> LoadedDataset:
-    """Load ``dataset.json`` + ``utterances.jsonl`` from the dataset directory ``path``.
-
-    With ``check_files`` every referenced wav/mp4 must exist. ``spec``: the ``synthetic:DIR`` text
-    it was named by (default ``synthetic:<path>``).
-    """
-    root = Path(path)
+def _read_meta(root: Path) -> tuple[Path, dict[str, Any]]:
+    """``dataset.json``: its path and top-level object."""
     meta_path = root / "dataset.json"
     if not root.is_dir():
         raise DatasetError(f"{root}: dataset directory does not exist")
@@ -132,10 +127,13 @@ def load_synthetic(path: str | os.PathLike[str], check_files: bool = True, spec:
         raise DatasetError(f"{meta_path}: not valid JSON: {exc}") from exc
     if not isinstance(meta, dict):
         raise DatasetError(f"{meta_path}: expected a JSON object at top level")
-    where = str(meta_path)
-    version = _field(meta, "format_version", int, where)
+    version = _field(meta, "format_version", int, str(meta_path))
     if version not in SUPPORTED_FORMAT_VERSIONS:
-        raise DatasetError(f"{where}: field 'format_version' is {version}, supported: {SUPPORTED_FORMAT_VERSIONS}")
+        raise DatasetError(f"{meta_path}: field 'format_version' is {version}, supported: {SUPPORTED_FORMAT_VERSIONS}")
+    return meta_path, meta
+
+
+def _labels(meta: dict[str, Any], where: str) -> tuple[str, ...]:
     labels_raw = _field(meta, "labels", list, where)
     if (
         len(labels_raw) < 2
@@ -143,9 +141,11 @@ def load_synthetic(path: str | os.PathLike[str], check_files: bool = True, spec:
         or len(set(labels_raw)) != len(labels_raw)
     ):
         raise DatasetError(f"{where}: field 'labels' must be a list of two or more distinct strings")
-    labels = tuple(labels_raw)
-    seed = _field(meta, "seed", int, where)
-    config = _field(meta, "config", dict, where)
+    return tuple(labels_raw)
+
+
+def _speakers(meta: dict[str, Any], where: str) -> dict[str, str]:
+    """speaker id -> its split."""
     speakers: dict[str, str] = {}
     for i, spk in enumerate(_field(meta, "speakers", list, where)):
         w = f"{where}: speakers[{i}]"
@@ -156,8 +156,78 @@ def load_synthetic(path: str | os.PathLike[str], check_files: bool = True, spec:
         if split not in SPLITS:
             raise DatasetError(f"{w}: field 'split' must be one of {SPLITS}, got {split!r}")
         speakers[sid] = split
+    return speakers
 
-    jsonl = root / "utterances.jsonl"
+
+@dataclass(frozen=True)
+class _Listing:
+    """What every row of ``utterances.jsonl`` is checked against."""
+
+    root: Path
+    meta_name: str
+    labels: tuple[str, ...]
+    speakers: dict[str, str]
+    config: dict[str, Any]
+    check_files: bool
+
+
+def _speaker_split(row: dict[str, Any], w: str, listing: _Listing) -> tuple[str, str]:
+    speaker = _field(row, "speaker", str, w)
+    split = _field(row, "split", str, w)
+    if speaker not in listing.speakers:
+        raise DatasetError(f"{w}: field 'speaker' {speaker!r} is not listed in {listing.meta_name}")
+    if split != listing.speakers[speaker]:
+        raise DatasetError(
+            f"{w}: field 'split' is {split!r} but speaker {speaker!r} is in {listing.speakers[speaker]!r}"
+        )
+    return speaker, split
+
+
+def _media(row: dict[str, Any], w: str, listing: _Listing) -> tuple[Path, Path]:
+    audio_path = listing.root / _field(row, "audio", str, w)
+    video_path = listing.root / _field(row, "video", str, w)
+    if listing.check_files:
+        if not audio_path.is_file():
+            raise DatasetError(f"{w}: field 'audio': file {audio_path} is missing")
+        if not video_path.is_file():
+            raise DatasetError(f"{w}: field 'video': file {video_path} is missing")
+    return audio_path, video_path
+
+
+def _utterance(row: dict[str, Any], w: str, listing: _Listing) -> Utterance:
+    """One row of ``utterances.jsonl`` (its ``id`` already checked), every field checked in order."""
+    uid = row["id"]
+    speaker, split = _speaker_split(row, w, listing)
+    label = _field(row, "label", str, w)
+    if label not in listing.labels:
+        raise DatasetError(f"{w}: field 'label' {label!r} is not one of {listing.labels}")
+    index = _field(row, "index", int, w)
+    if index < 0:
+        raise DatasetError(f"{w}: field 'index' must be >= 0, got {index}")
+    duration = float(_field(row, "duration_s", (int, float), w))
+    if duration <= 0:
+        raise DatasetError(f"{w}: field 'duration_s' must be > 0, got {duration}")
+    audio_path, video_path = _media(row, w, listing)
+    n_frames = row.get("n_frames", 0)
+    fps = row.get("fps", listing.config.get("fps", 0))
+    return Utterance(
+        id=uid,
+        session=_field(row, "session", str, w),
+        index=index,
+        speaker=speaker,
+        split=split,
+        label=label,
+        label_index=listing.labels.index(label),
+        text=_field(row, "text", str, w),
+        audio_path=audio_path,
+        video_path=video_path,
+        duration_s=duration,
+        n_frames=int(n_frames) if isinstance(n_frames, int) else 0,
+        fps=float(fps) if isinstance(fps, (int, float)) else 0.0,
+    )
+
+
+def _read_utterances(jsonl: Path, listing: _Listing) -> list[Utterance]:
     if not jsonl.is_file():
         raise DatasetError(f"{jsonl}: missing")
     utts: list[Utterance] = []
@@ -177,51 +247,26 @@ def load_synthetic(path: str | os.PathLike[str], check_files: bool = True, spec:
             if uid in seen:
                 raise DatasetError(f"{w}: field 'id' duplicates {uid!r}")
             seen.add(uid)
-            speaker = _field(row, "speaker", str, w)
-            split = _field(row, "split", str, w)
-            if speaker not in speakers:
-                raise DatasetError(f"{w}: field 'speaker' {speaker!r} is not listed in {meta_path.name}")
-            if split != speakers[speaker]:
-                raise DatasetError(
-                    f"{w}: field 'split' is {split!r} but speaker {speaker!r} is in {speakers[speaker]!r}"
-                )
-            label = _field(row, "label", str, w)
-            if label not in labels:
-                raise DatasetError(f"{w}: field 'label' {label!r} is not one of {labels}")
-            index = _field(row, "index", int, w)
-            if index < 0:
-                raise DatasetError(f"{w}: field 'index' must be >= 0, got {index}")
-            duration = float(_field(row, "duration_s", (int, float), w))
-            if duration <= 0:
-                raise DatasetError(f"{w}: field 'duration_s' must be > 0, got {duration}")
-            audio_path = root / _field(row, "audio", str, w)
-            video_path = root / _field(row, "video", str, w)
-            if check_files:
-                if not audio_path.is_file():
-                    raise DatasetError(f"{w}: field 'audio': file {audio_path} is missing")
-                if not video_path.is_file():
-                    raise DatasetError(f"{w}: field 'video': file {video_path} is missing")
-            n_frames = row.get("n_frames", 0)
-            fps = row.get("fps", config.get("fps", 0))
-            utts.append(
-                Utterance(
-                    id=uid,
-                    session=_field(row, "session", str, w),
-                    index=index,
-                    speaker=speaker,
-                    split=split,
-                    label=label,
-                    label_index=labels.index(label),
-                    text=_field(row, "text", str, w),
-                    audio_path=audio_path,
-                    video_path=video_path,
-                    duration_s=duration,
-                    n_frames=int(n_frames) if isinstance(n_frames, int) else 0,
-                    fps=float(fps) if isinstance(fps, (int, float)) else 0.0,
-                )
-            )
+            utts.append(_utterance(row, w, listing))
     if not utts:
         raise DatasetError(f"{jsonl}: contains no utterances")
+    return utts
+
+
+def load_synthetic(path: str | os.PathLike[str], check_files: bool = True, spec: str | None = None) -> LoadedDataset:
+    """Load ``dataset.json`` + ``utterances.jsonl`` from the dataset directory ``path``.
+
+    With ``check_files`` every referenced wav/mp4 must exist. ``spec``: the ``synthetic:DIR`` text
+    it was named by (default ``synthetic:<path>``).
+    """
+    root = Path(path)
+    meta_path, meta = _read_meta(root)
+    where = str(meta_path)
+    labels = _labels(meta, where)
+    seed = _field(meta, "seed", int, where)
+    config = _field(meta, "config", dict, where)
+    listing = _Listing(root, meta_path.name, labels, _speakers(meta, where), config, check_files)
+    utts = _read_utterances(root / "utterances.jsonl", listing)
     log.debug("loaded %d utterances from %s", len(utts), root)
     return LoadedDataset(kind="synthetic", spec=spec if spec is not None else f"synthetic:{root}", root=root,
                          labels=labels, all_utterances=tuple(utts), task="emotion",

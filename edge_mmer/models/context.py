@@ -36,7 +36,8 @@ class RecurrentSequenceModel(nn.Module):
     def _project(self, out: Tensor) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
 
-    def zero_state(self, batch: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> State:
+    def zero_state(self, batch: int, device: torch.device | str | None = None,
+                   dtype: torch.dtype | None = None) -> State:
         """A fresh (h, c), each (1, batch, hidden) — the start of a session."""
         p = next(self.parameters())
         shape = (1, batch, self.hidden)

@@ -135,7 +135,8 @@ class FaceEncoder(nn.Module):
         missing = [k for k in own if k not in to_load and not k.endswith("num_batches_tracked")]
         unexpected = [k for k in to_load if k not in own]
         if missing or unexpected or mismatched:
-            hint = "" if self.repeats == TIMM_REPEATS else f" (face_encoder.repeats is {self.repeats}, timm's is {TIMM_REPEATS})"
+            hint = ("" if self.repeats == TIMM_REPEATS
+                    else f" (face_encoder.repeats is {self.repeats}, timm's is {TIMM_REPEATS})")
             raise WeightsError(
                 f"{path}: not an inception_resnet_v2 checkpoint for this backbone{hint}: "
                 f"{len(missing)} missing keys {_head(missing)}, {len(unexpected)} unexpected keys {_head(unexpected)}, "

@@ -26,7 +26,8 @@ NETWORK_CLASSES = ("SpeechEncoder", "FaceEncoder", "ContextLSTM", "FusionLSTM")
 def _arch_int(arch: Mapping[str, Any], key: str, where: str, bundle: Bundle) -> int:
     value = arch.get(key)
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise BundleError(bundle.path, f"manifest.json field '{where}.arch.{key}'", f"expected a positive integer, got {value!r}")
+        raise BundleError(bundle.path, f"manifest.json field '{where}.arch.{key}'",
+                          f"expected a positive integer, got {value!r}")
     return value
 
 

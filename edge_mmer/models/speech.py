@@ -83,7 +83,8 @@ class SpeechEncoder(nn.Module):
         return pooled
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """x (B, T, n_mels) float32, optional lengths (B,) in input frames -> (features (B, H), logits (B, n_classes))."""
+        """x (B, T, n_mels) float32, optional lengths (B,) in input frames -> (features (B, H),
+        logits (B, n_classes))."""
         x = (x - self.input_mean) / self.input_std
         if lengths is None:
             _, (h_n, _) = self.lstm(self._frontend(x))

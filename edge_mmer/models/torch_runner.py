@@ -8,7 +8,7 @@ Training side only (torch): ``edge-mmer evaluate`` and conversion parity use it;
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -28,7 +28,7 @@ class TorchRunner(Runner):
 
     backend = "torch"
 
-    def __init__(self, network: str, module: nn.Module, inputs: list[TensorSpec], outputs: list[TensorSpec],
+    def __init__(self, network: str, module: nn.Module, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec],
                  device: torch.device | str = "cpu") -> None:
         super().__init__(network, inputs, outputs)
         self.module = module
@@ -61,6 +61,5 @@ class TorchRunner(Runner):
 def torch_runners(bundle: Bundle, device: torch.device | str = "cpu") -> dict[str, Runner]:
     """Every network of ``bundle`` as a :class:`TorchRunner` (weights loaded strictly, sha256 checked)."""
     modules = load_torch_networks(bundle)
-    return {name: TorchRunner(name, module, [TensorSpec.from_manifest(i) for i in bundle.networks[name]["inputs"]],
-                              [TensorSpec.from_manifest(o) for o in bundle.networks[name]["outputs"]], device)
+    return {name: TorchRunner(name, module, bundle.network(name).inputs, bundle.network(name).outputs, device)
             for name, module in modules.items()}

@@ -111,7 +111,8 @@ def _nr_sv_rule(nr_sv: list[int], header: _Header) -> str | None:
 
 #: The header, checked in this order.
 _HEADER: tuple[_Row, ...] = (
-    _Row("svm_type", "word", check=lambda v, h: None if v[0] == "c_svc" else f"svm_type must be c_svc, got {v[0][:40]!r}"),
+    _Row("svm_type", "word",
+         check=lambda v, h: None if v[0] == "c_svc" else f"svm_type must be c_svc, got {v[0][:40]!r}"),
     _Row("kernel_type", "word",
          check=lambda v, h: None if v[0] == "rbf" else f"kernel_type must be rbf, got {v[0][:40]!r}"),
     _Row("gamma", "float", check=lambda v, h: "gamma must be > 0" if v[0] <= 0 else None),
@@ -233,7 +234,8 @@ def read_model_header(data: bytes, source: str, n_classes: int | None, n_feature
     if body and body[-1] == "":
         body = body[:-1]
     if len(body) != total_sv:
-        raise fail(sv_line + 2 + min(len(body), total_sv), f"expected {total_sv} support vector lines, found {len(body)}")
+        raise fail(sv_line + 2 + min(len(body), total_sv),
+                   f"expected {total_sv} support vector lines, found {len(body)}")
     n_coef = header.number("nr_class") - 1
     for j, line in enumerate(body):
         _check_vector(line, sv_line + 2 + j, n_coef, n_features, fail)

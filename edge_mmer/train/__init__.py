@@ -1,6 +1,6 @@
 """Training: the paper's pipeline end to end, into a verified model bundle.
 
-Order (each stage feeds the next; see the README's method section):
+Order (each stage feeds the next; see docs/method.md):
 
 1. front ends: log-mel per utterance; Haar face crops from a few frames per utterance;
 2. ``SpeechEncoder`` and ``FaceEncoder`` trained with cross-entropy (paper eq. 2) per utterance / frame;

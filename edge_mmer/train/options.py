@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from edge_mmer.errors import TrainError
 
@@ -52,7 +53,6 @@ def progress(iterable: Iterable[T], desc: str, enabled: bool, total: int | None 
     """``iterable`` behind a tqdm bar when ``enabled`` (on stderr, cleared when done), else as it is."""
     if not enabled:
         return iterable
-    from tqdm.auto import tqdm
 
     bar: Iterable[T] = tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True)
     return bar

@@ -39,7 +39,8 @@ def _io(name: str, shape: list[int | str], dtype: str = "float32") -> dict[str, 
     return {"name": name, "shape": shape, "dtype": dtype}
 
 
-def _step_io(in_dim: int, hidden: int, out_name: str, out_dim: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _step_io(in_dim: int, hidden: int, out_name: str,
+             out_dim: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     ins = [_io("x", [1, in_dim]), _io("h", [1, hidden]), _io("c", [1, hidden])]
     outs = [_io(out_name, [1, out_dim]), _io("h_out", [1, hidden]), _io("c_out", [1, hidden])]
     return ins, outs
@@ -69,7 +70,8 @@ def network_entries(cfg: ModelConfig, dims: dict[str, int]) -> dict[str, dict[st
              "fusion": ("FusionLSTM", dims["fusion_in"], cfg.fusion.hidden, "features", cfg.fusion.fc)}
     for name, (cls, in_dim, hidden, y_name, y_dim) in steps.items():
         ins, outs = _step_io(in_dim, hidden, y_name, y_dim)
-        out[name] = {"class": cls, "arch": {"input_dim": in_dim, "n_classes": n_classes}, "inputs": ins, "outputs": outs}
+        out[name] = {"class": cls, "arch": {"input_dim": in_dim, "n_classes": n_classes}, "inputs": ins,
+                     "outputs": outs}
     return out
 
 
@@ -131,7 +133,7 @@ def write_bundle(
                           "n_features": int(back.selections[m].mask.shape[0]),
                           "n_selected": int(back.selections[m].mask.sum())} for m, rel in selection.items()},
         "svms": svms,
-        "fuzzy": {"integral": back.head.method, **back.head.measure.to_json()},
+        "fuzzy": {"integral": back.head.method, **back.head.measure.to_dict()},
         "metrics": metrics,
         "provenance": provenance(dataset_prov, opts.seed),
     }

@@ -85,7 +85,8 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     if "without_chi_square" in metrics:
         abl = metrics["without_chi_square"]["test_accuracy"]
         keep = metrics["keep_fraction"]
-        lines.append(f"{f'chi-square {keep:.0%}':<18}" + "".join(f"{_pct(metrics['test_accuracy'][c]):>9}" for c in cols))
+        with_chi = "".join(f"{_pct(metrics['test_accuracy'][c]):>9}" for c in cols)
+        lines.append(f"{f'chi-square {keep:.0%}':<18}" + with_chi)
         lines.append(f"{'no chi-square':<18}" + "".join(f"{_pct(abl[c]):>9}" for c in cols))
     for split in ("validation", "test"):
         other = metrics["final_by_integral"][split]
@@ -104,5 +105,6 @@ def format_metrics(metrics: dict[str, Any]) -> str:
         lines.append(f"dataset {dataset['spec']}: {summary.format()}")
     if "extraction" in metrics:
         ex = metrics["extraction"]
-        lines.append(f"front ends: {ex['decoded']} decoded, {ex['cached']} from the feature cache, {ex['failed']} skipped")
+        lines.append(f"front ends: {ex['decoded']} decoded, {ex['cached']} from the feature cache, "
+                     f"{ex['failed']} skipped")
     return "\n".join(lines)

@@ -100,7 +100,7 @@ def train(cfg: ModelConfig, opts: TrainOptions) -> TrainResult:
         metrics["dataset"] = ds.describe()
         metrics["protocol"] = protocol
         if stats is not None:
-            metrics["extraction"] = stats.to_json()
+            metrics["extraction"] = stats.to_dict()
     opts.out.parent.mkdir(parents=True, exist_ok=True)
     png = opts.out.parent / f".{opts.out.name}.confusion.png"
     title = f"edge-mmer '{cfg.name}' on {metrics['split']}" + (" (SYNTHETIC data)" if metrics["synthetic"] else "")

@@ -93,7 +93,8 @@ def run_sequences(model: ContextLSTM | FusionLSTM, seqs: Sequence[Sequence[np.nd
     out: list[list[np.ndarray | None]] = []
     for seq in seqs:
         present = [v for v in seq if v is not None]
-        ys = iter(model(torch.from_numpy(np.stack(present))[None].to(device))[0][0].cpu().numpy()) if present else iter(())
+        ys = (iter(model(torch.from_numpy(np.stack(present))[None].to(device))[0][0].cpu().numpy()) if present
+              else iter(()))
         out.append([next(ys).astype(np.float32) if v is not None else None for v in seq])
     return out
 

@@ -96,7 +96,8 @@ def _union(intervals: Sequence[tuple[float, float]]) -> list[tuple[float, float]
     return out
 
 
-def _inside(stages: Sequence[Span], starts: np.ndarray, max_len: float, lo: float, hi: float) -> list[tuple[Span, float]]:
+def _inside(stages: Sequence[Span], starts: np.ndarray, max_len: float, lo: float,
+            hi: float) -> list[tuple[Span, float]]:
     a = int(np.searchsorted(starts, lo - max_len, side="left"))
     b = int(np.searchsorted(starts, hi, side="right"))
     return [(s, ov) for s in stages[a:b] if (ov := s.overlap(lo, hi)) > 0]

@@ -46,7 +46,8 @@ def pipeline_block(stats: TracingStats, passes: Sequence[PassResult], usage: Res
         sources.update(p.drops.get("sources") or {})
     return {
         "source": source,
-        "passes": [{"index": p.index, "start_s": p.start - (origin or 0.0), "wall_s": p.wall_s, "stream_s": p.stream_s, "stopped_by": p.stopped_by,
+        "passes": [{"index": p.index, "start_s": p.start - (origin or 0.0), "wall_s": p.wall_s, "stream_s": p.stream_s,
+                    "stopped_by": p.stopped_by,
                     "realtime_factor": p.stream_s / p.wall_s if p.wall_s > 0 else None, "counters": p.counters,
                     "drops": p.drops} for p in passes],
         "wall_s": wall,

@@ -29,6 +29,7 @@ from edge_mmer.bundle import Bundle
 from edge_mmer.features.audio import log_mel, pcm16_to_float
 from edge_mmer.runtime.runners.base import Runner
 from edge_mmer.runtime.stats import summarise_ms
+from edge_mmer.vocab import ArtifactKind
 
 log = logging.getLogger(__name__)
 
@@ -50,26 +51,26 @@ def _dims(shape: Sequence[int | str], fill: Mapping[str, int]) -> tuple[int, ...
 def network_inputs(bundle: Bundle, network: str, seed: int = 0) -> dict[str, np.ndarray]:
     """Realistic inputs for one network of ``bundle`` (see the module docstring)."""
     rng = np.random.default_rng(seed)
-    entry = bundle.networks[network]
+    inputs = bundle.network(network).inputs
     cfg = bundle.config
     feeds: dict[str, np.ndarray] = {}
     if network == "speech_encoder":
         pcm = (rng.standard_normal(int(SPEECH_SECONDS * cfg.audio.sample_rate)) * 3000).clip(-32768, 32767)
         mel = log_mel(pcm16_to_float(pcm.astype(np.int16)), cfg.audio).astype(np.float32)
-        spec = entry["inputs"][0]
-        feeds[spec["name"]] = np.ascontiguousarray(mel[None])
-        _dims(spec["shape"], {"time": mel.shape[0]})  # checks the manifest agrees on the other axes
+        spec = inputs[0]
+        feeds[spec.name] = np.ascontiguousarray(mel[None])
+        _dims(spec.shape, {"time": mel.shape[0]})  # checks the manifest agrees on the other axes
         return feeds
     if network == "face_encoder":
-        spec = entry["inputs"][0]
+        spec = inputs[0]
         n = int(cfg.face.frames_per_utterance)
-        shape = _dims(spec["shape"], {"batch": n})
-        feeds[spec["name"]] = rng.uniform(-1.0, 1.0, size=shape).astype(np.float32)
+        shape = _dims(spec.shape, {"batch": n})
+        feeds[spec.name] = rng.uniform(-1.0, 1.0, size=shape).astype(np.float32)
         return feeds
-    for spec in entry["inputs"]:  # step graphs: x, h, c at batch 1
-        shape = _dims(spec["shape"], {"batch": 1})
-        scale = 1.0 if spec["name"] == "x" else 0.5
-        feeds[spec["name"]] = (rng.standard_normal(shape) * scale).astype(np.float32)
+    for spec in inputs:  # step graphs: x, h, c at batch 1
+        shape = _dims(spec.shape, {"batch": 1})
+        scale = 1.0 if spec.name == "x" else 0.5
+        feeds[spec.name] = (rng.standard_normal(shape) * scale).astype(np.float32)
     return feeds
 
 
@@ -80,17 +81,13 @@ def shape_text(feeds: Mapping[str, np.ndarray]) -> str:
 def trtexec_command(bundle: Bundle, network: str, artifact: str, feeds: Mapping[str, np.ndarray],
                     warmup_ms: int = 500, iterations: int = 1000) -> str | None:
     """The ``trtexec`` line that times the same network at the same shapes (None: no such artifact file)."""
-    art = bundle.networks[network]["artifacts"].get(artifact)
-    if art is None or artifact == "int8-cpu":  # int8-cpu is ONNX Runtime's CPU form, not a TensorRT input
+    art = bundle.artifact(network, artifact)
+    if art is None or art.kind is ArtifactKind.INT8_CPU:  # ONNX Runtime's CPU form, not a TensorRT input
         return None
-    path = bundle.path / art["file"]
+    path = bundle.path / art.file
     shapes = ",".join(f"{k}:{'x'.join(str(d) for d in v.shape)}" for k, v in feeds.items())
-    src = f"--loadEngine={path}" if artifact.startswith("tensorrt-") else f"--onnx={path}"
-    extra = ""
-    if artifact in ("onnx-fp16",):
-        extra = " --fp16"
-    elif artifact in ("int8-trt",):
-        extra = " --int8 --fp16"
+    src = f"--loadEngine={path}" if art.kind.is_plan else f"--onnx={path}"
+    extra = {ArtifactKind.ONNX_FP16: " --fp16", ArtifactKind.INT8_TRT: " --int8 --fp16"}.get(art.kind, "")
     return (f"/usr/src/tensorrt/bin/trtexec {src} --shapes={shapes} --warmUp={warmup_ms} "
             f"--iterations={iterations} --useSpinWait{extra}")
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from edge_mmer.bundle import Bundle
 from edge_mmer.runtime.events import EmotionEvent, StatsMessage
+from edge_mmer.runtime.loop import RuntimeLoop
 from edge_mmer.runtime.pipeline import Pipeline
 from edge_mmer.runtime.settings import PipelineSettings
 from edge_mmer.runtime.sinks.base import Sink
@@ -178,8 +179,6 @@ def run_loop_pass(settings: Any, stats: TracingStats, usage: ResourceUsage, sink
 
     Returns the pass and the loop's :class:`RunSummary`.
     """
-    from edge_mmer.runtime.loop import RuntimeLoop
-
     stop = threading.Event()
     first_latency = len(stats.spans_of("decision_latency"))
     emitted_at: list[float] = []

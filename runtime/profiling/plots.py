@@ -119,7 +119,8 @@ def _timeline(d: PlotData, path: Path) -> Path:
         margin = max(worst.duration * 0.15, 0.5e-3)
         ax2 = fig.add_subplot(2, 1, 2)
         _draw_timeline(ax2, spans, rows, d.timeline_start, worst.start - margin, worst.end + margin)
-        ax2.set_title(f"slowest decision: {worst.duration * 1000.0:.2f} ms from the VAD's end-of-utterance to the event")
+        ax2.set_title("slowest decision: "
+                      f"{worst.duration * 1000.0:.2f} ms from the VAD's end-of-utterance to the event")
     fig.savefig(path, dpi=110)
     return path
 

@@ -27,8 +27,10 @@ def _device_line(doc: Mapping[str, Any]) -> str:
     j = d.get("jetson")
     if j:
         nvp = (j.get("nvpmodel") or {}).get("mode", "?")
+        pinned = j.get("clocks_pinned")
+        clocks = "pinned" if pinned else "NOT pinned" if pinned is False else "unknown"
         parts.append(f"Jetson L4T {j.get('l4t_release')} (JetPack {j.get('jetpack_hint') or '?'}), nvpmodel {nvp}, "
-                     f"clocks {'pinned' if j.get('clocks_pinned') else 'NOT pinned' if j.get('clocks_pinned') is False else 'unknown'}")
+                     f"clocks {clocks}")
     return "; ".join(parts)
 
 
@@ -208,7 +210,8 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
         p = v["pipeline"]
         if p:
             src = p["source"]
-            out += [f"Source: {src['kind']} {src.get('path') or ''}{' (paced to real time)' if src.get('paced') else ''};"
+            out += ["Source: "
+                    f"{src['kind']} {src.get('path') or ''}{' (paced to real time)' if src.get('paced') else ''};"
                     f" {len(p['passes'])} pass(es), stopped by {p['passes'][0]['stopped_by']}.", "",
                     format_markdown_table(STAGE_HEADER, stage_rows(p["stages"], _latency_rows(p), indent="↳ ")), "",
                     f"- throughput: {_throughput_text(p)}",

@@ -49,7 +49,8 @@ _PIPELINE = {
                         "properties": {"ok": {"type": "boolean"}, "checks": {"type": "array", "items": _CHECK}}},
     },
 }
-_MICRO_ENTRY = {"type": "object", "required": ["network", "inputs", "artifact", "runner", "warmup", "runs", "latency_ms"],
+_MICRO_ENTRY = {"type": "object",
+                "required": ["network", "inputs", "artifact", "runner", "warmup", "runs", "latency_ms"],
                 "properties": {"runs": {"type": "integer", "minimum": 1}, "latency_ms": _SUMMARY}}
 PROFILE_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -18,11 +18,14 @@ from edge_mmer.bundle import Bundle
 from edge_mmer.errors import VariantError
 from edge_mmer.runtime.networks import Networks
 from edge_mmer.runtime.runners.base import RunnerError
-from edge_mmer.runtime.runners.select import BACKENDS, LoadedRunners, load_runners
+from edge_mmer.runtime.runners.load import BACKENDS, LoadedRunners, load_runners
+from edge_mmer.vocab import PRECISIONS, ArtifactKind
 
 log = logging.getLogger(__name__)
 
-PRECISION_NAMES = ("fp32", "fp16", "int8", "int8-cpu", "int8-trt")
+INT8_FLAVOURS = (ArtifactKind.INT8_CPU, ArtifactKind.INT8_TRT)
+"""The conversion's INT8 flavours, profiled by the name of the artifact each runs."""
+PRECISION_NAMES = (*PRECISIONS, *(kind.value for kind in INT8_FLAVOURS))
 
 
 @dataclass(frozen=True)
@@ -41,9 +44,9 @@ class Variant:
         """ONNX Runtime providers an INT8 flavour needs (None: the runtime's automatic choice)."""
         if self.backend == "tensorrt":
             return None
-        if self.precision == "int8-cpu":
+        if self.precision == ArtifactKind.INT8_CPU:
             return ["cpu"]
-        if self.precision == "int8-trt":
+        if self.precision == ArtifactKind.INT8_TRT:
             return ["tensorrt"]
         return None
 
@@ -63,7 +66,7 @@ def _one(item: str, backend: str, precision: str) -> Variant:
         raise VariantError(f"--compare item {text!r}: backend {b!r} is not one of {', '.join(BACKENDS)}")
     if p not in PRECISION_NAMES:
         raise VariantError(f"--compare item {text!r}: precision {p!r} is not one of {', '.join(PRECISION_NAMES)}")
-    if p == "int8-cpu" and b == "tensorrt":
+    if p == ArtifactKind.INT8_CPU and b == "tensorrt":
         raise VariantError(f"--compare item {text!r}: int8-cpu is the ONNX Runtime CPU graph; "
                            "TensorRT runs int8 (its tensorrt-int8 plan, from the int8-trt graph)")
     return Variant(text, b, p)
@@ -128,7 +131,7 @@ def load_variant(bundle: Bundle, variant: Variant, threads: int = 0) -> LoadedVa
                               providers=variant.providers)
     except RunnerError as exc:
         raise RunnerError(f"variant {variant.label!r}: {exc}") from exc
-    if variant.precision in ("int8-cpu", "int8-trt") and loaded.backend == "onnxruntime":
+    if variant.precision in INT8_FLAVOURS and loaded.backend == "onnxruntime":
         kinds = set(loaded.artifacts.values())
         if variant.precision not in kinds:
             loaded.close()

@@ -1,7 +1,7 @@
 """Which artifact of which network runs on which backend: pure rules over a bundle's artifact tables.
 
 Nothing here touches a device or loads a model; :mod:`.load` probes the machine and builds the
-runners from what these functions choose. The rules (docs "Runtime backends"):
+runners from what these functions choose. The rules (docs/backends.md):
 
 * precision ``fp32`` -> ``onnx-fp32`` (ONNX Runtime) / ``tensorrt-fp32`` (TensorRT);
 * ``fp16`` -> ``onnx-fp16`` / ``tensorrt-fp16``;
@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge_mmer.bundle.views import ArtifactSpec, NetworkSpec
 from edge_mmer.errors import RunnerError
 from edge_mmer.vocab import ArtifactKind
 
@@ -29,23 +30,23 @@ __all__ = ["ONNX_CHAINS", "PLAN_CHAINS", "PLAN_SOURCES", "Notes", "OnnxChoice", 
            "choose_plans", "missing_plans_reason"]
 
 _K = ArtifactKind
-ONNX_CHAINS: dict[tuple[str, bool], tuple[str, ...]] = {
+ONNX_CHAINS: dict[tuple[str, bool], tuple[ArtifactKind, ...]] = {
     # (precision, ONNX Runtime has the TensorRT EP) -> kinds to try, best first
-    ("fp32", False): (_K.ONNX_FP32.value,),
-    ("fp32", True): (_K.ONNX_FP32.value,),
-    ("fp16", False): (_K.ONNX_FP16.value, _K.ONNX_FP32.value),
-    ("fp16", True): (_K.ONNX_FP16.value, _K.ONNX_FP32.value),
-    ("int8", False): (_K.INT8_CPU.value, _K.ONNX_FP32.value),
-    ("int8", True): (_K.INT8_TRT.value, _K.ONNX_FP32.value),
+    ("fp32", False): (_K.ONNX_FP32,),
+    ("fp32", True): (_K.ONNX_FP32,),
+    ("fp16", False): (_K.ONNX_FP16, _K.ONNX_FP32),
+    ("fp16", True): (_K.ONNX_FP16, _K.ONNX_FP32),
+    ("int8", False): (_K.INT8_CPU, _K.ONNX_FP32),
+    ("int8", True): (_K.INT8_TRT, _K.ONNX_FP32),
 }
-PLAN_CHAINS: dict[str, tuple[str, ...]] = {
-    "fp32": (_K.TENSORRT_FP32.value,),
-    "fp16": (_K.TENSORRT_FP16.value, _K.TENSORRT_FP32.value),
-    "int8": (_K.TENSORRT_INT8.value, _K.TENSORRT_FP16.value, _K.TENSORRT_FP32.value),
+PLAN_CHAINS: dict[str, tuple[ArtifactKind, ...]] = {
+    "fp32": (_K.TENSORRT_FP32,),
+    "fp16": (_K.TENSORRT_FP16, _K.TENSORRT_FP32),
+    "int8": (_K.TENSORRT_INT8, _K.TENSORRT_FP16, _K.TENSORRT_FP32),
 }
-PLAN_SOURCES: dict[str, str] = {_K.TENSORRT_INT8.value: _K.INT8_TRT.value}
+PLAN_SOURCES: dict[ArtifactKind, ArtifactKind] = {_K.TENSORRT_INT8: _K.INT8_TRT}
 """A plan kind -> the ONNX kind it is built from (whose ``deployable`` mark the plan inherits)."""
-_INT8_ONNX = (_K.INT8_CPU.value, _K.INT8_TRT.value)
+_INT8_ONNX = (_K.INT8_CPU, _K.INT8_TRT)
 
 
 @dataclass
@@ -68,12 +69,11 @@ class Notes:
         return iter(zip(self.items, self.levels, strict=True))
 
 
-def _drift_text(art: Mapping[str, Any]) -> str:
-    reasons = [str(r) for r in art.get("not_deployable_because") or []]
+def _drift_text(art: ArtifactSpec) -> str:
+    reasons = art.not_deployable_because
     if reasons:
         return "; ".join(reasons)
-    drift = art.get("drift") or {}
-    net, e2e = drift.get("network") or {}, drift.get("end_to_end") or {}
+    net, e2e = art.drift.get("network") or {}, art.drift.get("end_to_end") or {}
     parts = []
     if "cosine" in net:
         parts.append(f"output cosine {net['cosine']:.6f}")
@@ -88,33 +88,32 @@ def _group(by_reason: Mapping[str, list[str]]) -> list[str]:
     return [f"{', '.join(nets)}: {reason}" for reason, nets in by_reason.items()]
 
 
-def _pick(artifacts: Mapping[str, Any], name: str, chain: Sequence[str], notes: Notes,
-          sources: Mapping[str, str] | None = None) -> str | None:
-    """The first usable kind of ``chain`` for network ``name``. An INT8 artifact (or a plan built from
+def _pick(net: NetworkSpec, chain: Sequence[ArtifactKind], notes: Notes,
+          sources: Mapping[ArtifactKind, ArtifactKind] | None = None) -> ArtifactKind | None:
+    """The first usable kind of ``chain`` for network ``net``. An INT8 artifact (or a plan built from
     one, ``sources``: plan kind -> its ONNX kind) marked not deployable is refused with a warning."""
-    refused: list[tuple[str, Mapping[str, Any]]] = []
+    refused: list[ArtifactSpec] = []
     for kind in chain:
-        art = artifacts.get(kind)
+        art = net.artifact(kind)
         if art is None:
             continue
-        source_kind = (sources or {}).get(kind, kind)
-        source = artifacts.get(source_kind, art)
-        if source.get("deployable") is False:
-            refused.append((source_kind, source))
+        source = net.artifact((sources or {}).get(kind, kind)) or art
+        if not source.deployable:
+            refused.append(source)
             continue
-        for bad_kind, bad in refused:
-            notes.add(f"{name}: refusing INT8 artifact '{bad_kind}' ({bad['file']}): not deployable, its drift is "
+        for bad in refused:
+            notes.add(f"{net.name}: refusing INT8 artifact '{bad.kind}' ({bad.file}): not deployable, its drift is "
                       f"over the conversion's thresholds ({_drift_text(bad)}); running {kind} instead",
                       logging.WARNING)
         return kind
     return None
 
 
-def _why_not(artifacts: Mapping[str, Any], bundle_path: Path, wanted: str, precision: str) -> str | None:
+def _why_not(net: NetworkSpec, bundle_path: Path, wanted: ArtifactKind, precision: str) -> str | None:
     """Why ``wanted`` is not what a network runs (None when a refusal note said it already)."""
-    if wanted in artifacts:
+    if wanted in net.artifacts:
         return None  # refused as not deployable: the warning names it
-    if precision == "int8" and not any(k in artifacts for k in _INT8_ONNX):
+    if precision == "int8" and not any(k in net.artifacts for k in _INT8_ONNX):
         return "no INT8 artifact (LSTM step graphs are never quantized)"
     if wanted in _INT8_ONNX:
         return f"no '{wanted}' artifact (edge-mmer convert --bundle {bundle_path} --precision {wanted} adds it)"
@@ -123,63 +122,61 @@ def _why_not(artifacts: Mapping[str, Any], bundle_path: Path, wanted: str, preci
 
 @dataclass(frozen=True)
 class OnnxChoice:
-    kinds: dict[str, str]  # network -> the ONNX artifact kind it runs
+    kinds: dict[str, ArtifactKind]  # network -> the ONNX artifact kind it runs
     notes: Notes
-
-
-def choose_onnx(tables: Mapping[str, Mapping[str, Any]], networks: Sequence[str], precision: str, trt_ep: bool,
-                bundle_path: Path) -> OnnxChoice:
-    """The ONNX artifact of each of ``networks`` (``tables``: network -> its manifest ``artifacts``).
-
-    Raises :class:`RunnerError` when a network has none for ``precision``."""
-    chain = ONNX_CHAINS[(precision, trt_ep)]
-    notes = Notes()
-    fallback: dict[str, list[str]] = {}
-    kinds: dict[str, str] = {}
-    for name in networks:
-        artifacts = tables[name]
-        kind = _pick(artifacts, name, chain, notes)
-        if kind is None:
-            have = ", ".join(artifacts) or "none"
-            raise RunnerError(f"{bundle_path}: network '{name}' has no usable ONNX artifact for precision {precision} "
-                              f"(it has: {have}); run: edge-mmer convert --bundle {bundle_path}")
-        why = _why_not(artifacts, bundle_path, chain[0], precision) if kind != chain[0] else None
-        if why:
-            fallback.setdefault(f"{why}; running {kind}", []).append(name)
-        kinds[name] = kind
-    for text in _group(fallback):
-        notes.add(text)
-    return OnnxChoice(kinds, notes)
 
 
 @dataclass(frozen=True)
 class PlanChoice:
-    kinds: dict[str, str]  # network -> the plan kind it runs
+    kinds: dict[str, ArtifactKind]  # network -> the plan kind it runs
     missing: list[str]  # networks with no usable plan
     notes: Notes  # said only if TensorRT is what runs
 
 
-def choose_plans(tables: Mapping[str, Mapping[str, Any]], networks: Sequence[str], precision: str,
-                 bundle_path: Path) -> PlanChoice:
-    """The TensorRT plan of each of ``networks``, and which have none."""
-    chain = PLAN_CHAINS[precision]
+def _choose(specs: Mapping[str, NetworkSpec], networks: Sequence[str], chain: Sequence[ArtifactKind], precision: str,
+            bundle_path: Path, *, sources: Mapping[ArtifactKind, ArtifactKind] | None = None,
+            what: str = "artifact") -> PlanChoice:
+    """The first usable kind of ``chain`` per network, the networks with none, and the notes: a
+    refused INT8 artifact once per network, each fallback reason once with the networks it applies to
+    (``what`` names the kind of thing missing: ``artifact`` or ``plan``)."""
     notes = Notes()
-    kinds: dict[str, str] = {}
+    kinds: dict[str, ArtifactKind] = {}
     missing: list[str] = []
     fallback: dict[str, list[str]] = {}
     for name in networks:
-        artifacts = tables[name]
-        kind = _pick(artifacts, name, chain, notes, sources=PLAN_SOURCES)
+        net = specs[name]
+        kind = _pick(net, chain, notes, sources=sources)
         if kind is None:
             missing.append(name)
             continue
-        why = _why_not(artifacts, bundle_path, chain[0], precision) if kind != chain[0] else None
+        why = _why_not(net, bundle_path, chain[0], precision) if kind != chain[0] else None
         if why:
-            fallback.setdefault(f"{why.replace('artifact', 'plan')}; running {kind}", []).append(name)
+            fallback.setdefault(f"{why.replace('artifact', what)}; running {kind}", []).append(name)
         kinds[name] = kind
     for text in _group(fallback):
         notes.add(text)
     return PlanChoice(kinds, missing, notes)
+
+
+def choose_onnx(specs: Mapping[str, NetworkSpec], networks: Sequence[str], precision: str, trt_ep: bool,
+                bundle_path: Path) -> OnnxChoice:
+    """The ONNX artifact of each of ``networks`` (``specs``: network -> its view, :attr:`Bundle.network_specs`).
+
+    Raises :class:`RunnerError` when a network has none for ``precision``."""
+    choice = _choose(specs, networks, ONNX_CHAINS[(precision, trt_ep)], precision, bundle_path)
+    if choice.missing:
+        name = choice.missing[0]
+        have = ", ".join(specs[name].artifact_entries) or "none"
+        raise RunnerError(f"{bundle_path}: network '{name}' has no usable ONNX artifact for precision {precision} "
+                          f"(it has: {have}); run: edge-mmer convert --bundle {bundle_path}")
+    return OnnxChoice(choice.kinds, choice.notes)
+
+
+def choose_plans(specs: Mapping[str, NetworkSpec], networks: Sequence[str], precision: str,
+                 bundle_path: Path) -> PlanChoice:
+    """The TensorRT plan of each of ``networks`` (``specs`` as for :func:`choose_onnx`), and which have none."""
+    return _choose(specs, networks, PLAN_CHAINS[precision], precision, bundle_path, sources=PLAN_SOURCES,
+                   what="plan")
 
 
 def missing_plans_reason(bundle_path: Path, networks: Sequence[str], missing: Sequence[str], precision: str) -> str:

@@ -24,10 +24,11 @@ from typing import Any
 from edge_mmer.bundle import Bundle, read_bundle
 from edge_mmer.bundle.plans import plan_compatibility, probe_device_facts
 from edge_mmer.bundle.shapes import derive_profiles
+from edge_mmer.bundle.views import ArtifactSpec
 from edge_mmer.networks import Networks
-from edge_mmer.vocab import BACKENDS, NETWORKS, ONNX_KINDS, PRECISIONS
+from edge_mmer.vocab import BACKENDS, NETWORKS, ONNX_KINDS, PRECISIONS, ArtifactKind
 
-from .base import Runner, RunnerError, RunnerSet, TensorSpec
+from .base import Runner, RunnerError, RunnerSet
 from .choose import Notes, choose_onnx, choose_plans, missing_plans_reason
 from .onnxruntime_runner import (
     CPU_EP,
@@ -38,7 +39,7 @@ from .onnxruntime_runner import (
     provider_names,
     trt_ep_cache_root,
 )
-from .tensorrt_runner import TensorRTRunner
+from .tensorrt_runner import TensorRTRunner, import_tensorrt
 
 __all__ = ["BACKENDS", "NETWORKS", "PRECISIONS", "LoadedRunners", "load_runners"]
 
@@ -53,7 +54,7 @@ class LoadedRunners(RunnerSet):
     notes: list[str] = field(default_factory=list)
     backend: str = "onnxruntime"  # "onnxruntime" or "tensorrt"
     precision: str = "fp32"
-    artifacts: dict[str, str] = field(default_factory=dict)  # network -> artifact kind it runs
+    artifacts: dict[str, ArtifactKind] = field(default_factory=dict)  # network -> artifact kind it runs
 
     def __iter__(self) -> Iterator[Any]:
         yield self.runners
@@ -79,13 +80,12 @@ def _say(notes: Notes) -> list[str]:
     return list(notes.items)
 
 
-def _specs(entry: Mapping[str, Any]) -> tuple[list[TensorSpec], list[TensorSpec]]:
-    return ([TensorSpec.from_manifest(i) for i in entry["inputs"]],
-            [TensorSpec.from_manifest(o) for o in entry["outputs"]])
-
-
-def _tables(bundle: Bundle, networks: Sequence[str]) -> dict[str, Mapping[str, Any]]:
-    return {name: bundle.networks[name]["artifacts"] for name in networks}
+def _artifact(bundle: Bundle, name: str, kind: ArtifactKind) -> ArtifactSpec:
+    """An artifact :mod:`.choose` picked (one the network has)."""
+    art = bundle.artifact(name, kind)
+    if art is None:
+        raise RunnerError(f"{bundle.path}: network '{name}' has no '{kind}' artifact")
+    return art
 
 
 # ----------------------------------------------------------------------------------- ONNX Runtime
@@ -93,7 +93,7 @@ def _tables(bundle: Bundle, networks: Sequence[str]) -> dict[str, Mapping[str, A
 
 def _profiles(bundle: Bundle, name: str) -> ShapeRanges | None:
     try:
-        return derive_profiles(name, bundle.networks[name], bundle.config)
+        return derive_profiles(name, bundle.network(name), bundle.config)
     except Exception as exc:  # an axis the profile rules do not know: let the TensorRT EP find ranges itself
         log.debug("%s: no explicit TensorRT EP profile: %s", name, exc)
         return None
@@ -101,25 +101,26 @@ def _profiles(bundle: Bundle, name: str) -> ShapeRanges | None:
 
 def _onnx_runners(bundle: Bundle, networks: Sequence[str], precision: str, threads: int,
                   providers: str | Sequence[str] | None, device: int,
-                  notes: Notes) -> tuple[dict[str, Runner], dict[str, str]]:
-    if not any(k in ONNX_KINDS for n in bundle.networks.values() for k in n["artifacts"]):
+                  notes: Notes) -> tuple[dict[str, Runner], dict[str, ArtifactKind]]:
+    if not any(k in ONNX_KINDS for n in bundle.network_specs.values() for k in n.kinds):
         raise RunnerError(f"{bundle.path}: the bundle has no ONNX artifacts (a bundle straight from training); "
                           f"convert it first: edge-mmer convert --bundle {bundle.path}")
     names = provider_names(choose_providers(providers, device_id=device))
     trt_ep = TRT_EP in names
     notes.add(f"ONNX Runtime providers: {', '.join(names)}" + (f", {threads} intra-op threads" if threads else ""))
-    choice = choose_onnx(_tables(bundle, networks), networks, precision, trt_ep, bundle.path)
+    choice = choose_onnx(bundle.network_specs, networks, precision, trt_ep, bundle.path)
     notes.extend(choice.notes)
     runners: dict[str, Runner] = {}
     for name, kind in choice.kinds.items():
-        art = bundle.networks[name]["artifacts"][kind]
-        model = bundle.read_bytes(art["file"])  # sha256 verified
+        art = _artifact(bundle, name, kind)
+        model = bundle.read_bytes(art.file)  # sha256 verified
         provider_list = choose_providers(
-            providers, fp16=kind == "onnx-fp16", int8=kind.startswith("int8-"), device_id=device,
-            cache_dir=trt_ep_cache_root() / bundle.files[art["file"]]["sha256"][:16] if trt_ep else None,
+            providers, fp16=kind is ArtifactKind.ONNX_FP16, int8=kind.is_int8, device_id=device,
+            cache_dir=trt_ep_cache_root() / bundle.sha256(art.file)[:16] if trt_ep else None,
             profiles=_profiles(bundle, name) if trt_ep else None)
-        inputs, outputs = _specs(bundle.networks[name])
-        runners[name] = OnnxRuntimeRunner(name, model, inputs, outputs, providers=provider_list, threads=threads)
+        net = bundle.network(name)
+        runners[name] = OnnxRuntimeRunner(name, model, net.inputs, net.outputs, providers=provider_list,
+                                          threads=threads)
     if precision == "fp16" and names == [CPU_EP]:
         notes.add("fp16 on the CPU: ONNX Runtime runs FP16 graphs there through casts; fp32 is usually as fast")
     return runners, choice.kinds
@@ -129,10 +130,10 @@ def _onnx_runners(bundle: Bundle, networks: Sequence[str], precision: str, threa
 
 
 def _tensorrt_plan(bundle: Bundle, networks: Sequence[str], precision: str, device: int,
-                   thorough: bool) -> tuple[dict[str, str], list[str], Notes]:
+                   thorough: bool) -> tuple[dict[str, ArtifactKind], list[str], Notes]:
     """(network -> plan kind, reasons TensorRT cannot run them here, notes said only if TensorRT runs).
     ``thorough``: report every reason."""
-    choice = choose_plans(_tables(bundle, networks), networks, precision, bundle.path)
+    choice = choose_plans(bundle.network_specs, networks, precision, bundle.path)
     kinds = choice.kinds
     reasons: list[str] = []
     if choice.missing:
@@ -140,8 +141,6 @@ def _tensorrt_plan(bundle: Bundle, networks: Sequence[str], precision: str, devi
         if not thorough and not kinds:
             return kinds, reasons, choice.notes
     try:
-        from .tensorrt_runner import import_tensorrt
-
         import_tensorrt()
     except RunnerError as exc:
         reasons.append(str(exc))
@@ -150,7 +149,7 @@ def _tensorrt_plan(bundle: Bundle, networks: Sequence[str], precision: str, devi
         reasons.append(f"no CUDA GPU found (device {device}; pycuda or cuda-python probes it)")
     mismatch: dict[str, list[str]] = {}
     for name, kind in kinds.items():
-        problems = plan_compatibility(bundle.networks[name]["artifacts"][kind], facts)
+        problems = plan_compatibility(_artifact(bundle, name, kind).facts, facts)
         if problems:
             mismatch.setdefault("; ".join(problems), []).append(f"{name} ({kind})")
     for why, nets in mismatch.items():
@@ -158,13 +157,13 @@ def _tensorrt_plan(bundle: Bundle, networks: Sequence[str], precision: str, devi
     return kinds, reasons, choice.notes
 
 
-def _tensorrt_runners(bundle: Bundle, kinds: Mapping[str, str], device: int) -> dict[str, Runner]:
+def _tensorrt_runners(bundle: Bundle, kinds: Mapping[str, ArtifactKind], device: int) -> dict[str, Runner]:
     runners: dict[str, Runner] = {}
     for name, kind in kinds.items():
-        art = bundle.networks[name]["artifacts"][kind]
-        inputs, outputs = _specs(bundle.networks[name])
-        runners[name] = TensorRTRunner(name, bundle.read_bytes(art["file"]), inputs, outputs, device=device,
-                                       build_facts=art)
+        art = _artifact(bundle, name, kind)
+        net = bundle.network(name)
+        runners[name] = TensorRTRunner(name, bundle.read_bytes(art.file), net.inputs, net.outputs, device=device,
+                                       build_facts=art.to_dict())
     return runners
 
 
@@ -222,10 +221,10 @@ def load_runners(bundle: Bundle | str | os.PathLike[str], backend: str = "auto",
     """
     _check_request(backend, precision, threads)
     b = bundle if isinstance(bundle, Bundle) else read_bundle(Path(bundle))
-    absent = [n for n in networks if n not in b.networks]
+    absent = [n for n in networks if n not in b.network_specs]
     if absent:
         raise RunnerError(f"{b.path}: network(s) {', '.join(absent)} not in the bundle "
-                          f"(it has {', '.join(b.networks) or 'none'})")
+                          f"(it has {', '.join(b.network_specs) or 'none'})")
     notes = Notes()
     try:
         if backend != "onnxruntime":

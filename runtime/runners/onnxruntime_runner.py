@@ -122,7 +122,7 @@ class OnnxRuntimeRunner(Runner):
 
     backend = "onnxruntime"
 
-    def __init__(self, network: str, model: bytes | Path, inputs: list[TensorSpec], outputs: list[TensorSpec],
+    def __init__(self, network: str, model: bytes | Path, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec],
                  providers: Sequence[ProviderSpec] = (CPU_EP,), threads: int = 0,
                  allow_spinning: bool = True) -> None:
         super().__init__(network, inputs, outputs)

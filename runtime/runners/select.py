@@ -1,5 +1,5 @@
-"""``load_runners`` under the name it has always been imported by; the rules live in :mod:`.choose`,
-the loading in :mod:`.load`."""
+"""``load_runners`` and its names at the import path ``edge_mmer.runtime.runners.select``; the rules
+live in :mod:`.choose`, the loading in :mod:`.load`."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -87,7 +87,7 @@ class TensorRTRunner(Runner):
 
     backend = "tensorrt"
 
-    def __init__(self, network: str, plan_bytes: bytes, inputs: list[TensorSpec], outputs: list[TensorSpec],
+    def __init__(self, network: str, plan_bytes: bytes, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec],
                  device: int = 0, build_facts: Mapping[str, Any] | None = None) -> None:
         super().__init__(network, inputs, outputs)
         if not plan_bytes:
@@ -130,7 +130,8 @@ class TensorRTRunner(Runner):
             return
         problems = plan_compatibility(self.build_facts, probe_device_facts(self.device))
         if problems:
-            raise RunnerError(f"{self.network}: this TensorRT plan was built for another device: {'; '.join(problems)}. "
+            raise RunnerError(f"{self.network}: this TensorRT plan was built for another device: "
+                              f"{'; '.join(problems)}. "
                               "Rebuild it here: edge-mmer convert --bundle B --tensorrt --overwrite-artifacts")
 
     def _activate(self) -> None:
@@ -173,7 +174,8 @@ class TensorRTRunner(Runner):
         have_in = {n for n, m in modes.items() if m == "input"}
         have_out = {n for n, m in modes.items() if m == "output"}
         if have_in != want_in or not want_out <= have_out:
-            raise RunnerError(f"{self.network}: the plan's tensors {sorted(have_in)} -> {sorted(have_out)} do not match "
+            raise RunnerError(f"{self.network}: "
+                              f"the plan's tensors {sorted(have_in)} -> {sorted(have_out)} do not match "
                               f"the manifest's {sorted(want_in)} -> {sorted(want_out)}")
         for spec in [*self.inputs, *self.outputs]:
             if dtypes[spec.name] != np.dtype(spec.dtype):

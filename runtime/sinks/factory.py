@@ -14,6 +14,10 @@ from typing import TextIO
 
 from edge_mmer.runtime.settings import MqttOptions
 from edge_mmer.runtime.sinks.base import Sink, SinkError
+from edge_mmer.runtime.sinks.jsonl import JsonlSink
+from edge_mmer.runtime.sinks.mqtt import MqttSink
+from edge_mmer.runtime.sinks.mqtt.options import redact_url
+from edge_mmer.runtime.sinks.stdout import StdoutSink
 
 __all__ = ["SINK_BUILDERS", "SPEC_FORMS", "SinkContext", "make_sink"]
 
@@ -32,8 +36,6 @@ class SinkContext:
 
 
 def _stdout(spec: str, ctx: SinkContext) -> Sink:
-    from edge_mmer.runtime.sinks.stdout import StdoutSink
-
     return StdoutSink(ctx.stream)
 
 
@@ -43,14 +45,11 @@ def _jsonl(spec: str, ctx: SinkContext) -> Sink:
         path = path[2:]
     if not path:
         raise SinkError(f"sink spec {spec!r} has no path; expected jsonl:PATH (e.g. jsonl:events.jsonl)")
-    from edge_mmer.runtime.sinks.jsonl import JsonlSink
 
     return JsonlSink(Path(path))
 
 
 def _mqtt(spec: str, ctx: SinkContext) -> Sink:
-    from edge_mmer.runtime.sinks.mqtt import MqttSink
-
     options = dataclasses.replace(ctx.mqtt or MqttOptions(), url=spec, device_id=ctx.device_id)
     return MqttSink(options, labels=ctx.labels, model_id=ctx.model_id)
 
@@ -89,8 +88,6 @@ def make_sink(
     files, spool, Home Assistant discovery ...), completed with the URL and ``device_id``.
     ``labels`` (the model's classes) feed Home Assistant discovery.
     """
-    from edge_mmer.runtime.sinks.mqtt.options import redact_url
-
     text = spec.strip()
     if not text:
         raise SinkError(f"empty sink spec; accepted forms: {', '.join(SPEC_FORMS)}")

@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from edge_mmer.runtime.chunks import Chunk, VideoFrame
@@ -90,8 +91,6 @@ class CameraSource(LiveSource):
     # -- device -------------------------------------------------------------------------------------
 
     def open(self) -> None:
-        import cv2
-
         self._new_pass()
         spec = self.spec
         if isinstance(spec, str) and not self.pipeline and not _is_url(spec) and not Path(spec).exists():
@@ -116,8 +115,6 @@ class CameraSource(LiveSource):
             return (f"camera {spec}: cannot open video device {spec} (is it connected? is another program using it? "
                     f"try --camera 0, and ls /dev/video*)")
         if self.pipeline:
-            import cv2
-
             gst = re.search(r"GStreamer:\s*(\S+)", cv2.getBuildInformation())
             built = gst.group(1) if gst else "unknown"
             return (f"camera pipeline '{spec}': cannot open it (this OpenCV's GStreamer support: {built}; the pip "
@@ -149,7 +146,6 @@ class CameraSource(LiveSource):
     def _frame_time(self) -> float:
         if self.live:
             return time.monotonic()
-        import cv2
 
         cap = self._cap
         return float(cap.get(cv2.CAP_PROP_POS_MSEC)) / 1000.0 if cap is not None else 0.0
@@ -159,8 +155,6 @@ class CameraSource(LiveSource):
         if not isinstance(image, np.ndarray) or image.size == 0 or image.dtype != np.uint8:
             return None
         if image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 4)):
-            import cv2
-
             code = cv2.COLOR_BGRA2BGR if image.ndim == 3 and image.shape[2] == 4 else cv2.COLOR_GRAY2BGR
             image = cv2.cvtColor(image, code)
         if image.ndim != 3 or image.shape[2] != 3:

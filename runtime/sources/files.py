@@ -55,7 +55,8 @@ def fixed_chunks(blocks: Iterable[np.ndarray], t0: float, size: int,
         buf = np.concatenate(pending) if len(pending) > 1 else pending[0]
         start = 0
         while have - start >= size:
-            yield AudioChunk(t0 + offset / sample_rate, buf[start:start + size].astype(np.int16, copy=True), sample_rate)
+            yield AudioChunk(t0 + offset / sample_rate, buf[start:start + size].astype(np.int16, copy=True),
+                             sample_rate)
             offset += size
             start += size
         pending = [buf[start:]] if start < have else []
@@ -84,7 +85,8 @@ def open_container(path: Path, what: str = "media file") -> Any:
         return av.open(str(path))
     except av.FFmpegError as e:
         reason = getattr(e, "strerror", None) or str(e)
-        raise SourceError(f"{what} {path}: cannot decode it ({reason}); expected a video or audio file FFmpeg reads") from e
+        raise SourceError(f"{what} {path}: cannot decode it ({reason}); "
+                          "expected a video or audio file FFmpeg reads") from e
 
 
 def probe_media(path: str | Path) -> MediaInfo:
@@ -189,7 +191,8 @@ class MediaFileSource(Source):
             elif rate:
                 t = index / rate
             else:
-                raise SourceError(f"media file {self.path}: video frame {index} has no timestamp and the stream no frame rate")
+                raise SourceError(f"media file {self.path}: "
+                                  f"video frame {index} has no timestamp and the stream no frame rate")
             yield VideoFrame(max(0.0, t), frame.to_ndarray(format="bgr24"), index)
 
     def _audio_chunks(self, container: Any, what: Path) -> Iterator[AudioChunk]:

@@ -105,7 +105,8 @@ def find_input_device(pa: Any, device: str | int) -> tuple[int, dict[str, Any]]:
             raise SourceError(f"microphone {device}: no input device with that index; {listing}")
         return device, pa.get_device_info_by_index(device)
     needle = device.lower()
-    matches = [i for i, name in devices if name.lower() == needle] or [i for i, name in devices if needle in name.lower()]
+    matches = ([i for i, name in devices if name.lower() == needle]
+               or [i for i, name in devices if needle in name.lower()])
     if not matches:
         raise SourceError(f"microphone '{device}': no input device matches that name; {listing} "
                           f"(pass --mic with an index or part of a name)")
@@ -150,7 +151,8 @@ class MicrophoneSource(LiveSource):
         if isinstance(device, str) and device.strip().isdigit():
             device = int(device)
         self.device = device
-        self.name = f"microphone {device}" if isinstance(device, int) or device == "default" else f"microphone '{device}'"
+        plain = isinstance(device, int) or device == "default"
+        self.name = f"microphone {device}" if plain else f"microphone '{device}'"
         self._chunk = chunk_samples(chunk_ms)
         self.device_index: int | None = None
         self.device_name: str | None = None
@@ -181,13 +183,15 @@ class MicrophoneSource(LiveSource):
             self._pa, self._stream = pa, stream
         self.device_index, self.device_name = index, str(info["name"])
         self.device_rate, self.device_channels, self._frames_per_read = rate, channels, frames
-        how = "" if (rate, channels) == (SAMPLE_RATE, 1) else f" (converting {rate} Hz, {channels} channel(s) to 16 kHz mono)"
+        native = (rate, channels) == (SAMPLE_RATE, 1)
+        how = "" if native else f" (converting {rate} Hz, {channels} channel(s) to 16 kHz mono)"
         log.info("%s: opened input device %d: %s%s", self.name, index, self.device_name, how)
 
     def _pick_format(self, pa: Any, pyaudio: Any, index: int, info: dict[str, Any]) -> tuple[int, int]:
         default_rate = int(info["defaultSampleRate"])
         most = int(info["maxInputChannels"])
-        candidates = list(dict.fromkeys([(SAMPLE_RATE, 1), (default_rate, 1), (SAMPLE_RATE, most), (default_rate, most)]))
+        candidates = list(dict.fromkeys([(SAMPLE_RATE, 1), (default_rate, 1), (SAMPLE_RATE, most),
+                                         (default_rate, most)]))
         for rate, channels in candidates:
             try:
                 pa.is_format_supported(rate, input_device=index, input_channels=channels, input_format=pyaudio.paInt16)

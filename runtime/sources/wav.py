@@ -65,7 +65,8 @@ class WavSource(Source):
         try:
             source.open()
         except SourceError as e:
-            raise SourceError(f"wav file {self.path}: {have}; expected {EXPECTED}, and PyAV could not convert it ({e})") from e
+            raise SourceError(f"wav file {self.path}: {have}; expected {EXPECTED}, "
+                              f"and PyAV could not convert it ({e})") from e
         log.info("wav file %s: %s; converting to %s", self.path, have, EXPECTED)
         self._converted = source
 

@@ -143,10 +143,10 @@ def test_densities_from_recall() -> None:
 
 def test_json_round_trip() -> None:
     m = _random_measure(np.random.default_rng(1))
-    data = m.to_json()
+    data = m.to_dict()
     text = json.dumps(data)
     assert "face+fused+speech" in data["lambdas"]
-    for back in (FuzzyMeasure.from_json(json.loads(text)), FuzzyMeasure.from_json(text)):
+    for back in (FuzzyMeasure.from_dict(json.loads(text)), FuzzyMeasure.from_json(text)):
         assert back.channels == m.channels
         for ch in m.channels:
             np.testing.assert_array_equal(back.densities[ch], m.densities[ch])
@@ -156,9 +156,9 @@ def test_json_round_trip() -> None:
     broken = json.loads(text)
     del broken["lambdas"]["face+speech"]
     with pytest.raises(ValueError, match="face\\+speech"):
-        FuzzyMeasure.from_json(broken)
+        FuzzyMeasure.from_dict(broken)
     with pytest.raises(ValueError, match="malformed"):
-        FuzzyMeasure.from_json({"channels": ["a"]})
+        FuzzyMeasure.from_dict({"channels": ["a"]})
 
 
 # --- integrals ------------------------------------------------------------------------------------

@@ -105,8 +105,10 @@ def discovery_messages(
         **common,
     }
     return [
-        DiscoveryMessage(f"{discovery_prefix}/event/{node}/emotion/config", json.dumps(event_cfg, separators=(",", ":"))),
-        DiscoveryMessage(f"{discovery_prefix}/sensor/{node}/emotion/config", json.dumps(sensor_cfg, separators=(",", ":"))),
+        DiscoveryMessage(f"{discovery_prefix}/event/{node}/emotion/config",
+                         json.dumps(event_cfg, separators=(",", ":"))),
+        DiscoveryMessage(f"{discovery_prefix}/sensor/{node}/emotion/config",
+                         json.dumps(sensor_cfg, separators=(",", ":"))),
     ]
 
 

@@ -11,7 +11,7 @@ synced, never the file's consistency). The file is locked exclusively while open
 (``locking_mode=EXCLUSIVE``): a second process on the same file gets a clear error and runs on
 memory instead of sending the same events twice.
 
-Policies (also in the README):
+Policies (also in docs/sinks.md):
 
 * **Full** (``max_events`` rows or ``max_bytes`` of payload): the OLDEST rows are dropped to make
   room, counted in ``dropped``; one warning per burst (a burst ends when a row fits again, with an
@@ -132,7 +132,8 @@ class Spool:
         except OSError as exc:
             self._open_failed(exc)
         if self._db is not None:
-            row = self._db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0), COALESCE(MAX(id), 0) FROM spool").fetchone()
+            row = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(size), 0), COALESCE(MAX(id), 0) FROM spool").fetchone()
             self._disk_count, self._disk_bytes, self._next_id = int(row[0]), int(row[1]), int(row[2]) + 1
             if self._disk_count:
                 log.info("spool %s holds %d unacknowledged event(s) from an earlier run; they are sent first",
@@ -168,7 +169,8 @@ class Spool:
     def _open_failed(self, exc: BaseException) -> None:
         self.write_errors += 1
         self._error_burst = True
-        hint = " (another sink or process has it open: one runtime per device and spool file)" if "locked" in str(exc) else ""
+        locked = "locked" in str(exc)
+        hint = " (another sink or process has it open: one runtime per device and spool file)" if locked else ""
         log.error("spool %s cannot be opened: %s%s. Events are kept in memory only (up to %d, oldest dropped "
                   "first) and are lost if the process stops before the broker acknowledges them",
                   self.path, exc, hint, self.memory_max_events)
@@ -212,7 +214,8 @@ class Spool:
                         freed_n += 1
                         freed_b += int(vsize)
                     db.executemany("DELETE FROM spool WHERE id = ?", [(v,) for v in victims])
-                db.execute("INSERT INTO spool (id, topic, payload, qos, retain, size, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                db.execute("INSERT INTO spool (id, topic, payload, qos, retain, size, created) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?)",
                            (row.id, row.topic, row.payload, row.qos, int(row.retain), size, time.time()))
         except (sqlite3.Error, OSError) as exc:
             self._write_failed(exc)
@@ -367,4 +370,5 @@ class Spool:
                 self._db = None
 
     def __repr__(self) -> str:
-        return f"Spool(path={self.path!s}, pending={len(self)}, dropped={self.dropped}, write_errors={self.write_errors})"
+        return (f"Spool(path={self.path!s}, pending={len(self)}, dropped={self.dropped}, "
+                f"write_errors={self.write_errors})")
