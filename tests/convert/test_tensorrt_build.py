@@ -470,8 +470,8 @@ def test_plan_requests_int8_from_int8_trt_and_fp16_for_the_lstms() -> None:
         r = reqs[name]
         assert (r.kind, r.precision, r.onnx_kind, built(r).precision) == ("tensorrt-fp16", "fp16", "onnx-fp16", "fp16")
         assert "never quantized" in r.note
-    assert missing_plan_sources(bundle.networks, "int8") == []
-    assert missing_plan_sources(bundle.networks, "fp16") == []
+    assert missing_plan_sources(bundle.network_specs, "int8") == []
+    assert missing_plan_sources(bundle.network_specs, "fp16") == []
 
 
 def test_int8_plan_record_carries_calibration_and_deployable() -> None:
@@ -480,7 +480,7 @@ def test_int8_plan_record_carries_calibration_and_deployable() -> None:
     bundle = read_bundle(DEMO_BUNDLE)
     req = next(r for r in plan_requests(bundle, PlanOptions(precision="int8")) if r.network == "fusion")
     arts = bundle.networks["fusion"]["artifacts"]
-    rec = _record(req, arts, {"tensorrt_version": "10.3.0", "precision": "int8"})
+    rec = _record(req, bundle.artifact("fusion", "int8-trt"), {"tensorrt_version": "10.3.0", "precision": "int8"})
     assert rec["file"] == "tensorrt/fusion.int8.plan" and rec["onnx"] == "onnx/fusion.int8-trt.onnx"
     assert rec["onnx_artifact"] == "int8-trt" and rec["deployable"] is True
     assert rec["calibration_sha256"] == arts["int8-trt"]["calibration"]["sha256"]
@@ -524,7 +524,7 @@ def test_int8_plans_need_int8_trt_and_fp16_sources(tmp_path: Path) -> None:
     r = next(r for r in plan_requests(bundle, PlanOptions(precision="int8")) if r.network == "face_context")
     assert (r.onnx_kind, r.precision, r.kind) == ("onnx-fp32", "fp16", "tensorrt-fp16")
     # strongly typed takes types from the file: it needs the FP16 graph
-    assert missing_plan_sources(bundle.networks, "int8", strongly_typed=True) == ["face_context: onnx-fp16"]
+    assert missing_plan_sources(bundle.network_specs, "int8", strongly_typed=True) == ["face_context: onnx-fp16"]
     with pytest.raises(TensorRTPlanError, match=r"face_context' has no 'onnx-fp16'.*--precision fp16"):
         plan_requests(bundle, PlanOptions(precision="int8", strongly_typed=True))
     for name in QUANTIZED:
@@ -532,9 +532,9 @@ def test_int8_plans_need_int8_trt_and_fp16_sources(tmp_path: Path) -> None:
     bundle = read_bundle(path)
     with pytest.raises(TensorRTPlanError, match=r"no network has an 'int8-trt' artifact.*--precision int8-trt"):
         plan_requests(bundle, PlanOptions(precision="int8"))
-    assert len(missing_plan_sources(bundle.networks, "int8")) == 5
+    assert len(missing_plan_sources(bundle.network_specs, "int8")) == 5
     with pytest.raises(ValueError, match="plan precision"):
-        missing_plan_sources(bundle.networks, "int4")
+        missing_plan_sources(bundle.network_specs, "int4")
 
 
 def test_build_bundle_plans_without_tensorrt_writes_nothing(tmp_path: Path) -> None:
