@@ -56,6 +56,15 @@ DEFAULT_COMMAND = "run"
 #: The global options that take no value (``-v``, ``-vv``, ``-q`` ...): what may precede the subcommand word.
 GLOBAL_FLAGS = re.compile(r"-[vq]+|--verbose|--quiet")
 
+#: The optional dependencies, by import name, and the extra that installs each: a subcommand whose
+#: stack is not installed fails with the line that installs it, not a traceback.
+EXTRAS = {
+    "torch": "train", "torchvision": "train", "timm": "dev", "scipy": "train", "tqdm": "train",
+    "matplotlib": "train", "onnx": "onnx", "onnxslim": "onnx", "onnxruntime": "onnx", "paho": "mqtt",
+    "pyaudio": "capture", "webrtcvad": "capture", "av": "capture", "h5py": "datasets", "tensorrt": "tensorrt",
+    "pycuda": "tensorrt",
+}
+
 #: Errors that mean "used wrongly" (exit 2) rather than "failed" (exit 1).
 USAGE_ERRORS: tuple[type[EdgeMmerError], ...] = (UsageError, ConfigError, ProfileError, VariantError)
 
@@ -135,3 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write(f"{prog}: interrupted\n")
         return 130
+    except ModuleNotFoundError as exc:
+        extra = EXTRAS.get((exc.name or "").partition(".")[0])
+        if extra is None:
+            raise  # not an optional dependency: a bug, keep its traceback
+        sys.stderr.write(f"{prog}: FAILED: {prog.removeprefix('edge-mmer ')} needs {exc.name}, which is not "
+                         f"installed: pip install 'edge-mmer[{extra}]'\n")
+        return 1

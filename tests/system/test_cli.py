@@ -210,3 +210,22 @@ def test_convert_offers_the_tensorrt_releases_it_checks_against() -> None:
     from edge_mmer.convert.opcheck import TENSORRT_RELEASES
 
     assert TRT_RELEASES == TENSORRT_RELEASES
+
+
+@pytest.mark.parametrize("args", [
+    ["train", "--dataset", "synthetic:{tmp}", "--out", "{tmp}/out"],
+    ["calibrate", "build", "--bundle", str(DEMO_BUNDLE), "--out", "{tmp}/c.npz"],
+])
+def test_a_missing_training_stack_says_what_to_install(args: list[str], tmp_path: Path) -> None:
+    """On a device install (no torch), a training-side command fails with the line that installs it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['torch'] = None; from edge_mmer.cli import main; "
+            "sys.exit(main(sys.argv[1:]))")
+    (tmp_path / "dataset.json").write_text("{}")
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr
+    assert "needs torch, which is not installed: pip install 'edge-mmer[train]'" in out.stderr
