@@ -1,13 +1,35 @@
 #!/usr/bin/env bash
-# Set up everything edge-mmer needs on a fresh Debian/Ubuntu machine: system packages (as root or
-# through sudo), a virtual environment in .venv, torch for this machine, and the package with its
-# training, ONNX and development extras. Safe to run again: it skips what is already there.
+# Set up edge-mmer on a fresh Debian/Ubuntu machine: system packages (as root or through sudo), a
+# virtual environment in .venv, and the package. Safe to run again: it skips what is already there.
+#
+#   scripts/setup.sh            everything: torch for this machine, the package with its training,
+#                               conversion, dataset and development extras (what the tests need)
+#   scripts/setup.sh --device   the device install only: the runtime loop (ONNX Runtime, OpenCV, PyAV,
+#                               PyAudio, webrtcvad, paho-mqtt, LIBSVM), no torch, no development tools
+#
+# On a Jetson (/etc/nv_tegra_release) the venv is made with --system-site-packages, so that JetPack's
+# TensorRT and OpenCV (and NVIDIA's torch / onnxruntime-gpu wheels, where installed) are the ones used.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(espeak-ng libportaudio2 portaudio19-dev libasound2-plugins mosquitto)
+MODE=full
+case "${1:-}" in
+  "") ;;
+  --device) MODE=device ;;
+  *) echo "usage: scripts/setup.sh [--device]" >&2; exit 2 ;;
+esac
+
+if [ "$MODE" = device ]; then
+  APT_PACKAGES=(libportaudio2 portaudio19-dev libasound2-plugins)
+else
+  APT_PACKAGES=(espeak-ng libportaudio2 portaudio19-dev libasound2-plugins mosquitto)
+  # the service tests check the printed systemd unit with systemd-analyze (in the 'systemd' package)
+  command -v systemd-analyze >/dev/null 2>&1 || APT_PACKAGES+=(systemd)
+fi
 PY=${PYTHON:-python3}
 VENV=${VENV:-.venv}
+JETSON=""
+[ -f /etc/nv_tegra_release ] && JETSON=1
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -35,8 +57,27 @@ pip_install() {
 }
 
 if [ ! -x "$VENV/bin/python" ]; then
-  echo "setup: creating $VENV with $($PY --version)"
-  "$PY" -m venv "$VENV"
+  if [ -n "$JETSON" ]; then
+    echo "setup: creating $VENV with $($PY --version) (a Jetson: with the system's site-packages)"
+    "$PY" -m venv --system-site-packages "$VENV"
+  else
+    echo "setup: creating $VENV with $($PY --version)"
+    "$PY" -m venv "$VENV"
+  fi
+fi
+
+if [ "$MODE" = device ]; then
+  echo "setup: installing edge-mmer (the device install: the runtime loop, no torch)"
+  pip_install -e .
+  if ! "$VENV/bin/python" -c "import onnxruntime, cv2" 2>/dev/null; then
+    if [ -n "$JETSON" ]; then
+      echo "setup: on a Jetson, ONNX Runtime and OpenCV come from NVIDIA: install the onnxruntime-gpu wheel for" \
+           "this JetPack and JetPack's OpenCV (docs/device.md, 'On a Jetson')" >&2
+    fi
+    "$VENV/bin/python" -c "import onnxruntime, cv2"  # says which one is missing
+  fi
+  "$VENV/bin/python" -c "import edge_mmer, edge_mmer.runtime, onnxruntime, cv2; print('setup: ok (edge-mmer', edge_mmer.__version__, '| onnxruntime', onnxruntime.__version__, '| opencv', cv2.__version__ + ')')"
+  exit 0
 fi
 
 # torch is pinned here, not in the package (Jetson users bring NVIDIA's wheel). timm, used by the
@@ -50,6 +91,6 @@ if ! "$VENV/bin/python" -c "import torch, torchvision" 2>/dev/null; then
   pip_install "${TORCH[@]}"
 fi
 
-echo "setup: installing edge-mmer with extras train, onnx, mqtt, capture, datasets, dev"
-pip_install -e ".[train,onnx,mqtt,capture,datasets,dev]"
+echo "setup: installing edge-mmer with extras train, convert, datasets, profile, dev"
+pip_install -e ".[train,convert,datasets,profile,dev]"
 "$VENV/bin/python" -c "import edge_mmer, torch, libsvm, cv2; print('setup: ok (edge-mmer', edge_mmer.__version__, '| torch', torch.__version__, '| opencv', cv2.__version__ + ')')"

@@ -22,8 +22,8 @@ done
 if [ -n "$PY310" ] && [ $# -eq 0 ]; then
   echo "== pytest -m torchfree on $("$PY310" --version), without torch"
   [ -x .venv-core/bin/python ] || "$PY310" -m venv .venv-core
-  if ! .venv-core/bin/python -m pip install -q -e ".[onnx,mqtt,capture,profile]" pytest hypothesis scipy librosa \
-      jsonschema tqdm >.venv-core/install.log 2>&1; then
+  # the device install (the runtime loop: no torch, no conversion tools) plus the test tools
+  if ! .venv-core/bin/python -m pip install -q -e ".[test]" >.venv-core/install.log 2>&1; then
     grep -v "WARNING: Location" .venv-core/install.log >&2 || true
     echo "test: installing the core into .venv-core failed" >&2
     exit 1
