@@ -12,6 +12,7 @@ __all__ = [
     "CHANNELS",
     "CONVERT_PRECISIONS",
     "ENCODERS",
+    "LOG_FIELDS",
     "MODALITIES",
     "NETWORKS",
     "ONNX_KINDS",
@@ -35,6 +36,10 @@ CHANNELS: tuple[str, ...] = ("speech", "face", "fused")
 
 #: Dataset splits; the test split is held out (never calibrated on, never trained on).
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+#: The ``extra`` key of a log record whose mapping ``--log-format json`` writes as the line's own
+#: fields: ``log.info("...", extra={LOG_FIELDS: {"events": 12}})`` (the runtime logs, the CLI formats).
+LOG_FIELDS = "fields"
 
 #: Audio runs at 16 kHz everywhere (the VAD, the log-mel front end, the encoders).
 SAMPLE_RATE = 16000

@@ -28,6 +28,7 @@ from edge_mmer.runtime.pipeline import Pipeline
 from edge_mmer.runtime.queues import DropOldestQueue, Empty, QueueClosed
 from edge_mmer.runtime.runners.base import Runner, RunnerError
 from edge_mmer.runtime.runners.load import load_runners
+from edge_mmer.runtime.service.heartbeat import Heartbeat, stats_fields, status_line
 from edge_mmer.runtime.settings import RuntimeSettings, repo_demo_dir
 from edge_mmer.runtime.sinks.base import Sink, SinkError
 from edge_mmer.runtime.sinks.factory import make_sink
@@ -36,6 +37,7 @@ from edge_mmer.runtime.sources.factory import build_sources
 from edge_mmer.runtime.sources.spec import CAMERA, FILE, MIC, OFF, SourceSpec
 from edge_mmer.runtime.stats import RuntimeStats
 from edge_mmer.runtime.watchdog import SupervisedSource
+from edge_mmer.vocab import LOG_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +212,8 @@ class RuntimeLoop:
             if has_video else []
         first_t: float | None = None
         next_stats = time.monotonic() + self.settings.run.stats_interval_s
+        heartbeat = Heartbeat.from_environment()  # systemd's notify protocol; does nothing outside a service
+        heartbeat.ready(status_line(0, supervisors))
         try:
             while not stop.is_set() and queues:
                 t_wait = time.perf_counter()
@@ -223,12 +227,16 @@ class RuntimeLoop:
                         summary.startup_s = time.monotonic() - t_start
                     if self._emit(sink, pipeline.feed(chunk), summary, t_start):
                         stop.set()
+                    heartbeat.progress(pipeline.stream_clock)
+                heartbeat.tick(lambda: status_line(summary.events, supervisors))
                 if self.settings.run.stats_interval_s > 0 and time.monotonic() >= next_stats:
                     self._publish_stats(sink, supervisors)
                     next_stats = time.monotonic() + self.settings.run.stats_interval_s
             if stop.is_set():
                 summary.stopped_by = "--max-events" if self._limit_reached(summary) else "stop request"
         finally:
+            heartbeat.stopping(f"stopping: {status_line(summary.events, supervisors)}")
+            heartbeat.close()
             for sup in supervisors:
                 sup.stop()
             try:
@@ -310,9 +318,10 @@ class RuntimeLoop:
     def _publish_stats(self, sink: Sink, supervisors: list[SupervisedSource]) -> None:
         msg = self._stats_message(supervisors)
         lat = msg.stages.get("decision_latency", {})
+        restarts = {n: s.get("restarts", 0) for n, s in msg.sources.items()}
         log.info("stats: %d events, decision latency p50 %.1f ms p90 %.1f ms, queue drops %d, restarts %s",
-                 msg.counters.get("events", 0), lat.get("p50", 0.0), lat.get("p90", 0.0), msg.drops,
-                 {n: s.get("restarts", 0) for n, s in msg.sources.items()})
+                 msg.counters.get("events", 0), lat.get("p50", 0.0), lat.get("p90", 0.0), msg.drops, restarts,
+                 extra={LOG_FIELDS: stats_fields(msg, restarts)})
         try:
             sink.publish_stats(msg)
         except Exception as exc:  # statistics must never stop the loop
