@@ -29,11 +29,12 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from edge_mmer import __version__
-from edge_mmer.cli import bundle, calibrate, convert, evaluate, profile, run, synth, train
+from edge_mmer.cli import bundle, calibrate, convert, doctor, evaluate, profile, run, service, synth, train
 from edge_mmer.cli.args import Subparsers
+from edge_mmer.cli.logs import LOG_FORMATS, setup_logging
 from edge_mmer.errors import ConfigError, EdgeMmerError, ProfileError, UsageError, VariantError
 
-__all__ = ["COMMANDS", "USAGE_ERRORS", "build_parser", "main", "with_default_command"]
+__all__ = ["COMMANDS", "EXTRAS", "USAGE_ERRORS", "build_parser", "install_line", "main", "with_default_command"]
 
 log = logging.getLogger(__name__)
 
@@ -49,21 +50,26 @@ class Command(Protocol):
 #: The subcommands, in the order ``--help`` lists them; ``run`` is also what no subcommand means.
 COMMANDS: dict[str, Command] = {
     "run": run, "profile": profile, "synth": synth, "train": train, "evaluate": evaluate, "bundle": bundle,
-    "convert": convert, "calibrate": calibrate,
+    "convert": convert, "calibrate": calibrate, "doctor": doctor, "service": service,
 }
 DEFAULT_COMMAND = "run"
 
 #: The global options that take no value (``-v``, ``-vv``, ``-q`` ...): what may precede the subcommand word.
-GLOBAL_FLAGS = re.compile(r"-[vq]+|--verbose|--quiet")
+GLOBAL_FLAGS = re.compile(r"-[vq]+|--verbose|--quiet|--log-format=\S*")
+#: The global options that take a value as the next word.
+GLOBAL_WITH_VALUE = ("--log-format",)
 
-#: The optional dependencies, by import name, and the extra that installs each: a subcommand whose
-#: stack is not installed fails with the line that installs it, not a traceback.
+#: The import names a subcommand may miss, and the extra that installs each ("" = the base install,
+#: which a broken or partial install lacks): it then fails with the line that installs it, not a
+#: traceback. Kept in step with pyproject.toml's extras (tests/core/test_packaging.py).
 EXTRAS = {
     "torch": "train", "torchvision": "train", "timm": "dev", "scipy": "train", "tqdm": "train",
-    "matplotlib": "train", "onnx": "onnx", "onnxslim": "onnx", "onnxruntime": "onnx", "paho": "mqtt",
-    "pyaudio": "capture", "webrtcvad": "capture", "av": "capture", "h5py": "datasets", "tensorrt": "tensorrt",
-    "pycuda": "tensorrt",
+    "matplotlib": "train", "onnx": "convert", "onnxslim": "convert", "h5py": "datasets", "pycuda": "tensorrt",
+    "onnxruntime": "", "cv2": "", "av": "", "pyaudio": "", "webrtcvad": "", "paho": "", "libsvm": "",
+    "safetensors": "", "numpy": "",
 }
+#: What to say for the modules no extra installs: TensorRT comes with JetPack or NVIDIA's wheel.
+NOT_ON_PYPI = {"tensorrt": "TensorRT (JetPack's python3-libnvinfer, or NVIDIA's tensorrt wheel; docs/backends.md)"}
 
 #: Errors that mean "used wrongly" (exit 2) rather than "failed" (exit 1).
 USAGE_ERRORS: tuple[type[EdgeMmerError], ...] = (UsageError, ConfigError, ProfileError, VariantError)
@@ -100,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"edge-mmer {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")  # see GLOBAL_FLAGS
+    parser.add_argument("--log-format", choices=LOG_FORMATS, default="text",
+                        help="logs on stderr as text (default) or one JSON object per line (for journald and log "
+                             "shippers)")
     sub = parser.add_subparsers(dest="command")
     for module in COMMANDS.values():
         module.add_parser(sub)
@@ -114,15 +123,18 @@ def with_default_command(argv: Sequence[str]) -> list[str]:
     global ``--help`` / ``--version`` keeps its meaning. One parse, no retry.
     """
     words = list(argv)
-    first = next((i for i, w in enumerate(words) if not GLOBAL_FLAGS.fullmatch(w)), len(words))
+    first = 0
+    while first < len(words):
+        if words[first] in GLOBAL_WITH_VALUE:
+            first += 2
+        elif GLOBAL_FLAGS.fullmatch(words[first]):
+            first += 1
+        else:
+            break
+    first = min(first, len(words))
     if first < len(words) and (not words[first].startswith("-") or words[first] in ("-h", "--help", "--version")):
         return words
     return [*words[:first], DEFAULT_COMMAND, *words[first:]]
-
-
-def _setup_logging(verbose: int, quiet: bool) -> None:
-    level = logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -131,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command: argparse.ArgumentParser = args.command_parser
     if unknown:  # refused by the subcommand, so that the message and the usage are its own
         command.error(f"unrecognized arguments: {' '.join(unknown)}")
-    _setup_logging(args.verbose, args.quiet)
+    setup_logging(args.verbose, args.quiet, args.log_format)
     prog = command.prog
     try:
         return COMMANDS[args.command].run(args)
@@ -145,9 +157,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"{prog}: interrupted\n")
         return 130
     except ModuleNotFoundError as exc:
-        extra = EXTRAS.get((exc.name or "").partition(".")[0])
-        if extra is None:
+        line = install_line((exc.name or "").partition(".")[0])
+        if line is None:
             raise  # not an optional dependency: a bug, keep its traceback
         sys.stderr.write(f"{prog}: FAILED: {prog.removeprefix('edge-mmer ')} needs {exc.name}, which is not "
-                         f"installed: pip install 'edge-mmer[{extra}]'\n")
+                         f"installed: {line}\n")
         return 1
+
+
+def install_line(module: str) -> str | None:
+    """What installs ``module`` (an import name), as a user types it; None when edge-mmer does not install it."""
+    if module in NOT_ON_PYPI:
+        return f"install {NOT_ON_PYPI[module]}"
+    extra = EXTRAS.get(module)
+    if extra is None:
+        return None
+    if extra == "":
+        return "pip install edge-mmer (the device install; on a Jetson see docs/device.md)"
+    return f"pip install 'edge-mmer[{extra}]'"
