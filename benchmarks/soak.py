@@ -24,6 +24,7 @@ This is a benchmark, not a test: it takes as long as you ask. Needs ``mosquitto`
 from __future__ import annotations
 
 import argparse
+import array
 import dataclasses
 import datetime as _dt
 import json
@@ -60,6 +61,7 @@ DEMO_DIR = ROOT / "demo"
 PREFIX = "edge-mmer-soak"
 DEVICE = "soak-unit"
 PASS_GAP_S = 0.5  # stream-clock gap between two passes over the clip
+WATCHDOG_S = 10.0  # as $WATCHDOG_USEC: the loop pings every 5 s while the stream moves
 
 
 class LoopingClipSource(Source):
@@ -125,13 +127,105 @@ class LoopingClipSource(Source):
             self._base = self._last_t + PASS_GAP_S
 
 
-def rss_kib() -> int:
-    """This process's resident set size in KiB (``VmRSS`` of ``/proc/self/status``)."""
+def _proc_status(key: str) -> int:
     with open("/proc/self/status", encoding="ascii") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1])
-    raise RuntimeError("no VmRSS in /proc/self/status (Linux only)")
+    raise RuntimeError(f"no {key} in /proc/self/status (Linux only)")
+
+
+def open_fds() -> int:
+    """This process's open file descriptors (``/proc/self/fd``)."""
+    return len(os.listdir("/proc/self/fd"))
+
+
+def threads() -> int:
+    """This process's threads, native ones included (``Threads`` of ``/proc/self/status``)."""
+    return _proc_status("Threads")
+
+
+def rss_kib() -> int:
+    """This process's resident set size in KiB (``VmRSS`` of ``/proc/self/status``)."""
+    return _proc_status("VmRSS")
+
+
+class NotifyListener:
+    """A service manager's side of ``$NOTIFY_SOCKET``: counts the loop's ``WATCHDOG=1`` pings and the
+    longest gap between two, so the soak also runs the notify path a service runs."""
+
+    def __init__(self, path: Path, watchdog_s: float) -> None:
+        import socket
+
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.5)
+        self.watchdog_s = watchdog_s
+        self.pings = 0
+        self.max_gap_s = 0.0
+        self.messages: dict[str, int] = {}
+        self._last: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._listen, name="soak-notify", daemon=True)
+
+    def start(self) -> dict[str, str]:
+        self._thread.start()
+        return {"NOTIFY_SOCKET": str(self.path), "WATCHDOG_USEC": str(int(self.watchdog_s * 1e6))}
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(4096).decode()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            for line in data.splitlines():
+                key = line.partition("=")[0]
+                self.messages[key] = self.messages.get(key, 0) + 1
+                if line == "WATCHDOG=1":
+                    now = time.monotonic()
+                    if self._last is not None:
+                        self.max_gap_s = max(self.max_gap_s, now - self._last)
+                    self._last = now
+                    self.pings += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.sock.close()
+
+
+class SeqRecorder:
+    """The persistent subscriber, keeping only each event's ``seq`` (8 bytes an event).
+
+    It runs in the soak's own process, whose RSS is what is measured: keeping every payload (as the
+    tests' recorder does) would itself grow by about a kilobyte an event and read as a leak.
+    """
+
+    def __init__(self, port: int, topic: str) -> None:
+        from tests.support.broker import Recorder
+
+        self.topic = topic
+        self.seqs = array.array("q")
+        self._lock = threading.Lock()
+        self.inner = Recorder(port, [topic], client_id="soak-subscriber", clean=False)
+        keep_other = self.inner._on_message
+
+        def on_message(client: Any, userdata: Any, message: Any) -> None:
+            if message.topic != topic:
+                keep_other(client, userdata, message)  # the sync round trips
+                return
+            seq = int(json.loads(message.payload)["seq"])
+            with self._lock:
+                self.seqs.append(seq)
+
+        self.inner.client.on_message = on_message
+
+    def received(self) -> list[int]:
+        with self._lock:
+            return list(self.seqs)
 
 
 def slope_per_hour(samples: list[tuple[float, int]]) -> float:
@@ -159,17 +253,20 @@ def soak_settings(port: int, spool: Path, stats_interval_s: float) -> RuntimeSet
 def run_soak(minutes: float, speed: float, restart_every_s: float, down_s: float, workdir: Path,
              warmup_s: float = 30.0, sample_every_s: float = 5.0, stats_interval_s: float = 30.0) -> dict[str, Any]:
     """Run the soak; returns the figures (see the module docstring)."""
-    from tests.support.broker import Mosquitto, Recorder, wait_until
+    from tests.support.broker import Mosquitto, wait_until
 
     broker = Mosquitto(workdir / "broker", persistence=True).start()
     topic = f"{PREFIX}/{DEVICE}/emotion"
-    rec = Recorder(broker.port, [topic], client_id="soak-subscriber", clean=False).start()
+    rec = SeqRecorder(broker.port, topic)
+    rec.inner.start()
     bundle = read_bundle(DEMO_DIR / "bundle")
     settings = soak_settings(broker.port, workdir / "spool.sqlite", stats_interval_s)
     sink = make_sink(settings.run.sink, device_id=DEVICE, labels=list(bundle.labels), model_id=bundle.model_id,
                      mqtt=settings.mqtt)
     assert isinstance(sink, MqttSink)
     source = LoopingClipSource(DEMO_DIR / "demo_clip.mp4", speed=speed)
+    notify = NotifyListener(workdir / "notify.sock", watchdog_s=WATCHDOG_S)
+    os.environ.update(notify.start())  # the loop reads them when it starts, as under systemd
     loop = RuntimeLoop(settings, sink=sink, sources=[source])
     stop = threading.Event()
     result: dict[str, Any] = {}
@@ -181,6 +278,7 @@ def run_soak(minutes: float, speed: float, restart_every_s: float, down_s: float
             result["error"] = f"{type(exc).__name__}: {exc}"
 
     samples: list[tuple[float, int]] = []
+    handles: list[tuple[float, int, int]] = []  # (seconds, open fds, threads)
     restarts = 0
     t_start = time.monotonic()
     deadline = t_start + minutes * 60.0
@@ -193,6 +291,7 @@ def run_soak(minutes: float, speed: float, restart_every_s: float, down_s: float
             now = time.monotonic()
             if now >= next_sample:
                 samples.append((now - t_start, rss_kib()))
+                handles.append((now - t_start, open_fds(), threads()))
                 next_sample = now + sample_every_s
             if now >= next_restart:
                 broker.stop()
@@ -212,11 +311,12 @@ def run_soak(minutes: float, speed: float, restart_every_s: float, down_s: float
         summary: RunSummary = result["summary"]
         produced = summary.events
         # the sink closed (flushed, or left the rest in the spool): give the subscriber time to drain
-        wait_until(lambda: len(rec.messages(topic)) >= produced, 60.0, step=0.1)
-        rec.sync()
-        received = [json.loads(p)["seq"] for p in rec.payloads(topic)]
+        wait_until(lambda: len(rec.received()) >= produced, 60.0, step=0.1)
+        rec.inner.sync()
+        received = rec.received()
     finally:
-        rec.stop()
+        notify.stop()
+        rec.inner.stop()
         broker.kill()
     distinct = sorted(set(received))
     first_seen: list[int] = []
@@ -226,6 +326,11 @@ def run_soak(minutes: float, speed: float, restart_every_s: float, down_s: float
             seen.add(s)
             first_seen.append(s)
     after_warmup = [(t, v) for t, v in samples if t >= warmup_s] or samples
+    last_hour_from = samples[-1][0] - 3600.0 / speed  # wall seconds where the last hour of stream starts
+    last_hour = [(t, v) for t, v in after_warmup if t >= last_hour_from] or after_warmup
+    warm_handles = [h for h in handles if h[0] >= warmup_s] or handles or [(0.0, 0, 0)]
+    fds_seen = [f for _, f, _ in warm_handles]
+    threads_seen = [n for _, _, n in warm_handles]
     counters = sink.counters()
     stats = summary.stats
     src_stats: dict[str, Any] = next(iter(stats.get("sources", {}).values()), {})
@@ -245,7 +350,19 @@ def run_soak(minutes: float, speed: float, restart_every_s: float, down_s: float
         "rss_mib": {"start": round(after_warmup[0][1] / 1024, 1), "end": round(samples[-1][1] / 1024, 1),
                     "max": round(max(v for _, v in samples) / 1024, 1),
                     "growth_mib_per_hour": round(slope_per_hour(after_warmup), 2),
-                    "samples": len(samples)},
+                    "samples": len(samples),
+                    # per hour of stream (what a device at 1x real time sees, for growth per chunk)
+                    "growth_mib_per_stream_hour": round(slope_per_hour(after_warmup) / speed, 2),
+                    "last_stream_hour": {
+                        "from_wall_s": round(max(last_hour_from, after_warmup[0][0]), 1),
+                        "samples": len(last_hour),
+                        "start": round(last_hour[0][1] / 1024, 1), "end": round(last_hour[-1][1] / 1024, 1),
+                        "growth_mib_per_hour": round(slope_per_hour(last_hour), 2),
+                        "growth_mib_per_stream_hour": round(slope_per_hour(last_hour) / speed, 2)}},
+        "open_fds": {"first": fds_seen[0], "last": fds_seen[-1], "min": min(fds_seen), "max": max(fds_seen)},
+        "threads": {"first": threads_seen[0], "last": threads_seen[-1], "min": min(threads_seen),
+                    "max": max(threads_seen)},
+        "rss_trace": [(round(t, 1), v) for t, v in samples[:: max(1, len(samples) // 400)]],
         "events": {"produced": produced, "received_distinct": len(distinct),
                    "lost": len(set(range(1, produced + 1)) - seen),
                    "duplicates": len(received) - len(distinct),
@@ -254,6 +371,8 @@ def run_soak(minutes: float, speed: float, restart_every_s: float, down_s: float
         "broker": {"restarts": restarts, "sink_reconnects": counters["reconnects"]},
         "drops": {"queue_chunks": stats.get("drops", 0), "spool_events": counters["dropped"],
                   "spool_write_errors": counters["spool_write_errors"], "left_in_spool": counters["spooled"]},
+        "notify": {"watchdog_s": WATCHDOG_S, "messages": dict(notify.messages), "watchdog_pings": notify.pings,
+                   "max_ping_gap_s": round(notify.max_gap_s, 2)},
         "source_restarts": src_stats.get("restarts", 0),
         "decision_latency_ms": {k: round(v, 1) for k, v in stats.get("stages", {}).get("decision_latency", {}).items()
                                 if k in ("p50", "p90", "p99", "max")},
@@ -278,8 +397,20 @@ def render_markdown(r: dict[str, Any], command: str) -> str:
         ("queue drops (chunks) / spool drops (events)", f"{dr['queue_chunks']} / {dr['spool_events']}"),
         ("spool write errors / left in spool at exit", f"{dr['spool_write_errors']} / {dr['left_in_spool']}"),
         ("source restarts (watchdog)", str(r["source_restarts"])),
+        ("notify: WATCHDOG=1 pings / longest gap", f"{r['notify']['watchdog_pings']} / "
+                                                   f"{r['notify']['max_ping_gap_s']:.1f} s "
+                                                   f"(WatchdogSec {r['notify']['watchdog_s']:g} s)"),
         ("RSS start (after warm-up) / end / max", f"{rss['start']} / {rss['end']} / {rss['max']} MiB"),
-        ("RSS growth (least squares)", f"{rss['growth_mib_per_hour']:+.2f} MiB/hour over {rss['samples']} samples"),
+        ("RSS growth (least squares, after warm-up)",
+         f"{rss['growth_mib_per_hour']:+.2f} MiB per wall hour ({rss['growth_mib_per_stream_hour']:+.2f} per stream "
+         f"hour) over {rss['samples']} samples"),
+        ("RSS over the last hour of stream", f"{rss['last_stream_hour']['start']} → {rss['last_stream_hour']['end']} "
+         f"MiB; {rss['last_stream_hour']['growth_mib_per_hour']:+.2f} MiB per wall hour "
+         f"({rss['last_stream_hour']['growth_mib_per_stream_hour']:+.2f} per stream hour), "
+         f"{rss['last_stream_hour']['samples']} samples"),
+        ("open fds first / last / max", f"{r['open_fds']['first']} / {r['open_fds']['last']} / {r['open_fds']['max']}"),
+        ("threads first / last / min-max", f"{r['threads']['first']} / {r['threads']['last']} / "
+                                           f"{r['threads']['min']}-{r['threads']['max']}"),
         ("decision latency p50 / p90 / max", " / ".join(f"{r['decision_latency_ms'].get(k, 0):.1f}"
                                                          for k in ("p50", "p90", "max")) + " ms"),
     ]
