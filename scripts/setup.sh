@@ -76,6 +76,13 @@ if [ "$MODE" = device ]; then
     fi
     "$VENV/bin/python" -c "import onnxruntime, cv2"  # says which one is missing
   fi
+  # libsvm-official requires scipy (for sparse inputs edge-mmer never passes; it imports scipy only when
+  # present): 140 MB the device does not need. Removed when nothing else installed needs it.
+  if [ "$("$VENV/bin/python" -m pip show scipy 2>/dev/null | sed -n 's/^Required-by: //p')" = "libsvm-official" ] &&
+     "$VENV/bin/python" -c "import sys, scipy; sys.exit(not scipy.__file__.startswith(sys.prefix))" 2>/dev/null; then
+    echo "setup: removing scipy (only libsvm-official asks for it, and the runtime does not use it)"
+    "$VENV/bin/python" -m pip uninstall -q -y scipy
+  fi
   "$VENV/bin/python" -c "import edge_mmer, edge_mmer.runtime, onnxruntime, cv2; print('setup: ok (edge-mmer', edge_mmer.__version__, '| onnxruntime', onnxruntime.__version__, '| opencv', cv2.__version__ + ')')"
   exit 0
 fi
