@@ -109,7 +109,7 @@ def _export(args: argparse.Namespace, precisions: tuple[str, ...]) -> None:
     try:  # torch, onnx: only once the arguments are good
         from edge_mmer.convert.onnx_artifacts import ConvertOptions, convert_bundle
     except ImportError as exc:
-        raise missing_extra(exc, "'train' and 'onnx' extras") from exc
+        raise missing_extra(exc, "'train' and 'convert' extras") from exc
     opts = ConvertOptions(bundle=args.bundle, precisions=precisions, data=args.data, trt_version=args.trt_version,
                           overwrite_artifacts=args.overwrite_artifacts, samples=args.samples,
                           progress=progress(args), calibration=args.calibration,
