@@ -72,7 +72,7 @@ def test_test_split_is_refused(tmp_path: Path) -> None:
 
 
 def test_reader_yields_every_sample_then_none_and_rewinds() -> None:
-    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx", reason="the calibration reader needs onnx (the 'convert' extra)")
     from edge_mmer.calibration.reader import CalibrationReader
 
     cs = _set()
