@@ -36,6 +36,10 @@ COMMANDS = (
     ("calibrate",),
     ("calibrate", "build"),
     ("calibrate", "record"),
+    ("doctor",),
+    ("service",),
+    ("service", "unit"),
+    ("service", "install"),
 )
 # fields that legitimately differ between runs: the wall clock, measured latency, the random session id
 VARYING = ("wall_time", "decision_latency_ms", "session_id")
