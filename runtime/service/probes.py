@@ -84,7 +84,7 @@ def _source_check(role: str, configured: str | None, found: list[str], note: str
     if error is not None:
         return Check(role, FAIL, f"{configured!r} cannot be read: {error}; found: {listing}",
                      fix=f"check the device is plugged in and this user is in the '{_group(role)}' group, or set "
-                         f"[run] {role} to one of the devices found")
+                         f"[run] {'camera' if role == 'camera' else 'mic'} to one of the devices found")
     if chunks == 0:
         return Check(role, FAIL, f"{configured!r} opened but gave nothing in {OPEN_FOR_S:g} s; found: {listing}",
                      fix=f"check that no other process holds the {role}")

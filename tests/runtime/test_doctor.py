@@ -88,3 +88,16 @@ def test_the_table_says_what_to_do_under_each_failure() -> None:
                          Check("camera", "absent", "not asked for")])
     assert "FAIL    bundle  broken\n                -> copy it again" in text
     assert text.endswith("1 check(s) failed: bundle")
+
+
+def test_configured_sources_are_opened_and_a_missing_microphone_fails(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from support.demo import DEMO_CLIP
+
+    config = tmp_path / "unit.toml"
+    config.write_text(f'[run]\ncamera = "{DEMO_CLIP}"\nmic = "no-such-microphone-xyz"\n', encoding="utf-8")
+    code, report = doctor(capsys, "--config", str(config))
+    checks = by_name(report)
+    assert code == 1 and report["failed"] == ["microphone"]
+    assert checks["camera"]["status"] == "ok" and "chunks" in checks["camera"]["detail"]
+    assert "no-such-microphone-xyz" in checks["microphone"]["detail"] and "[run] mic" in checks["microphone"]["fix"]
