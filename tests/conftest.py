@@ -6,9 +6,11 @@ Markers (declared in pyproject.toml):
   ``needs_virtual_mic``, ``needs_jetson``: the test skips, saying why, when that is missing here.
   :data:`NEEDS` is the one place that checks; the fixtures that start a broker, generate the dataset
   or train the tiny bundle add the markers they imply (:data:`FIXTURE_NEEDS`).
-- ``torchfree``: runs without torch installed. Given to every test not marked ``needs_torch``
-  (whatever its folder: every test under core/ and runtime/ is torch-free, except those marked
-  ``needs_torch`` on purpose), so the Python 3.10 run without torch is simply ``pytest -m torchfree``.
+- ``needs_h5py``: needs h5py (the ``datasets`` extra, a training-side reader of .csd files).
+- ``torchfree``: runs in what a device carries, without torch. Given to every test marked neither
+  ``needs_torch`` nor ``needs_h5py`` (whatever its folder: every test under core/ and runtime/ is
+  torch-free, except those marked ``needs_torch`` on purpose), so the Python 3.10 run without torch is
+  simply ``pytest -m torchfree``, and every such test runs there.
 - ``slow``: end-to-end training and the full-dataset drift check (seconds to minutes).
 """
 
@@ -59,6 +61,10 @@ def _gpu() -> str | None:
     return None
 
 
+def _h5py() -> str | None:
+    return None if importlib.util.find_spec("h5py") else "h5py is not installed (the 'datasets' extra)"
+
+
 def _tensorrt() -> str | None:
     from edge_mmer.convert.tensorrt_build import tensorrt_available
 
@@ -80,6 +86,7 @@ def _jetson() -> str | None:
 
 NEEDS: dict[str, Callable[[], str | None]] = {
     "needs_torch": _torch,
+    "needs_h5py": _h5py,
     "needs_mosquitto": _mosquitto,
     "needs_espeak": _espeak,
     "needs_gpu": _gpu,
@@ -113,7 +120,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             if fixture in fixtures:
                 for marker in markers:
                     item.add_marker(marker)
-        if item.get_closest_marker("needs_torch") is None:
+        if item.get_closest_marker("needs_torch") is None and item.get_closest_marker("needs_h5py") is None:
             item.add_marker("torchfree")
         reasons = [reason for marker in NEEDS if item.get_closest_marker(marker) and (reason := missing(marker))]
         if reasons:  # a skip mark, so that the report names the test, not this hook
