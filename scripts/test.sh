@@ -6,12 +6,13 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 echo "== ruff"; .venv/bin/ruff check .
 echo "== mypy (strict, on the package as installed, and on the tests)"; bash scripts/typecheck.sh
-echo "== pytest"; .venv/bin/python -m pytest -q "$@"
 
-# The device side must work on Python 3.10 (JetPack 6) and without torch installed at all: run every
-# test that needs no torch (marker torchfree, given by tests/conftest.py) again in a second environment
-# that holds what a device carries -- the core with the onnx, mqtt, capture and profile extras -- plus
-# the test tools, and tqdm for the synthetic generator (torch-free, so its tests run there too).
+# The device side must work on Python 3.10 (JetPack 6) and without torch installed at all. Every test
+# runs once, in the most constrained environment it can run in: the tests that need no torch (marker
+# torchfree, given by tests/conftest.py) run on Python 3.10 in a second environment that holds what a
+# device carries -- the device install, `pip install -e .` -- plus the test tools (the 'test' extra,
+# with tqdm for the synthetic generator); the rest run here. Without a Python 3.10, or when pytest
+# arguments are given, everything runs here.
 PY310=""
 for candidate in "$(command -v python3.10 || true)" /root/.pyenv/versions/3.10*/bin/python /usr/bin/python3.10; do
   if [ -n "$candidate" ] && [ -x "$candidate" ] && "$candidate" -c "import sys; assert sys.version_info[:2] == (3, 10)" 2>/dev/null; then
@@ -19,6 +20,13 @@ for candidate in "$(command -v python3.10 || true)" /root/.pyenv/versions/3.10*/
     break
   fi
 done
+if [ -n "$PY310" ] && [ $# -eq 0 ]; then
+  echo "== pytest -m 'not torchfree' (the torch-free tests run on Python 3.10 below)"
+  .venv/bin/python -m pytest -q -m "not torchfree"
+else
+  echo "== pytest"; .venv/bin/python -m pytest -q "$@"
+fi
+
 if [ -n "$PY310" ] && [ $# -eq 0 ]; then
   echo "== pytest -m torchfree on $("$PY310" --version), without torch"
   [ -x .venv-core/bin/python ] || "$PY310" -m venv .venv-core

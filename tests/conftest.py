@@ -6,9 +6,13 @@ Markers (declared in pyproject.toml):
   ``needs_virtual_mic``, ``needs_jetson``: the test skips, saying why, when that is missing here.
   :data:`NEEDS` is the one place that checks; the fixtures that start a broker, generate the dataset
   or train the tiny bundle add the markers they imply (:data:`FIXTURE_NEEDS`).
-- ``torchfree``: runs without torch installed. Given to every test not marked ``needs_torch``
-  (whatever its folder: every test under core/ and runtime/ is torch-free, except those marked
-  ``needs_torch`` on purpose), so the Python 3.10 run without torch is simply ``pytest -m torchfree``.
+- ``needs_h5py``: needs h5py (the ``datasets`` extra, a training-side reader of .csd files).
+- ``needs_convert``: needs the conversion tools (onnx, onnxslim: the ``convert`` extra), which the
+  device install leaves out.
+- ``torchfree``: runs in what a device carries, without torch. Given to every test marked neither
+  ``needs_torch``, ``needs_h5py`` nor ``needs_convert`` (whatever its folder: every test under core/ and runtime/ is
+  torch-free, except those marked ``needs_torch`` on purpose), so the Python 3.10 run without torch is
+  simply ``pytest -m torchfree``, and every such test runs there.
 - ``slow``: end-to-end training and the full-dataset drift check (seconds to minutes).
 """
 
@@ -59,6 +63,15 @@ def _gpu() -> str | None:
     return None
 
 
+def _h5py() -> str | None:
+    return None if importlib.util.find_spec("h5py") else "h5py is not installed (the 'datasets' extra)"
+
+
+def _convert() -> str | None:
+    missing = [m for m in ("onnx", "onnxslim") if importlib.util.find_spec(m) is None]
+    return f"{' and '.join(missing)} not installed (the 'convert' extra)" if missing else None
+
+
 def _tensorrt() -> str | None:
     from edge_mmer.convert.tensorrt_build import tensorrt_available
 
@@ -78,8 +91,13 @@ def _jetson() -> str | None:
     return None if not missing else f"not a Jetson: {', '.join(missing)} not on PATH"
 
 
+#: What the device install (the Python 3.10 run) does not hold: tests marked so are never torchfree.
+NOT_ON_THE_DEVICE = ("needs_torch", "needs_h5py", "needs_convert")
+
 NEEDS: dict[str, Callable[[], str | None]] = {
     "needs_torch": _torch,
+    "needs_h5py": _h5py,
+    "needs_convert": _convert,
     "needs_mosquitto": _mosquitto,
     "needs_espeak": _espeak,
     "needs_gpu": _gpu,
@@ -113,7 +131,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             if fixture in fixtures:
                 for marker in markers:
                     item.add_marker(marker)
-        if item.get_closest_marker("needs_torch") is None:
+        if not any(item.get_closest_marker(marker) for marker in NOT_ON_THE_DEVICE):
             item.add_marker("torchfree")
         reasons = [reason for marker in NEEDS if item.get_closest_marker(marker) and (reason := missing(marker))]
         if reasons:  # a skip mark, so that the report names the test, not this hook

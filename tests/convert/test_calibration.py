@@ -71,8 +71,8 @@ def test_test_split_is_refused(tmp_path: Path) -> None:
         build_from_dataset(tmp_path, tmp_path, split="test")
 
 
+@pytest.mark.needs_convert  # the calibration reader is ONNX Runtime's quantization API, which imports onnx
 def test_reader_yields_every_sample_then_none_and_rewinds() -> None:
-    pytest.importorskip("onnx", reason="the calibration reader needs onnx (the 'convert' extra)")
     from edge_mmer.calibration.reader import CalibrationReader
 
     cs = _set()

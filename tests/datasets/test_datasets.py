@@ -26,10 +26,6 @@ pytest.importorskip("av", reason="PyAV (the 'train' extra) writes and decodes th
 CFG = demo_config()
 
 
-def _h5py() -> None:
-    pytest.importorskip("h5py", reason="h5py (the 'datasets' extra) reads CMU-MultimodalSDK .csd files")
-
-
 @pytest.fixture(scope="module")
 def roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Any]]:
     base = tmp_path_factory.mktemp("layouts")
@@ -164,8 +160,8 @@ def test_mosi_folds_are_the_sdk_standard() -> None:
     assert len(set().union(*STANDARD_FOLDS.values())) == 93
 
 
+@pytest.mark.needs_h5py  # h5py reads CMU-MultimodalSDK .csd files
 def test_mosi_raw_sdk_layout(tmp_path: Path) -> None:
-    _h5py()
     made = fx.make_mosi_raw_sdk(tmp_path)
     ds = open_dataset(f"mosi:{tmp_path}")
     assert len(ds) == made["segments"] and ds.summary.skipped == {"missing_clip": made["missing_clip"]}
@@ -174,8 +170,8 @@ def test_mosi_raw_sdk_layout(tmp_path: Path) -> None:
     assert all(u.audio_path is not None for u in ds.utterances() if u is not first)
 
 
+@pytest.mark.needs_h5py
 def test_mosi_csd_features(tmp_path: Path) -> None:
-    _h5py()
     made = fx.make_mosi_csd(tmp_path)
     ds = open_dataset(f"mosi:{tmp_path}")
     assert ds.features_only and ds.info["audio_features"] == "CMU_MOSI_COVAREP.csd"

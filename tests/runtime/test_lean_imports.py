@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -64,14 +63,13 @@ TORCH_FREE = [
 
 
 #: Torch-free, but part of the conversion tools (they import onnx: the 'convert' extra, which the device
-#: install leaves out).
+#: install leaves out): they run with the conversion tests.
 NEEDS_CONVERT = {"edge_mmer.calibration.reader"}
 
 
-@pytest.mark.parametrize("module", TORCH_FREE)
+@pytest.mark.parametrize("module", [pytest.param(m, marks=pytest.mark.needs_convert) if m in NEEDS_CONVERT else m
+                                    for m in TORCH_FREE])
 def test_module_imports_without_torch(module: str) -> None:
-    if module in NEEDS_CONVERT and importlib.util.find_spec("onnx") is None:
-        pytest.skip("imports onnx (the 'convert' extra), which the device install leaves out")
     code = (f"import sys, {module}; heavy = [m for m in ('torch', 'timm', 'torchvision') if m in sys.modules]; "
             "print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)

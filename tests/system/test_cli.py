@@ -204,8 +204,8 @@ def test_run_and_profile_share_the_backend_and_precision_vocabulary() -> None:
             parser.parse_args(["run", "--precision", flavour])
 
 
+@pytest.mark.needs_convert
 def test_convert_offers_the_tensorrt_releases_it_checks_against() -> None:
-    pytest.importorskip("onnx")
     from edge_mmer.cli.convert import TRT_RELEASES
     from edge_mmer.convert.opcheck import TENSORRT_RELEASES
 
