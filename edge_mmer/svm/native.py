@@ -35,7 +35,7 @@ def _import_libsvm() -> Any:
     """LIBSVM's ``svm`` module, without the scipy it imports when it can.
 
     libsvm-official imports ``scipy.sparse`` at import time for sparse inputs, which edge-mmer never
-    passes (rows go in as node arrays). On a device that is 18 MiB of resident memory and a third of
+    passes (rows go in as node arrays). On a device that is about 20 MiB of resident memory and most of
     a second at every start for nothing, so its ``import scipy`` is made to fail (it is guarded there)
     unless scipy is loaded already; nothing else sees the difference.
     """

@@ -125,8 +125,8 @@ def test_every_help_is_fast_and_loads_no_heavy_stack() -> None:
 
 
 def test_the_loop_does_not_load_scipy() -> None:
-    """LIBSVM imports scipy when it can (for sparse inputs the runtime never passes): 18 MiB resident and
-    a third of a second at every start on a device that has it (a Jetson's system packages)."""
+    """LIBSVM imports scipy when it can (for sparse inputs the runtime never passes): about 20 MiB resident
+    and most of a second at every start on a device that has it (a Jetson's system packages)."""
     code = "import sys, edge_mmer.runtime.loop; print('scipy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "False", out.stderr
