@@ -241,6 +241,7 @@ def _conv_model(path: Path, *, fp16: bool = False, qdq: bool = False, dynamic: b
 PROFILE = {"x": ((1, 3, 8, 8), (2, 3, 8, 8), (4, 3, 8, 8))}
 
 
+@pytest.mark.needs_convert  # its ONNX models are built with onnx
 def test_conv_models_run_in_onnxruntime(tmp_path: Path) -> None:
     ort = pytest.importorskip("onnxruntime")
     for kw in ({}, {"fp16": True}, {"qdq": True}):
@@ -273,6 +274,7 @@ def test_options_validation() -> None:
         TensorRTBuildOptions(precision=precision, strongly_typed=True)
 
 
+@pytest.mark.needs_convert  # its ONNX models are built with onnx
 def test_preflight_int8_needs_qdq(tmp_path: Path) -> None:
     plain = _conv_model(tmp_path / "plain.onnx")
     qdq = _conv_model(tmp_path / "qdq.onnx", qdq=True)
@@ -283,6 +285,7 @@ def test_preflight_int8_needs_qdq(tmp_path: Path) -> None:
         assert preflight(qdq, opts) == {"x": ("batch", 3, 8, 8)}
 
 
+@pytest.mark.needs_convert  # its ONNX models are built with onnx
 def test_preflight_strongly_typed_fp16_needs_fp16_model(tmp_path: Path) -> None:
     fp32 = _conv_model(tmp_path / "fp32.onnx")
     fp16 = _conv_model(tmp_path / "fp16.onnx", fp16=True)
@@ -293,6 +296,7 @@ def test_preflight_strongly_typed_fp16_needs_fp16_model(tmp_path: Path) -> None:
     preflight(fp32, TensorRTBuildOptions(precision="fp16", profiles=PROFILE))  # weakly typed: the FP16 flag
 
 
+@pytest.mark.needs_convert  # its ONNX models are built with onnx
 def test_preflight_profile_against_model_inputs(tmp_path: Path) -> None:
     dyn = _conv_model(tmp_path / "dyn.onnx")
     fixed = _conv_model(tmp_path / "fixed.onnx", dynamic=False)
@@ -312,6 +316,7 @@ def test_preflight_profile_against_model_inputs(tmp_path: Path) -> None:
         preflight(tmp_path / "junk.onnx", TensorRTBuildOptions())
 
 
+@pytest.mark.needs_convert  # its ONNX models are built with onnx
 def test_option_errors_come_before_tensorrt(tmp_path: Path) -> None:
     """A bad request fails with BuildOptionsError, and without importing TensorRT."""
     plain = _conv_model(tmp_path / "plain.onnx")
@@ -328,6 +333,7 @@ def test_option_errors_come_before_tensorrt(tmp_path: Path) -> None:
     assert out.stdout.strip() == "refused False False", out.stdout + out.stderr
 
 
+@pytest.mark.needs_convert  # its ONNX models are built with onnx
 def test_build_without_tensorrt_says_why(tmp_path: Path) -> None:
     ok, reason = tensorrt_available()
     if ok:
