@@ -286,6 +286,11 @@ def run_soak(minutes: float, speed: float, restart_every_s: float, down_s: float
     next_restart = t_start + restart_every_s if restart_every_s > 0 else float("inf")
     thread = threading.Thread(target=target, name="soak-loop", daemon=True)
     thread.start()
+    # the loop has read them once READY=1 came; the brokers started later must not inherit them (Debian's
+    # mosquitto speaks the notify protocol too, and would add its own READY=1 at every restart)
+    wait_until(lambda: notify.messages.get("READY", 0) > 0 or not thread.is_alive(), 60.0, step=0.05)
+    for key in ("NOTIFY_SOCKET", "WATCHDOG_USEC"):
+        os.environ.pop(key, None)
     try:
         while time.monotonic() < deadline and thread.is_alive():
             now = time.monotonic()
