@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,9 @@ from edge_mmer.features.audio import log_mel, pcm16_to_float
 from edge_mmer.networks import Networks, decide, face_only_channels, utterance_channels
 from edge_mmer.runtime.chunks import AudioChunk, Chunk, VideoFrame
 from edge_mmer.runtime.events import EmotionEvent, channel_result, scores_by_label, utc_now_iso
+from edge_mmer.runtime.face_tracks import FaceTracks
 from edge_mmer.runtime.faces import FaceDetector, FaceTracker, make_detector
+from edge_mmer.runtime.people import face_window, people_results, speaker_dict
 from edge_mmer.runtime.settings import PipelineSettings
 from edge_mmer.runtime.smoothing import Smoother
 from edge_mmer.runtime.stats import RuntimeStats
@@ -78,8 +81,10 @@ class Pipeline:
         analysis_fps = self.cfg.face.analysis_fps if faces.analysis_fps is None else faces.analysis_fps
         keep = (self.vad.max_utterance_s + max(faces.face_only_interval_s, 0) + self.vad.settings.trigger_delay_s
                 + faces.video_wait_s + 5.0)
-        self.faces = FaceTracker(self.cfg.face, detector or make_detector(self.cfg.face, faces.yunet_model),
-                                 analysis_fps, keep_s=keep)
+        det = detector or make_detector(self.cfg.face, faces.yunet_model)
+        tracks = FaceTracks(det, faces.detect_max_side, faces.redetect_interval_s, faces.track_max_age_s,
+                            max_faces=faces.max_faces)
+        self.faces = FaceTracker(self.cfg.face, det, analysis_fps, keep_s=keep, tracks=tracks)
         self.smoother = Smoother(decision)
         self.reset_gap = (self.cfg.context.reset_gap_s if decision.context_reset_gap_s is None
                           else decision.context_reset_gap_s)
@@ -246,7 +251,9 @@ class Pipeline:
                 return None
             return self._event(work, None, {c: None for c in CHANNELS})
         self._expire(work.start)
-        crops = self.faces.crops_between(work.start, work.end)
+        win = face_window(self.faces, self.settings.faces, work.start, work.end,
+                          None if work.utterance is None else work.utterance.samples)
+        crops = win.crops
         stage = self.stats.stage
         if work.kind == "utterance":
             assert work.utterance is not None
@@ -263,9 +270,14 @@ class Pipeline:
         self.decisions += 1
         if not self.smoother.update(decision.scores):
             return None
-        return self._event(work, decision.scores, decision.channels)
+        with stage("people"):
+            people = people_results(win, self.faces, work.start, work.end, self.networks, self.head, self.cfg.face,
+                                    self.labels, stage)
+        who = speaker_dict(win.speaker) if crops else None
+        return self._event(work, decision.scores, decision.channels, who, people)
 
-    def _event(self, work: _Work, scores: np.ndarray | None, probs: dict[str, np.ndarray | None]) -> EmotionEvent:
+    def _event(self, work: _Work, scores: np.ndarray | None, probs: dict[str, np.ndarray | None],
+               speaker: dict[str, Any] | None = None, people: list[dict[str, Any]] | None = None) -> EmotionEvent:
         sm = self.smoother
         assert sm.scores is not None and sm.label is not None
         self.seq += 1
@@ -282,7 +294,7 @@ class Pipeline:
             label=label, confidence=state[label], scores=state,
             channels={c: (None if p is None else channel_result(self.labels, p)) for c, p in probs.items()},
             decision_latency_ms=latency, model_id=self.bundle.model_id, synthetic_model=self.bundle.synthetic,
-            extra={"decision_scores": None if scores is None else scores.tolist()},
+            extra={"decision_scores": None if scores is None else scores.tolist()}, speaker=speaker, people=people,
         )
         self.stats.count("events")
         return ev
