@@ -34,6 +34,7 @@ from edge_mmer.networks import Networks, decide, face_only_channels, utterance_c
 from edge_mmer.runtime.chunks import AudioChunk, Chunk, VideoFrame
 from edge_mmer.runtime.events import EmotionEvent, channel_result, scores_by_label, utc_now_iso
 from edge_mmer.runtime.face_tracks import FaceTracks
+from edge_mmer.runtime.face_worker import FaceWorker
 from edge_mmer.runtime.faces import FaceDetector, FaceTracker, make_detector
 from edge_mmer.runtime.people import face_window, people_results, speaker_dict
 from edge_mmer.runtime.settings import PipelineSettings
@@ -85,6 +86,7 @@ class Pipeline:
         tracks = FaceTracks(det, faces.detect_max_side, faces.redetect_interval_s, faces.track_max_age_s,
                             max_faces=faces.max_faces)
         self.faces = FaceTracker(self.cfg.face, det, analysis_fps, keep_s=keep, tracks=tracks)
+        self.face_worker = FaceWorker(self.faces, self.stats, threaded=faces.worker)
         self.smoother = Smoother(decision)
         self.reset_gap = (self.cfg.context.reset_gap_s if decision.context_reset_gap_s is None
                           else decision.context_reset_gap_s)
@@ -114,7 +116,11 @@ class Pipeline:
     def stream_clock(self) -> float | None:
         """How far the stream has got: the audio clock, else the latest video frame's time (None before any)."""
         clock = self.vad.clock
-        return clock if clock is not None else self.faces.clock
+        return clock if clock is not None else self.face_worker.clock
+
+    def set_live(self, live: bool) -> None:
+        """A live camera: face analysis drops its oldest frame rather than stall the loop (files are lossless)."""
+        self.face_worker.lossless = not live
 
     # ------------------------------------------------------------------------------------- feeding
 
@@ -154,14 +160,8 @@ class Pipeline:
         return out
 
     def _feed_video(self, frame: VideoFrame) -> list[EmotionEvent]:
-        bad = self.faces.bad_frames
-        with self.stats.stage("face_detection"):
-            obs = self.faces.feed(frame)
+        self.face_worker.submit(frame)  # analysed beside the decision path (face_worker.py)
         self.stats.count("frames")
-        if self.faces.bad_frames != bad:
-            self.stats.count("bad_frames")
-        if obs is not None:
-            self.stats.count("frames_analysed")
         if self._expect_audio:
             clock = self.vad.clock
             return self._release(clock) if clock is not None else []
@@ -174,6 +174,7 @@ class Pipeline:
     def flush(self) -> list[EmotionEvent]:
         """End of stream: close an utterance in progress and release everything waiting."""
         clock = self.vad.clock
+        self.face_worker.sync()
         for utt in self.vad.flush():
             self._queue.append(_Work("utterance", utt.end, utt.start, utt.end, utt.end, time.perf_counter(), utt))
         return self._release(clock if clock is not None else 0.0, force=True)
@@ -187,7 +188,8 @@ class Pipeline:
         self._last_activity = None
 
     def close(self) -> None:
-        """Release the networks (their runners are deactivated)."""
+        """Stop the face worker and release the networks (their runners are deactivated)."""
+        self.face_worker.close()
         self.networks.deactivate()
 
     def __enter__(self) -> Pipeline:
@@ -215,12 +217,13 @@ class Pipeline:
         if not self._heartbeat_queued and self.smoother.heartbeat_due(clock):
             self._queue.append(_Work("interval", clock, clock, clock, clock, time.perf_counter()))
             self._heartbeat_queued = True
-        self.faces.prune(clock - self.faces.keep_s)
+        with self.face_worker.lock:
+            self.faces.prune(clock - self.faces.keep_s)
 
     def _ready(self, work: _Work, clock: float) -> bool:
         if not self.expect_video or work.kind == "interval":
             return True
-        last = self.faces.clock
+        last = self.face_worker.clock
         return ((last is not None and last >= work.video_until)
                 or clock >= work.video_until + self.settings.faces.video_wait_s)
 
@@ -251,6 +254,7 @@ class Pipeline:
                 return None
             return self._event(work, None, {c: None for c in CHANNELS})
         self._expire(work.start)
+        self.face_worker.sync()  # the frames up to now analysed: the same crops as inline analysis
         win = face_window(self.faces, self.settings.faces, work.start, work.end,
                           None if work.utterance is None else work.utterance.samples)
         crops = win.crops

@@ -45,7 +45,7 @@ class MouthMotion:
     """Per track, how much the mouth region changed at each frame (``(t, motion)`` series)."""
 
     def __init__(self) -> None:
-        self._prev: dict[int, np.ndarray] = {}
+        self._prev: dict[int, tuple[FaceBox, np.ndarray]] = {}
         self._series: dict[int, collections.deque[tuple[float, float]]] = {}
 
     def reset(self) -> None:
@@ -58,9 +58,9 @@ class MouthMotion:
             if p is None:
                 continue
             prev = self._prev.get(tid)
-            if prev is not None:
-                self._series.setdefault(tid, collections.deque()).append((t, float(np.abs(p - prev).mean())))
-            self._prev[tid] = p
+            if prev is not None and prev[0] == box:  # a moved box samples another region: no motion measured
+                self._series.setdefault(tid, collections.deque()).append((t, float(np.abs(p - prev[1]).mean())))
+            self._prev[tid] = (box, p)
         for tid in [k for k in self._prev if k not in boxes]:
             del self._prev[tid]
 
@@ -82,7 +82,9 @@ def envelope_at(samples: np.ndarray, start: float, ts: np.ndarray, dt: float) ->
     x = samples.astype(np.float64) / 32768.0
     db = np.full(len(ts), -120.0)
     for i, t in enumerate(ts):
-        a = max(0, round((t - start) * SAMPLE_RATE))
+        if t < start:
+            continue  # before the utterance: silence
+        a = round((t - start) * SAMPLE_RATE)
         seg = x[a: a + max(1, round(dt * SAMPLE_RATE))]
         if seg.size:
             db[i] = 10.0 * math.log10(float(np.mean(seg * seg)) + 1e-12)
