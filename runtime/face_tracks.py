@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -33,9 +34,10 @@ _ROI_GROW = 0.6  # the region: the track's box grown by this fraction of its siz
 _MAX_ROI_TRACKS = 6  # more tracks than this: a full detection is cheaper than the regions
 
 
-class Detector:  # the structural type the tracker needs (FaceDetector in faces.py)
-    def detect(self, frame_bgr: np.ndarray) -> list[FaceBox]:
-        raise NotImplementedError
+class Detector(Protocol):
+    """What the tracker needs of a face detector (Haar, YuNet): boxes in the given image's pixels."""
+
+    def detect(self, frame_bgr: np.ndarray) -> list[FaceBox]: ...
 
 
 @dataclass

@@ -31,9 +31,9 @@ def detector() -> HaarFaceDetector:
     return HaarFaceDetector()
 
 
-def tracker(**kw: object) -> FaceTracker:
+def tracker(**kw: int) -> FaceTracker:
     det = detector()
-    return FaceTracker(FACE, det, 5.0, tracks=FaceTracks(det, **kw))  # type: ignore[arg-type]
+    return FaceTracker(FACE, det, 5.0, tracks=FaceTracks(det, **kw))
 
 
 def scene(faces: list[tuple[np.ndarray, int, int]], size: tuple[int, int] = (1280, 720)) -> np.ndarray:
