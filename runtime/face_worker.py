@@ -35,10 +35,9 @@ class FaceWorker:
         self.stats = stats
         self.maxsize = maxsize
         self.lossless = lossless
-        self.lock = threading.Lock()  # held while the tracker changes
         self._cond = threading.Condition()
         self._queue: collections.deque[VideoFrame] = collections.deque()
-        self._busy = False
+        self._busy: float | None = None  # the time of the frame being analysed
         self._closed = False
         self._clock: float | None = None
         self.dropped = 0
@@ -69,23 +68,29 @@ class FaceWorker:
             self._queue.append(frame)
             self._cond.notify_all()
 
-    def sync(self) -> None:
-        """Wait until every frame submitted so far has been analysed."""
+    def sync(self, until: float | None = None) -> None:
+        """Wait until every frame submitted so far (of time <= ``until``, when given) has been analysed.
+
+        A decision needs the frames up to its window's end, not the detection of later frames."""
         if self._thread is None:
             return
         with self._cond:
-            while (self._queue or self._busy) and self._thread.is_alive():
+            while self._pending(until) and self._thread.is_alive():
                 self._cond.wait(0.5)
 
+    def _pending(self, until: float | None) -> bool:
+        if until is None:
+            return bool(self._queue) or self._busy is not None
+        return (self._busy is not None and self._busy <= until) or any(f.t <= until for f in self._queue)
+
     def _analyse(self, frame: VideoFrame) -> None:
-        with self.lock:
-            bad = self.tracker.bad_frames
-            with self.stats.stage("face_detection"):
-                obs = self.tracker.feed(frame)
-            if self.tracker.bad_frames != bad:
-                self.stats.count("bad_frames")
-            if obs is not None:
-                self.stats.count("frames_analysed")
+        bad = self.tracker.bad_frames
+        with self.stats.stage("face_detection"):
+            obs = self.tracker.feed(frame)
+        if self.tracker.bad_frames != bad:
+            self.stats.count("bad_frames")
+        if obs is not None:
+            self.stats.count("frames_analysed")
 
     def _run(self) -> None:
         while True:
@@ -95,7 +100,7 @@ class FaceWorker:
                 if not self._queue:
                     return
                 frame = self._queue.popleft()
-                self._busy = True
+                self._busy = frame.t
                 self._cond.notify_all()
             try:
                 self._analyse(frame)
@@ -104,7 +109,7 @@ class FaceWorker:
                 self.stats.count("face_errors")
             finally:
                 with self._cond:
-                    self._busy = False
+                    self._busy = None
                     self._cond.notify_all()
 
     def close(self) -> None:

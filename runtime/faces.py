@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 import logging
 import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, cast
@@ -130,6 +131,9 @@ class FaceTracker:
         self.tracks = tracks or FaceTracks(detector)
         self.motion = MouthMotion()
         self._boxes: dict[int, FaceBox] = {}  # the latest analysed frame's boxes, by track id
+        # guards what a decision reads (observations, mouth motion) against the face worker's writes;
+        # held only to store results, never during detection
+        self.lock = threading.Lock()
 
     @property
     def clock(self) -> float | None:
@@ -137,10 +141,11 @@ class FaceTracker:
         return self._clock
 
     def reset(self) -> None:
-        self._obs.clear()
+        with self.lock:
+            self._obs.clear()
+            self.motion.reset()
         self._last_slot = None
         self.tracks.reset()
-        self.motion.reset()
         self._boxes = {}
 
     def wants(self, t: float) -> bool:
@@ -161,7 +166,8 @@ class FaceTracker:
         if self.wants(frame.t):
             self._last_slot = math.floor(frame.t * self.analysis_fps + 1e-9)
             obs = self._analyse(img, frame.t)
-        self.motion.feed(img, frame.t, self._boxes)
+        with self.lock:
+            self.motion.feed(img, frame.t, self._boxes)
         return obs
 
     def _analyse(self, img: np.ndarray, t: float) -> FaceObservation:
@@ -178,19 +184,22 @@ class FaceTracker:
         if crop is not None:
             self.frames_with_face += 1
         obs = FaceObservation(t, crop, tuple(people))
-        self._obs.append(obs)
+        with self.lock:
+            self._obs.append(obs)
         return obs
 
     def prune(self, before: float) -> None:
         """Forget observations older than ``before`` (the pipeline calls this as its clock advances)."""
-        while self._obs and self._obs[0].t < before:
-            self._obs.popleft()
-        self.motion.prune(before)
+        with self.lock:
+            while self._obs and self._obs[0].t < before:
+                self._obs.popleft()
+            self.motion.prune(before)
 
     def crops_between(self, start: float, end: float, limit: int | None = None,
                       track: int | None = None) -> list[np.ndarray]:
         """Face crops observed in ``[start, end]`` (the largest face's, or track ``track``'s), evenly
-        subsampled to ``limit`` (default: frames per utterance)."""
+        subsampled to ``limit`` (default: frames per utterance). Call with :attr:`lock` held while a
+        face worker runs."""
         if track is None:
             crops = [o.crop for o in self._obs if start <= o.t <= end and o.crop is not None]
         else:

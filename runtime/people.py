@@ -35,6 +35,12 @@ class FaceWindow:
 def face_window(faces: FaceTracker, fs: FaceSettings, start: float, end: float,
                 samples: np.ndarray | None) -> FaceWindow:
     """The crops of ``[start, end]``: the speaker's for an utterance (``samples``), the largest face's else."""
+    with faces.lock:  # a short read beside the face worker's writes
+        return _face_window(faces, fs, start, end, samples)
+
+
+def _face_window(faces: FaceTracker, fs: FaceSettings, start: float, end: float,
+                 samples: np.ndarray | None) -> FaceWindow:
     seen = faces.people_between(start, end)
     choice: SpeakerChoice | None
     if samples is None:
@@ -77,7 +83,8 @@ def people_results(window: FaceWindow, faces: FaceTracker, start: float, end: fl
     read, not advanced), or None when not asked for."""
     if not window.others:
         return None
-    seen = faces.people_between(start, end)
+    with faces.lock:
+        seen = faces.people_between(start, end)
     out = []
     for tid, crops in window.others.items():
         probs = decide(head, face_only_channels(networks, head, face_cfg, crops, stage), stage).channels["face"]

@@ -217,8 +217,7 @@ class Pipeline:
         if not self._heartbeat_queued and self.smoother.heartbeat_due(clock):
             self._queue.append(_Work("interval", clock, clock, clock, clock, time.perf_counter()))
             self._heartbeat_queued = True
-        with self.face_worker.lock:
-            self.faces.prune(clock - self.faces.keep_s)
+        self.faces.prune(clock - self.faces.keep_s)
 
     def _ready(self, work: _Work, clock: float) -> bool:
         if not self.expect_video or work.kind == "interval":
@@ -254,7 +253,7 @@ class Pipeline:
                 return None
             return self._event(work, None, {c: None for c in CHANNELS})
         self._expire(work.start)
-        self.face_worker.sync()  # the frames up to now analysed: the same crops as inline analysis
+        self.face_worker.sync(work.video_until)  # its frames analysed: the same crops as inline analysis
         win = face_window(self.faces, self.settings.faces, work.start, work.end,
                           None if work.utterance is None else work.utterance.samples)
         crops = win.crops
