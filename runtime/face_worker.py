@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+import time
 
 from edge_mmer.runtime.chunks import VideoFrame
 from edge_mmer.runtime.faces import FaceTracker, as_bgr
@@ -85,8 +86,10 @@ class FaceWorker:
 
     def _analyse(self, frame: VideoFrame) -> None:
         bad = self.tracker.bad_frames
-        with self.stats.stage("face_detection"):
-            obs = self.tracker.feed(frame)
+        t0 = time.perf_counter()
+        obs = self.tracker.feed(frame)
+        # an analysed frame (detection, tracks, crops) or another frame (its mouth motion only)
+        self.stats.record("face_detection" if obs is not None else "face_motion", time.perf_counter() - t0)
         if self.tracker.bad_frames != bad:
             self.stats.count("bad_frames")
         if obs is not None:

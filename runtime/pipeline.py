@@ -253,9 +253,11 @@ class Pipeline:
                 return None
             return self._event(work, None, {c: None for c in CHANNELS})
         self._expire(work.start)
-        self.face_worker.sync(work.video_until)  # its frames analysed: the same crops as inline analysis
-        win = face_window(self.faces, self.settings.faces, work.start, work.end,
-                          None if work.utterance is None else work.utterance.samples)
+        with self.stats.stage("face_wait"):
+            self.face_worker.sync(work.video_until)  # its frames analysed: the same crops as inline analysis
+        with self.stats.stage("speaker"):
+            win = face_window(self.faces, self.settings.faces, work.start, work.end,
+                              None if work.utterance is None else work.utterance.samples)
         crops = win.crops
         stage = self.stats.stage
         if work.kind == "utterance":
@@ -273,9 +275,8 @@ class Pipeline:
         self.decisions += 1
         if not self.smoother.update(decision.scores):
             return None
-        with stage("people"):
-            people = people_results(win, self.faces, work.start, work.end, self.networks, self.head, self.cfg.face,
-                                    self.labels, stage)
+        people = people_results(win, self.faces, work.start, work.end, self.networks, self.head, self.cfg.face,
+                                self.labels, stage)
         who = speaker_dict(win.speaker) if crops else None
         return self._event(work, decision.scores, decision.channels, who, people)
 

@@ -13,7 +13,6 @@ is taken instead, as a single-person device would. Everything runs on the stream
 from __future__ import annotations
 
 import collections
-import math
 from dataclasses import dataclass
 
 import cv2
@@ -78,16 +77,15 @@ class MouthMotion:
 
 
 def envelope_at(samples: np.ndarray, start: float, ts: np.ndarray, dt: float) -> np.ndarray:
-    """The voice loudness (dB, floored 35 dB under the peak) in ``[t, t + dt)`` for each frame time."""
+    """The voice loudness (dB, floored 35 dB under the peak) in ``[t, t + dt)`` for each frame time
+    (silence before ``start`` and after the samples)."""
     x = samples.astype(np.float64) / 32768.0
-    db = np.full(len(ts), -120.0)
-    for i, t in enumerate(ts):
-        if t < start:
-            continue  # before the utterance: silence
-        a = round((t - start) * SAMPLE_RATE)
-        seg = x[a: a + max(1, round(dt * SAMPLE_RATE))]
-        if seg.size:
-            db[i] = 10.0 * math.log10(float(np.mean(seg * seg)) + 1e-12)
+    csum = np.concatenate([[0.0], np.cumsum(x * x)])
+    n = max(1, round(dt * SAMPLE_RATE))
+    a = np.round((np.asarray(ts, np.float64) - start) * SAMPLE_RATE).astype(np.int64)
+    lo, hi = np.clip(a, 0, len(x)), np.clip(a + n, 0, len(x))
+    energy = np.where((a >= 0) & (hi > lo), (csum[hi] - csum[lo]) / np.maximum(1, hi - lo), 0.0)
+    db = 10.0 * np.log10(energy + 1e-12)
     return np.maximum(db, db.max() - 35.0) if len(db) else db
 
 
