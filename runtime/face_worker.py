@@ -5,7 +5,8 @@ audio chunk and so every decision behind it. The worker takes frames on a small 
 runs :meth:`FaceTracker.feed` in a thread (OpenCV and ONNX Runtime release the GIL, so on two cores
 the detection and the speech networks overlap).
 
-Files are lossless: a full queue makes the reader wait, and a decision first waits until every frame
+The queue is short (3 frames): a decision waits at most for that backlog. Files are lossless: a full
+queue makes the reader wait, and a decision first waits until every frame
 submitted so far has been analysed (:meth:`sync`), so the crops a decision reads are exactly those
 of the inline path and streaming == offline still holds. Which frames are analysed, and when a frame
 gets a full or a tracked detection, depends only on the stream clock, never on thread timing. Live
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 class FaceWorker:
     """Feed frames with :meth:`submit`; :meth:`sync` before reading the tracker; :meth:`close` at the end."""
 
-    def __init__(self, tracker: FaceTracker, stats: RuntimeStats, *, maxsize: int = 8, lossless: bool = True,
+    def __init__(self, tracker: FaceTracker, stats: RuntimeStats, *, maxsize: int = 3, lossless: bool = True,
                  threaded: bool = True) -> None:
         self.tracker = tracker
         self.stats = stats
