@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         networks.reset_states()
         pipe = Pipeline(bundle, networks, dataclasses.replace(settings), session_id="bench")
         events = [e.to_dict() for e in run_offline(pipe, audio, frames)]
+        pipe.face_worker.close()  # the networks are shared by the next scene
         out["scenes"].append({"clip": name, **score_scene(events, truth)})
         print(json.dumps(out["scenes"][-1]), file=sys.stderr)
     tot = {k: sum(s[k] for s in out["scenes"]) for k in ("turns", "decisions", "correct", "fallbacks")}
