@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     for spec in scene_specs(args.scenes, args.turns):
         name = f"scene-{spec.size[0]}x{spec.size[1]}-{len(spec.face_px)}p-{spec.seed}.mp4"
         clip = args.cache / name
-        if not clip.is_file():
+        if not labels_path_for(clip).is_file():  # the sidecar is written last: a clip without one is partial
             make_scene_clip(clip, spec)
         truth = json.loads(labels_path_for(clip).read_text())
         audio, frames = decode(clip)
