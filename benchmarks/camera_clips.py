@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from edge_mmer.synth.demo import labels_path_for
 from edge_mmer.synth.scene import SceneSpec, make_scene_clip
 
 CLIPS = {
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     for name, spec in CLIPS.items():
         path = args.out / f"{name}.mp4"
-        if not path.is_file():
+        if not labels_path_for(path).is_file():  # the sidecar is written last: a clip without one is partial
             make_scene_clip(path, spec)
         print(path)
     return 0
