@@ -152,3 +152,28 @@ def test_the_worker_streams_as_offline_on_a_camera_sized_two_person_clip(demo_pi
     assert [{k: v for k, v in e.to_dict().items() if k not in drop} for e in streamed] == \
         [{k: v for k, v in e.items() if k not in drop} for e in offline]
     assert len(offline) == 2
+
+
+def test_the_face_worker_is_lossless_for_files_and_drops_oldest_live() -> None:
+    """Frames submitted faster than they are analysed (1080p, every frame analysed): a file source
+    loses none, a live source drops its oldest and counts it; neither stalls."""
+    from edge_mmer.runtime.face_worker import FaceWorker
+    from edge_mmer.runtime.stats import RuntimeStats
+
+    _, frames = demo_av()
+    img = scene([(frames[5].image, 600, 300)], (1920, 1080))
+    for lossless in (True, False):
+        det = detector()
+        tr = FaceTracker(FACE, det, 60.0, tracks=FaceTracks(det, redetect_interval_s=0.0))
+        stats = RuntimeStats()
+        worker = FaceWorker(tr, stats, lossless=lossless)
+        for i in range(24):
+            worker.submit(VideoFrame(i / 30, img, i))
+        worker.sync()
+        worker.close()
+        counters = stats.snapshot()["counters"]
+        if lossless:
+            assert tr.frames_seen == 24 and worker.dropped == 0
+        else:
+            assert worker.dropped > 0 and counters["face_frames_dropped"] == worker.dropped
+            assert tr.frames_seen == 24 - worker.dropped
