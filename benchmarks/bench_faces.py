@@ -46,7 +46,8 @@ def one_pass(frames: list[VideoFrame], fs: FaceSettings) -> dict[str, Any]:
     det = make_detector(cfg)
     tr = FaceTracker(cfg, det, tracks=FaceTracks(det, fs.detect_max_side, fs.redetect_interval_s,
                                                  fs.track_max_age_s, max_faces=fs.max_faces))
-    analysed, other = [], []
+    analysed: list[float] = []
+    other: list[float] = []
     for f in frames:
         n, t0 = tr.frames_analysed, time.process_time()
         tr.feed(f)
