@@ -76,6 +76,8 @@ class EmotionEvent:
     model_id: str
     synthetic_model: bool
     extra: dict[str, Any] = field(default_factory=dict)  # not serialised; for in-process consumers
+    speaker: dict[str, Any] | None = None  # whose face the decision used (track id, box, speaking score)
+    people: list[dict[str, Any]] | None = None  # the other people in view and their face results, when asked
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -95,6 +97,8 @@ class EmotionEvent:
             "decision_latency_ms": None if self.decision_latency_ms is None else round(self.decision_latency_ms, 3),
             "model_id": self.model_id,
             "synthetic_model": self.synthetic_model,
+            **({} if self.speaker is None else {"speaker": self.speaker}),
+            **({} if self.people is None else {"people": self.people}),
         }
 
     def to_json(self) -> str:

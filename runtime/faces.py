@@ -1,4 +1,4 @@
-"""Faces over time: detect at the analysis rate, keep the largest face's crop, hand out windows.
+"""Faces over time: detect at the analysis rate, follow every face, keep crops, hand out windows.
 
 Frames are analysed on a fixed grid of the stream clock (slot ``floor(t * analysis_fps)``: the
 first frame of each slot), so which frames are analysed depends only on their timestamps, not on
@@ -8,6 +8,11 @@ encoder's size exactly as at training time (:func:`edge_mmer.features.face.crop_
 evenly subsampled to ``frames_per_utterance`` by the training front end's own rule
 (:func:`edge_mmer.datasets.base.even_subsample`).
 
+Detection is downscaled and tracked (:mod:`edge_mmer.runtime.face_tracks`): every face in view gets a
+track id and a crop per analysed frame, and on every frame its mouth region's motion is measured
+(:mod:`edge_mmer.runtime.speaker`) so an utterance can be attributed to the person speaking. Gray
+and BGRA frames are converted to BGR; a frame of another size restarts the tracks.
+
 Only small uint8 crops are kept (a few seconds' worth), never full frames, and nothing is written.
 """
 
@@ -16,6 +21,7 @@ from __future__ import annotations
 import collections
 import logging
 import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, cast
@@ -25,9 +31,11 @@ import numpy as np
 
 from edge_mmer.config import FaceConfig
 from edge_mmer.datasets.base import even_subsample
-from edge_mmer.features.face import FaceBox, HaarFaceDetector, crop_face, largest_face, resize_face
+from edge_mmer.features.face import FaceBox, HaarFaceDetector, crop_face, resize_face
 from edge_mmer.hashing import sha256_file
 from edge_mmer.runtime.chunks import VideoFrame
+from edge_mmer.runtime.face_tracks import FaceTracks, Track
+from edge_mmer.runtime.speaker import MouthMotion
 
 log = logging.getLogger(__name__)
 
@@ -87,14 +95,26 @@ def make_detector(cfg: FaceConfig, yunet_model: str | Path | None = None) -> Fac
 @dataclass(frozen=True)
 class FaceObservation:
     t: float
-    crop: np.ndarray | None  # (crop_size, crop_size, 3) uint8, None = no face in the analysed frame
+    crop: np.ndarray | None  # the largest face's (crop_size, crop_size, 3) uint8 crop, None = no face
+    people: tuple[tuple[int, FaceBox, np.ndarray], ...] = ()  # (track id, box, crop) of every face, largest first
+
+
+def as_bgr(img: object) -> np.ndarray | None:
+    """A camera frame as BGR uint8 (gray and BGRA converted), or None when it cannot be one."""
+    if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim not in (2, 3) or min(img.shape[:2]) < 8:
+        return None
+    if img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 1):
+        return cast("np.ndarray", cv2.cvtColor(img, cv2.COLOR_GRAY2BGR))
+    if img.ndim == 3 and img.shape[2] == 4:
+        return cast("np.ndarray", cv2.cvtColor(img, cv2.COLOR_BGRA2BGR))
+    return img if img.ndim == 3 and img.shape[2] == 3 else None
 
 
 class FaceTracker:
     """Feed :class:`VideoFrame` s; ask for the face crops of a time window."""
 
     def __init__(self, cfg: FaceConfig, detector: FaceDetector, analysis_fps: float | None = None,
-                 keep_s: float = 20.0) -> None:
+                 keep_s: float = 20.0, tracks: FaceTracks | None = None) -> None:
         self.cfg = cfg
         self.detector = detector
         self.analysis_fps = cfg.analysis_fps if analysis_fps is None else analysis_fps
@@ -108,6 +128,12 @@ class FaceTracker:
         self._obs: collections.deque[FaceObservation] = collections.deque()
         self._last_slot: int | None = None
         self._clock: float | None = None
+        self.tracks = tracks or FaceTracks(detector)
+        self.motion = MouthMotion()
+        self._boxes: dict[int, FaceBox] = {}  # the latest analysed frame's boxes, by track id
+        # guards what a decision reads (observations, mouth motion) against the face worker's writes;
+        # held only to store results, never during detection
+        self.lock = threading.Lock()
 
     @property
     def clock(self) -> float | None:
@@ -115,8 +141,12 @@ class FaceTracker:
         return self._clock
 
     def reset(self) -> None:
-        self._obs.clear()
+        with self.lock:
+            self._obs.clear()
+            self.motion.reset()
         self._last_slot = None
+        self.tracks.reset()
+        self._boxes = {}
 
     def wants(self, t: float) -> bool:
         """Whether a frame at ``t`` would be analysed (the analysis-fps cap)."""
@@ -126,35 +156,62 @@ class FaceTracker:
     def feed(self, frame: VideoFrame) -> FaceObservation | None:
         """Analyse the frame if its slot is new; returns the observation made, if any."""
         self.frames_seen += 1
-        img = frame.image
-        if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3 \
-                or img.shape[0] < 8 or img.shape[1] < 8:
+        img = as_bgr(frame.image)
+        if img is None:
             self.bad_frames += 1  # every malformed frame is counted, analysed slot or not
-            log.debug("face tracker: skipped a malformed frame %s", getattr(img, "shape", type(img)))
+            log.debug("face tracker: skipped a malformed frame %s", getattr(frame.image, "shape", type(frame.image)))
             return None
         self._clock = frame.t if self._clock is None else max(self._clock, frame.t)
-        if not self.wants(frame.t):
-            return None
-        self._last_slot = math.floor(frame.t * self.analysis_fps + 1e-9)
+        obs = None
+        if self.wants(frame.t):
+            self._last_slot = math.floor(frame.t * self.analysis_fps + 1e-9)
+            obs = self._analyse(img, frame.t)
+        with self.lock:
+            self.motion.feed(img, frame.t, self._boxes)
+        return obs
+
+    def _analyse(self, img: np.ndarray, t: float) -> FaceObservation:
         self.frames_analysed += 1
-        box = largest_face(self.detector.detect(img))
-        crop = None
-        if box is not None:
+        seen: list[Track] = self.tracks.update(img, t)
+        self._boxes = {tr.id: tr.box for tr in seen}
+        people = []
+        for tr in seen:
             try:
-                crop = resize_face(crop_face(img, box, self.cfg.margin), self.cfg.crop_size)
-                self.frames_with_face += 1
+                people.append((tr.id, tr.box, resize_face(crop_face(img, tr.box, self.cfg.margin), self.cfg.crop_size)))
             except ValueError as exc:
                 log.debug("face tracker: crop failed: %s", exc)
-        obs = FaceObservation(frame.t, crop)
-        self._obs.append(obs)
+        crop = people[0][2] if seen and people and people[0][0] == seen[0].id else None
+        if crop is not None:
+            self.frames_with_face += 1
+        obs = FaceObservation(t, crop, tuple(people))
+        with self.lock:
+            self._obs.append(obs)
         return obs
 
     def prune(self, before: float) -> None:
         """Forget observations older than ``before`` (the pipeline calls this as its clock advances)."""
-        while self._obs and self._obs[0].t < before:
-            self._obs.popleft()
+        with self.lock:
+            while self._obs and self._obs[0].t < before:
+                self._obs.popleft()
+            self.motion.prune(before)
 
-    def crops_between(self, start: float, end: float, limit: int | None = None) -> list[np.ndarray]:
-        """Face crops observed in ``[start, end]``, evenly subsampled to ``limit`` (default: frames per utterance)."""
-        crops: list[np.ndarray] = [o.crop for o in self._obs if start <= o.t <= end and o.crop is not None]
+    def crops_between(self, start: float, end: float, limit: int | None = None,
+                      track: int | None = None) -> list[np.ndarray]:
+        """Face crops observed in ``[start, end]`` (the largest face's, or track ``track``'s), evenly
+        subsampled to ``limit`` (default: frames per utterance). Call with :attr:`lock` held while a
+        face worker runs."""
+        if track is None:
+            crops = [o.crop for o in self._obs if start <= o.t <= end and o.crop is not None]
+        else:
+            crops = [c for o in self._obs if start <= o.t <= end for tid, _, c in o.people if tid == track]
         return even_subsample(crops, self.cfg.frames_per_utterance if limit is None else limit)
+
+    def people_between(self, start: float, end: float) -> dict[int, FaceBox]:
+        """Every track seen in ``[start, end]`` with its largest box there."""
+        out: dict[int, FaceBox] = {}
+        for o in self._obs:
+            if start <= o.t <= end:
+                for tid, box, _ in o.people:
+                    if tid not in out or box.area > out[tid].area:
+                        out[tid] = box
+        return out

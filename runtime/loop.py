@@ -197,6 +197,7 @@ class RuntimeLoop:
             raise RunError(str(exc)) from exc
         sink = self._make_sink(bundle)
         live = any(s.live for s in sources)
+        pipeline.set_live(live)
         wd = self.settings.watchdog
         supervisors = [SupervisedSource(s, DropOldestQueue(self._queue_size(s), producers=1),
                                         stale_timeout_s=wd.stale_timeout_s, backoff_initial_s=wd.backoff_initial_s,

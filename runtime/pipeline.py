@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,10 @@ from edge_mmer.features.audio import log_mel, pcm16_to_float
 from edge_mmer.networks import Networks, decide, face_only_channels, utterance_channels
 from edge_mmer.runtime.chunks import AudioChunk, Chunk, VideoFrame
 from edge_mmer.runtime.events import EmotionEvent, channel_result, scores_by_label, utc_now_iso
+from edge_mmer.runtime.face_tracks import FaceTracks
+from edge_mmer.runtime.face_worker import FaceWorker
 from edge_mmer.runtime.faces import FaceDetector, FaceTracker, make_detector
+from edge_mmer.runtime.people import face_window, people_results, speaker_dict
 from edge_mmer.runtime.settings import PipelineSettings
 from edge_mmer.runtime.smoothing import Smoother
 from edge_mmer.runtime.stats import RuntimeStats
@@ -78,8 +82,11 @@ class Pipeline:
         analysis_fps = self.cfg.face.analysis_fps if faces.analysis_fps is None else faces.analysis_fps
         keep = (self.vad.max_utterance_s + max(faces.face_only_interval_s, 0) + self.vad.settings.trigger_delay_s
                 + faces.video_wait_s + 5.0)
-        self.faces = FaceTracker(self.cfg.face, detector or make_detector(self.cfg.face, faces.yunet_model),
-                                 analysis_fps, keep_s=keep)
+        det = detector or make_detector(self.cfg.face, faces.yunet_model)
+        tracks = FaceTracks(det, faces.detect_max_side, faces.redetect_interval_s, faces.track_max_age_s,
+                            max_faces=faces.max_faces)
+        self.faces = FaceTracker(self.cfg.face, det, analysis_fps, keep_s=keep, tracks=tracks)
+        self.face_worker = FaceWorker(self.faces, self.stats, threaded=faces.worker)
         self.smoother = Smoother(decision)
         self.reset_gap = (self.cfg.context.reset_gap_s if decision.context_reset_gap_s is None
                           else decision.context_reset_gap_s)
@@ -109,7 +116,11 @@ class Pipeline:
     def stream_clock(self) -> float | None:
         """How far the stream has got: the audio clock, else the latest video frame's time (None before any)."""
         clock = self.vad.clock
-        return clock if clock is not None else self.faces.clock
+        return clock if clock is not None else self.face_worker.clock
+
+    def set_live(self, live: bool) -> None:
+        """A live camera: face analysis drops its oldest frame rather than stall the loop (files are lossless)."""
+        self.face_worker.lossless = not live
 
     # ------------------------------------------------------------------------------------- feeding
 
@@ -149,14 +160,8 @@ class Pipeline:
         return out
 
     def _feed_video(self, frame: VideoFrame) -> list[EmotionEvent]:
-        bad = self.faces.bad_frames
-        with self.stats.stage("face_detection"):
-            obs = self.faces.feed(frame)
+        self.face_worker.submit(frame)  # analysed beside the decision path (face_worker.py)
         self.stats.count("frames")
-        if self.faces.bad_frames != bad:
-            self.stats.count("bad_frames")
-        if obs is not None:
-            self.stats.count("frames_analysed")
         if self._expect_audio:
             clock = self.vad.clock
             return self._release(clock) if clock is not None else []
@@ -169,6 +174,7 @@ class Pipeline:
     def flush(self) -> list[EmotionEvent]:
         """End of stream: close an utterance in progress and release everything waiting."""
         clock = self.vad.clock
+        self.face_worker.sync()
         for utt in self.vad.flush():
             self._queue.append(_Work("utterance", utt.end, utt.start, utt.end, utt.end, time.perf_counter(), utt))
         return self._release(clock if clock is not None else 0.0, force=True)
@@ -182,7 +188,8 @@ class Pipeline:
         self._last_activity = None
 
     def close(self) -> None:
-        """Release the networks (their runners are deactivated)."""
+        """Stop the face worker and release the networks (their runners are deactivated)."""
+        self.face_worker.close()
         self.networks.deactivate()
 
     def __enter__(self) -> Pipeline:
@@ -215,7 +222,7 @@ class Pipeline:
     def _ready(self, work: _Work, clock: float) -> bool:
         if not self.expect_video or work.kind == "interval":
             return True
-        last = self.faces.clock
+        last = self.face_worker.clock
         return ((last is not None and last >= work.video_until)
                 or clock >= work.video_until + self.settings.faces.video_wait_s)
 
@@ -246,7 +253,12 @@ class Pipeline:
                 return None
             return self._event(work, None, {c: None for c in CHANNELS})
         self._expire(work.start)
-        crops = self.faces.crops_between(work.start, work.end)
+        with self.stats.stage("face_wait"):
+            self.face_worker.sync(work.video_until)  # its frames analysed: the same crops as inline analysis
+        with self.stats.stage("speaker"):
+            win = face_window(self.faces, self.settings.faces, work.start, work.end,
+                              None if work.utterance is None else work.utterance.samples)
+        crops = win.crops
         stage = self.stats.stage
         if work.kind == "utterance":
             assert work.utterance is not None
@@ -263,9 +275,13 @@ class Pipeline:
         self.decisions += 1
         if not self.smoother.update(decision.scores):
             return None
-        return self._event(work, decision.scores, decision.channels)
+        people = people_results(win, self.faces, work.start, work.end, self.networks, self.head, self.cfg.face,
+                                self.labels, stage)
+        who = speaker_dict(win.speaker) if crops else None
+        return self._event(work, decision.scores, decision.channels, who, people)
 
-    def _event(self, work: _Work, scores: np.ndarray | None, probs: dict[str, np.ndarray | None]) -> EmotionEvent:
+    def _event(self, work: _Work, scores: np.ndarray | None, probs: dict[str, np.ndarray | None],
+               speaker: dict[str, Any] | None = None, people: list[dict[str, Any]] | None = None) -> EmotionEvent:
         sm = self.smoother
         assert sm.scores is not None and sm.label is not None
         self.seq += 1
@@ -282,7 +298,7 @@ class Pipeline:
             label=label, confidence=state[label], scores=state,
             channels={c: (None if p is None else channel_result(self.labels, p)) for c, p in probs.items()},
             decision_latency_ms=latency, model_id=self.bundle.model_id, synthetic_model=self.bundle.synthetic,
-            extra={"decision_scores": None if scores is None else scores.tolist()},
+            extra={"decision_scores": None if scores is None else scores.tolist()}, speaker=speaker, people=people,
         )
         self.stats.count("events")
         return ev

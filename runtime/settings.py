@@ -139,13 +139,26 @@ class FaceSettings:
     face_only_interval_s: float = 5.0  # face-only decisions during silence (0 = off)
     min_face_frames: int = 2  # crops needed for a face-only decision
     video_wait_s: float = 0.5  # how long an utterance waits for late camera frames
+    detect_max_side: int = 640  # full-frame detection runs on a copy downscaled to this longer side
+    redetect_interval_s: float = 1.0  # full detection once per interval of the stream clock; tracks between
+    track_max_age_s: float = 1.5  # a track lives this long without a detection
+    max_faces: int = 8  # faces followed per frame (the largest)
+    speaker_min_score: float = 0.2  # audio-visual synchrony needed to pick a speaker; else the largest face
+    speaker_margin: float = 0.05  # ... and its lead over the runner-up
+    people: bool = False  # events also carry the face result of every other person in view
+    worker: bool = True  # face analysis in its own thread (lossless for files, drop-oldest for live sources)
 
     def validate(self, prefix: str = "faces") -> None:
         fps = self.analysis_fps
         check(fps is None or 0 < fps <= 60, f"{prefix}.analysis_fps", "0 < fps <= 60", fps)
         check(self.min_face_frames >= 1, f"{prefix}.min_face_frames", ">= 1", self.min_face_frames)
-        for key in ("face_only_interval_s", "video_wait_s"):
+        for key in ("face_only_interval_s", "video_wait_s", "redetect_interval_s"):
             check(getattr(self, key) >= 0, f"{prefix}.{key}", ">= 0", getattr(self, key))
+        check(80 <= self.detect_max_side <= 4096, f"{prefix}.detect_max_side", "80..4096", self.detect_max_side)
+        check(self.track_max_age_s > 0, f"{prefix}.track_max_age_s", "> 0", self.track_max_age_s)
+        check(1 <= self.max_faces <= 64, f"{prefix}.max_faces", "1..64", self.max_faces)
+        check(-1 <= self.speaker_min_score <= 1, f"{prefix}.speaker_min_score", "-1..1", self.speaker_min_score)
+        check(0 <= self.speaker_margin <= 2, f"{prefix}.speaker_margin", "0..2", self.speaker_margin)
 
 
 @dataclass(frozen=True)

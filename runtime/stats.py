@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 STAGES = (
-    "capture_wait", "vad", "log_mel", "speech_encoder", "face_detection", "face_encoder", "speech_context",
-    "face_context", "mask", "fusion", "svm", "fuzzy", "decision", "sink",
+    "capture_wait", "vad", "log_mel", "speech_encoder", "face_detection", "face_motion", "face_wait", "speaker",
+    "face_encoder", "speech_context", "face_context", "mask", "fusion", "svm", "fuzzy", "decision", "sink",
 )
 
 

@@ -130,6 +130,7 @@ def run_file_pass(bundle: Bundle, pipeline: Pipeline, path: Path, stats: Tracing
             emit(pipeline.flush())
         finally:
             src.close()
+            pipeline.face_worker.close()  # the networks stay loaded for the next pass; the face thread ends
         end = time.perf_counter()
     counters = _counter_delta(before, dict(stats.snapshot()["counters"]))
     counters["utterances"] = _utterances(stats) - utt0

@@ -131,6 +131,7 @@ def test_malformed_frames_are_skipped(demo_pipeline: PipelineFactory) -> None:
                                    np.zeros((240, 320), np.float32)]
     for i, img in enumerate(malformed):
         assert pipe.feed(VideoFrame(i * 0.3, img, i)) == []
+    pipe.face_worker.sync()  # face analysis runs in its own thread: wait for it before reading the tracker
     assert pipe.faces.bad_frames == 3
 
 

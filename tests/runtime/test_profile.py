@@ -101,8 +101,9 @@ def test_profile_reports_every_stage_end_to_end_and_resources(default_profile: D
     for stage in PATH_STAGES:
         s = p["stages"][stage]
         assert s["count"] >= 2 and 0 < s["p50"] <= s["p90"] <= s["p99"] <= s["max"], stage
-    for stage in ("capture_wait", "vad", "face_detection"):
+    for stage in ("capture_wait", "vad", "face_motion"):  # every chunk / every frame
         assert p["stages"][stage]["count"] > 50, stage
+    assert p["stages"]["face_detection"]["count"] == t["frames_analysed"]  # once per analysed frame
     assert p["stages"]["svm"]["nested_in"] == "decision" and p["stages"]["log_mel"]["nested_in"] is None
     lat, ev = p["decision_latency_ms"], p["event_latency_ms"]
     assert lat["count"] == ev["count"] == t["events_with_latency"] >= 2
@@ -125,8 +126,9 @@ def test_per_stage_sums_are_consistent_with_end_to_end_figures(default_profile: 
     assert names == ["stages_within_wall", "nested_within_parent", "decision_path_inside_latency",
                      "latency_accounted", "latency_counts"]
     # the same, computed here from the JSON's numbers
-    top = sum(s["total_ms"] for n, s in p["stages"].items() if s["nested_in"] is None)
+    top = sum(s["total_ms"] for n, s in p["stages"].items() if s["nested_in"] is None and n not in analysis.BESIDE)
     assert top <= p["wall_s"] * 1000.0 * 1.01 + 1.0
+    assert sum(p["stages"][n]["total_ms"] for n in analysis.BESIDE) <= p["wall_s"] * 1000.0 * 1.01 + 1.0
     st = p["stages"]
     assert st["svm"]["total_ms"] + st["fuzzy"]["total_ms"] <= st["decision"]["total_ms"] + 0.01
     w = p["decision_windows"]

@@ -352,6 +352,19 @@ def test_home_assistant_discovery_payloads() -> None:
         ha.discovery_messages(device_id="d", labels=(), events_topic="a", state_topic="b", availability_topic="c")
 
 
+def test_home_assistant_sensor_attributes_carry_the_speaker() -> None:
+    """The attributes template renders (Jinja, as Home Assistant does) with and without a speaker."""
+    jinja2 = pytest.importorskip("jinja2", reason="jinja2 renders the template as Home Assistant would")
+    msgs = ha.discovery_messages(device_id="d", labels=LABELS, events_topic="a", state_topic="b",
+                                 availability_topic="c")
+    sensor = next(json.loads(m.payload) for m in msgs if "/sensor/" in m.topic)
+    template = jinja2.Environment().from_string(sensor["json_attributes_template"])
+    event = {"confidence": 0.5, "scores": {"happy": 0.5}, "wall_time": "2026-01-01T00:00:00.000Z"}
+    assert json.loads(template.render(value_json=event))["speaker"] is None
+    who = {"track_id": 2, "box": [1, 2, 3, 4], "speaking_score": 0.7, "attribution": "sync"}
+    assert json.loads(template.render(value_json={**event, "speaker": who}))["speaker"] == who
+
+
 # ---- the statistics message and saying things once -------------------------------------------------
 
 def test_stats_message_wire_shape() -> None:

@@ -240,11 +240,13 @@ def test_zero_size_tiny_and_huge_frames_are_handled(demo_pipeline: PipelineFacto
     bad = [np.zeros((0, 0, 3), np.uint8), np.zeros((0, 640, 3), np.uint8), np.zeros((3, 3, 3), np.uint8)]
     for i, img in enumerate(bad):
         assert pipe.feed(VideoFrame(0.1 * i, img, i)) == []
+    pipe.face_worker.sync()  # face analysis runs in its own thread: wait for it before reading the tracker
     assert pipe.faces.bad_frames == len(bad) and pipe.stats.snapshot()["counters"]["bad_frames"] == len(bad)
     # a 4K frame (the demo face scaled up) and a 20000-pixel-wide strip are valid frames: analysed, no error
     huge = np.ascontiguousarray(np.repeat(np.repeat(real, 9, axis=0), 12, axis=1))  # 2160 x 3840
     pipe.feed(VideoFrame(1.0, huge, 10))
     pipe.feed(VideoFrame(2.0, np.zeros((8, 20000, 3), np.uint8), 11))
+    pipe.face_worker.sync()
     assert pipe.faces.frames_analysed == 2 and pipe.faces.bad_frames == len(bad)
     crops = pipe.faces.crops_between(0.0, 3.0)
     assert len(crops) == 1 and crops[0].shape == (demo_config().face.crop_size,) * 2 + (3,)

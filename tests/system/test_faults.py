@@ -207,15 +207,15 @@ def test_microphone_silent_then_failing_camera_keeps_emitting_and_the_mic_recove
 
 class GarbageFrames(Source):
     """The demo clip (a real :class:`MediaFileSource`, audio + video) with a malformed frame slipped in,
-    at the same time stamp, before every 3rd real frame: empty, wrong dtype, wrong channel count, grey,
-    a few pixels, or no array at all."""
+    at the same time stamp, before every 3rd real frame: empty, wrong dtype, wrong channel count (5, 2),
+    a few pixels, or no array at all. (A grey frame is no longer garbage: grey cameras are converted.)"""
 
     live = False
     kind = "av"
     has_video = True
     has_audio = True
     GARBAGE = (np.zeros((0, 0, 3), np.uint8), np.zeros((240, 320, 3), np.float32), np.zeros((240, 320, 5), np.uint8),
-               np.zeros((240, 320), np.uint8), np.zeros((4, 4, 3), np.uint8), np.zeros((240, 320, 3), np.int16),
+               np.zeros((240, 320, 2), np.uint8), np.zeros((4, 4, 3), np.uint8), np.zeros((240, 320, 3), np.int16),
                np.zeros(0, np.uint8), None)
 
     def __init__(self) -> None:

@@ -5,7 +5,7 @@ Two entities per device, grouped under one HA device:
 * an ``event`` entity on the events topic (``PREFIX/DEVICE/emotion``), ``event_types`` = the model's
   labels; its ``value_template`` turns our event into the ``{"event_type": ...}`` JSON HA expects;
 * an enum ``sensor`` on the retained state topic (``PREFIX/DEVICE/state``), ``options`` = the labels,
-  with confidence and scores as attributes.
+  with confidence, scores and the speaker (track id, box, speaking score) as attributes.
 
 Both use the availability topic (``online`` / ``offline``). Config messages are published retained
 on every (re)connect and again whenever ``homeassistant/status`` says ``online`` (HA restarted).
@@ -100,7 +100,8 @@ def discovery_messages(
         "json_attributes_topic": state_topic,
         "json_attributes_template": ('{"confidence": {{ value_json.confidence }}, '
                                      '"scores": {{ value_json.scores | tojson }}, '
-                                     '"wall_time": {{ value_json.wall_time | tojson }}}'),
+                                     '"wall_time": {{ value_json.wall_time | tojson }}, '
+                                     '"speaker": {{ value_json.speaker | default(none) | tojson }}}'),
         "qos": 1,
         **common,
     }
