@@ -3,8 +3,8 @@
 
 The parsers are pure functions of the tools' text output (tested against real captures in
 ``tests/fixtures/jetson/``, whose sources SOURCES.md names); the probes run the tools with a timeout
-and return None, with a note saying why, where a tool is absent or refuses (``jetson_clocks --show`` wants root). Nothing here
-raises for a missing tool: a desktop simply has no Jetson facts.
+and return None, with a note saying why, where a tool is absent or refuses (``jetson_clocks --show``
+wants root). Nothing here raises for a missing tool: a desktop simply has no Jetson facts.
 
 Formats (JetPack 5 / 6, and JetPack 7's extra columns):
 
