@@ -39,6 +39,7 @@ from .tensorrt_build import (
     preflight,
     tensorrt_available,
 )
+from .tensorrt_preflight import dla_precision_refusal
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,11 @@ class PlanOptions:
     timing_cache: Path | None = None
     strongly_typed: bool = False
     overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        refusal = dla_precision_refusal(self.precision, self.dla_core)
+        if refusal is not None:
+            raise BuildOptionsError(f"DLA core {self.dla_core}: {refusal}")
 
 
 @dataclass(frozen=True)

@@ -262,6 +262,8 @@ def test_options_validation() -> None:
         TensorRTBuildOptions(dla_core=-1)
     with pytest.raises(BuildOptionsError, match="FP16 or INT8"):
         TensorRTBuildOptions(precision="fp32", dla_core=0)
+    with pytest.raises(BuildOptionsError, match=r"DLA cannot run an INT8 Q/DQ.*'fp16' with a DLA core"):
+        TensorRTBuildOptions(precision="int8", dla_core=0, profiles=static_profile_for_dla(PROFILE))
     with pytest.raises(BuildOptionsError, match=r"DLA needs static shapes.*\bx\b.*static_profile_for_dla"):
         TensorRTBuildOptions(dla_core=0, profiles=PROFILE)
     with pytest.raises(BuildOptionsError, match="min <= opt <= max"):
@@ -458,20 +460,42 @@ def test_plan_requests_int8_from_int8_trt_and_fp16_for_the_lstms() -> None:
     from edge_mmer.convert.tensorrt_plans import PlanOptions, missing_plan_sources, plan_requests
 
     bundle = read_bundle(DEMO_BUNDLE)
-    reqs = {r.network: r for r in plan_requests(bundle, PlanOptions(precision="int8", dla_core=0))}
+    reqs = {r.network: r for r in plan_requests(bundle, PlanOptions(precision="int8"))}
     for name in QUANTIZED:
         r = reqs[name]
         assert (r.kind, r.precision, r.onnx_kind) == ("tensorrt-int8", "int8", "int8-trt")
         assert r.onnx_file == f"onnx/{name}.int8-trt.onnx" and built(r).precision == "int8" and not r.note
-    face = built(reqs["face_encoder"])
-    assert face.dla_core == 0 and face.profile is not None and face.profile.is_static
-    assert built(reqs["speech_encoder"]).dla_core is None
+    assert all(built(r).dla_core is None for r in reqs.values())
     for name in LSTMS:
         r = reqs[name]
         assert (r.kind, r.precision, r.onnx_kind, built(r).precision) == ("tensorrt-fp16", "fp16", "onnx-fp16", "fp16")
         assert "never quantized" in r.note
     assert missing_plan_sources(bundle.network_specs, "int8") == []
     assert missing_plan_sources(bundle.network_specs, "fp16") == []
+
+
+def test_dla_plans_are_fp16_and_int8_on_dla_is_refused() -> None:
+    """D2: DLA takes INT8 only by implicit quantization; a Q/DQ plan "on DLA" would run on the GPU."""
+    from edge_mmer.convert.tensorrt_plans import PlanOptions, plan_requests
+
+    reqs = {r.network: r for r in plan_requests(read_bundle(DEMO_BUNDLE), PlanOptions(precision="fp16", dla_core=0))}
+    face = built(reqs["face_encoder"])
+    assert face.dla_core == 0 and face.precision == "fp16" and face.profile is not None and face.profile.is_static
+    assert all(built(reqs[n]).dla_core is None for n in ("speech_encoder", *LSTMS, "fusion"))
+    with pytest.raises(BuildOptionsError, match="DLA core 0: DLA cannot run an INT8 Q/DQ"):
+        PlanOptions(precision="int8", dla_core=0)
+
+
+def test_cli_refuses_int8_on_dla_before_tensorrt(tmp_path: Path) -> None:
+    """``convert --tensorrt --plan-precision int8 --dla-core 0`` exits 2 naming DLA, INT8 and what to do instead,
+    here where TensorRT is absent (the check comes before TensorRT, torch or the bundle is touched)."""
+    from support.cli import run_cli
+
+    out = run_cli("convert", "--bundle", str(tmp_path / "no-bundle"), "--tensorrt", "--plan-precision", "int8", "--dla-core", "0")
+    assert out.returncode == 2, out.stderr
+    msg = out.stderr.strip().splitlines()[-1]
+    assert msg.startswith("edge-mmer convert: --dla-core 0 with --plan-precision int8: DLA cannot run an INT8")
+    assert "'fp16' with a DLA core" in msg and "'int8' without a DLA core" in msg
 
 
 def test_int8_plan_record_carries_calibration_and_deployable() -> None:
