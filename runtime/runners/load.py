@@ -30,6 +30,7 @@ from edge_mmer.vocab import BACKENDS, NETWORKS, ONNX_KINDS, PRECISIONS, Artifact
 
 from .base import Runner, RunnerError, RunnerSet
 from .choose import Notes, choose_onnx, choose_plans, missing_plans_reason
+from .fit import fit_runner
 from .onnxruntime_runner import (
     CPU_EP,
     TRT_EP,
@@ -66,8 +67,9 @@ class LoadedRunners(RunnerSet):
                          for name, r in self.runners.items())
 
     def networks(self) -> Networks:
-        """The decision path's view of these runners (all five networks; their states start at zero)."""
-        return Networks(dict(self.runners))
+        """The decision path's view of these runners (all five networks; their states start at zero),
+        each call fitted to the shapes its plan or model takes (:mod:`.fit`)."""
+        return Networks({name: fit_runner(r) for name, r in self.runners.items()})
 
     def close(self) -> None:
         self.deactivate()

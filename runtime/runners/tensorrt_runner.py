@@ -122,6 +122,13 @@ class TensorRTRunner(Runner):
         finally:
             self._cuda.Context.pop()
 
+    def shape_bounds(self) -> dict[str, tuple[list[int | None], list[int | None]]] | None:
+        """The recorded optimization profile's (min, max) shape per input (see :class:`~.fit.ShapeFit`)."""
+        record = (self.build_facts or {}).get("profiles")
+        if not isinstance(record, Mapping) or not record:
+            return None
+        return {str(name): (list(r["min"]), list(r["max"])) for name, r in record.items()}
+
     def check_device(self) -> None:
         """RunnerError when the recorded build facts do not match this device."""
         if self.build_facts is None:

@@ -53,9 +53,20 @@ def test_speech_encoder_time_axis_from_audio_front_end(demo: Demo) -> None:
     networks, cfg = demo
     assert cfg.audio.sample_rate == 16000 and cfg.audio.hop_length == 160 and cfg.audio.win_length == 400
     p = derive_profiles("speech_encoder", networks["speech_encoder"], cfg)
-    # 0.3 s = 4800 samples -> 1 + (4800 - 400) // 160 = 28 frames; 8 s = 128000 -> 1 + 127600 // 160 = 798
-    # 2.5 s = 40000 -> 1 + 39600 // 160 = 248
-    assert p == {"log_mel": ((1, 28, 40), (1, 248, 40), (1, 798, 40))}
+    # 0.3 s = 4800 samples -> 1 + (4800 - 400) // 160 = 28 frames; 2.5 s = 40000 -> 1 + 39600 // 160 = 248;
+    # 8 s as the VAD cuts it with 30 ms frames: 267 x 480 = 128160 -> 1 + 127760 // 160 = 799 (not 798: D7)
+    assert p == {"log_mel": ((1, 28, 40), (1, 248, 40), (1, 799, 40))}
+
+
+@pytest.mark.parametrize("frame_ms", [10, 20, 30])
+def test_speech_profile_max_covers_every_vad_cut(demo: Demo, frame_ms: int) -> None:
+    """D7: the VAD cuts after the frame that reaches max_utterance_s; that utterance fits the profile."""
+    from edge_mmer.features.audio import n_frames
+
+    networks, cfg = demo
+    hi = derive_profiles("speech_encoder", networks["speech_encoder"], cfg)["log_mel"][2][1]
+    frames = math.ceil(cfg.audio.max_utterance_s * 1000 / frame_ms - 1e-9)
+    assert n_frames(frames * frame_ms * cfg.audio.sample_rate // 1000, cfg.audio) <= hi
 
 
 def test_face_encoder_batch_axis(demo: Demo) -> None:
@@ -106,7 +117,8 @@ def test_short_max_utterance_keeps_opt_in_range() -> None:
     cfg = replace(cfg, audio=replace(cfg.audio, min_utterance_s=0.2, max_utterance_s=1.0))
     entry = {"inputs": [{"name": "log_mel", "shape": [1, "time", 40]}]}
     lo, opt, hi = derive_profiles("speech_encoder", entry, cfg)["log_mel"]
-    assert lo[1] == 18 and hi[1] == 98 and opt == hi  # opt clamped to the longest utterance
+    # 1 s cut in 30 ms VAD frames: 34 x 480 = 16320 samples -> 100 frames
+    assert lo[1] == 18 and hi[1] == 100 and opt == hi  # opt clamped to the longest utterance
 
 
 def test_shape_profile_validation_and_record_round_trip() -> None:
