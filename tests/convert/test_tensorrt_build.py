@@ -503,7 +503,8 @@ def test_cli_refuses_int8_on_dla_before_tensorrt(tmp_path: Path) -> None:
     here where TensorRT is absent (the check comes before TensorRT, torch or the bundle is touched)."""
     from support.cli import run_cli
 
-    out = run_cli("convert", "--bundle", str(tmp_path / "no-bundle"), "--tensorrt", "--plan-precision", "int8", "--dla-core", "0")
+    out = run_cli("convert", "--bundle", str(tmp_path / "no-bundle"), "--tensorrt", "--plan-precision", "int8",
+                  "--dla-core", "0")
     assert out.returncode == 2, out.stderr
     msg = out.stderr.strip().splitlines()[-1]
     assert msg.startswith("edge-mmer convert: --dla-core 0 with --plan-precision int8: DLA cannot run an INT8")
