@@ -33,6 +33,7 @@ from edge_mmer.networks import Networks, decide, face_only_channels, utterance_c
 from edge_mmer.runtime.chunks import AudioChunk, Chunk, VideoFrame
 from edge_mmer.runtime.events import EmotionEvent, channel_result, scores_by_label, utc_now_iso
 from edge_mmer.runtime.faces import FaceDetector, FaceTracker, make_detector
+from edge_mmer.runtime.runners.fallback import skip_failed_decision
 from edge_mmer.runtime.settings import PipelineSettings
 from edge_mmer.runtime.smoothing import Smoother
 from edge_mmer.runtime.stats import RuntimeStats
@@ -252,11 +253,14 @@ class Pipeline:
             assert work.utterance is not None
             with stage("log_mel"):
                 mel = log_mel(pcm16_to_float(work.utterance.samples), self.cfg.audio)
-            channels = utterance_channels(self.networks, self.head, self.cfg.face, mel, crops, stage)
+            compute = lambda: utterance_channels(self.networks, self.head, self.cfg.face, mel, crops, stage)  # noqa: E731
         else:
             if len(crops) < self.settings.faces.min_face_frames:
                 return None
-            channels = face_only_channels(self.networks, self.head, self.cfg.face, crops, stage)
+            compute = lambda: face_only_channels(self.networks, self.head, self.cfg.face, crops, stage)  # noqa: E731
+        channels = skip_failed_decision(self.stats, compute)  # a runner failure skips this decision only
+        if channels is None:
+            return None
         with stage("decision"):
             decision = decide(self.head, channels, stage)
         self._last_activity = work.end
