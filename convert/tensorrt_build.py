@@ -229,6 +229,7 @@ def _build_with_tensorrt(onnx_path: Path, options: TensorRTBuildOptions) -> tupl
         _write_atomic(cache_path, bytes(config.get_timing_cache().serialize()))
     done = {
         "tensorrt_version": str(trt.__version__),
+        "dla_cores": int(getattr(builder, "num_DLA_cores", 0) or 0),
         "builder_flags": builder_flags,
         "cleared_flags": cleared,
         "tf32": "TF32" not in cleared,
@@ -253,7 +254,7 @@ def build_plan(onnx_path: Path, options: TensorRTBuildOptions) -> tuple[bytes, d
     started = time.monotonic()
     plan, done = _build_with_tensorrt(onnx_path, options)
     seconds = time.monotonic() - started
-    device = probe_device_facts()
+    device = probe_device_facts(dla_cores=done["dla_cores"])
     if device.gpu_name is None:
         log.warning("GPU name not recorded (install pycuda or cuda-python): runtimes will refuse this plan")
     facts: dict[str, Any] = {

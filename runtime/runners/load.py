@@ -45,6 +45,7 @@ from .onnxruntime_runner import (
     trt_ep_cache_root,
 )
 from .tensorrt_runner import TensorRTRunner, import_tensorrt
+from .trt_process import dla_core_count
 
 __all__ = ["BACKENDS", "NETWORKS", "PRECISIONS", "LoadedRunners", "load_runners"]
 
@@ -135,6 +136,10 @@ def _onnx_runners(bundle: Bundle, networks: Sequence[str], precision: str, threa
 # ----------------------------------------------------------------------------------- TensorRT
 
 
+def _any_dla(bundle: Bundle, kinds: Mapping[str, ArtifactKind]) -> bool:
+    return any(isinstance(_artifact(bundle, n, k).facts.get("dla"), Mapping) for n, k in kinds.items())
+
+
 def _tensorrt_plan(bundle: Bundle, networks: Sequence[str], precision: str, device: int,
                    thorough: bool) -> tuple[dict[str, ArtifactKind], list[str], Notes]:
     """(network -> plan kind, reasons TensorRT cannot run them here, notes said only if TensorRT runs).
@@ -150,7 +155,7 @@ def _tensorrt_plan(bundle: Bundle, networks: Sequence[str], precision: str, devi
         import_tensorrt()
     except RunnerError as exc:
         reasons.append(str(exc))
-    facts = probe_device_facts(device)
+    facts = probe_device_facts(device, dla_cores=dla_core_count() if _any_dla(bundle, kinds) else None)
     if facts.gpu_name is None:
         reasons.append(f"no CUDA GPU found (device {device}; pycuda or cuda-python probes it)")
     mismatch: dict[str, list[str]] = {}

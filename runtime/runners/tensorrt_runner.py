@@ -27,7 +27,7 @@ import numpy as np
 from edge_mmer.bundle.plans import plan_compatibility, probe_device_facts
 
 from .base import Runner, RunnerError, TensorSpec
-from .trt_process import primary_context, pushed, trt_logger
+from .trt_process import dla_core_count, primary_context, pushed, trt_logger
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,9 @@ class TensorRTRunner(Runner):
             log.warning("%s: no build facts recorded with this plan: its TensorRT version and GPU are not checked",
                         self.network)
             return
-        problems = plan_compatibility(self.build_facts, probe_device_facts(self.device))
+        dla = self.build_facts.get("dla")
+        facts = probe_device_facts(self.device, dla_cores=dla_core_count() if isinstance(dla, Mapping) else None)
+        problems = plan_compatibility(self.build_facts, facts)
         if problems:
             raise RunnerError(f"{self.network}: this TensorRT plan was built for another device: "
                               f"{'; '.join(problems)}. "

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["primary_context", "pushed", "trt_logger"]
+__all__ = ["dla_core_count", "primary_context", "pushed", "trt_logger"]
 
 log = logging.getLogger("edge_mmer.tensorrt")
 
@@ -72,3 +72,14 @@ def pushed(cuda: Any, ctx: Any) -> Iterator[None]:
         yield
     finally:
         cuda.Context.pop()
+
+
+def dla_core_count() -> int | None:
+    """How many DLA cores TensorRT sees here (``IRuntime.num_DLA_cores``); None without TensorRT."""
+    try:
+        import tensorrt as trt
+
+        return int(trt.Runtime(trt_logger(trt)).num_DLA_cores)
+    except Exception as exc:  # not installed, no GPU, a broken install
+        log.debug("DLA cores not probed: %s", exc)
+        return None

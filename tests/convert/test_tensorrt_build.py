@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from edge_mmer.bundle.plans import (
     jetpack_hint,
     plan_compatibility,
     probe_device_facts,
+    read_device_model,
     read_l4t_release,
 )
 from edge_mmer.bundle.shapes import ShapeProfile, derive_profiles, static_profile_for_dla
@@ -193,6 +195,39 @@ def test_plan_compatibility_mismatches() -> None:
     assert plan_compatibility({**RECORD, "l4t_release": "36.3.0"}, ORIN) == [
         "L4T release: plan built on 36.3.0, this device is 36.4.3"
     ]
+
+
+AGX = DeviceFacts("10.3.0", "Orin", "8.7", "36.4.3", "6.2", "12.6",
+                  device_model="NVIDIA Jetson AGX Orin Developer Kit", sm_count=16, dla_cores=2)
+NANO = DeviceFacts("10.3.0", "Orin", "8.7", "36.4.3", "6.2", "12.6",
+                   device_model="NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super", sm_count=8,
+                   dla_cores=0)
+
+
+def test_plan_compatibility_names_the_exact_module() -> None:
+    """D10: an AGX Orin plan on an Orin Nano (both "Orin", 8.7, same L4T) is refused with the facts that differ."""
+    gpu_plan = AGX.to_record()
+    assert plan_compatibility(gpu_plan, AGX) == []
+    assert plan_compatibility(gpu_plan, NANO) == [
+        "device model: plan built on NVIDIA Jetson AGX Orin Developer Kit, this device has NVIDIA Jetson Orin Nano "
+        "Engineering Reference Developer Kit Super",
+        "GPU multiprocessors: plan built on 16, this device has 8",
+    ]
+    dla_plan = {**gpu_plan, "dla": {"core": 1, "gpu_fallback": True}}
+    assert plan_compatibility(dla_plan, dataclasses.replace(NANO, device_model=AGX.device_model, sm_count=16)) == [
+        "DLA cores: the plan runs on DLA core 1, this device has 0 DLA core(s)"]
+    assert plan_compatibility(dla_plan, dataclasses.replace(AGX, dla_cores=None)) == [
+        "DLA cores: the plan runs on DLA core 1, unknown on this device"]
+    assert plan_compatibility(RECORD, NANO) == []  # a plan recorded before the module facts: judged on the rest
+    assert DeviceFacts.from_record(AGX.to_record()) == AGX
+
+
+def test_device_model_read_from_the_device_tree(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    model.write_bytes(b"NVIDIA Jetson Orin NX Engineering Reference Developer Kit\x00")
+    facts = probe_device_facts(tegra_release_path=tmp_path / "none", device_model_path=model, dla_cores=2)
+    assert facts.device_model == "NVIDIA Jetson Orin NX Engineering Reference Developer Kit" and facts.dla_cores == 2
+    assert probe_device_facts(device_model_path=tmp_path / "absent").device_model in (None, read_device_model())
 
 
 def test_plan_compatibility_unknowns_are_refused() -> None:
