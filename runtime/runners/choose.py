@@ -98,8 +98,9 @@ def _pick(net: NetworkSpec, chain: Sequence[ArtifactKind], notes: Notes,
         if art is None:
             continue
         source = net.artifact((sources or {}).get(kind, kind)) or art
-        if not source.deployable:
-            refused.append(source)
+        bad = next((a for a in (art, source) if not a.deployable), None)  # a checked plan's own verdict, its source's
+        if bad is not None:
+            refused.append(bad)
             continue
         for bad in refused:
             notes.add(f"{net.name}: refusing INT8 artifact '{bad.kind}' ({bad.file}): not deployable, its drift is "

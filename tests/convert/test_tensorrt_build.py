@@ -34,6 +34,7 @@ from edge_mmer.convert.tensorrt_build import (
     tensorrt_available,
 )
 from edge_mmer.convert.tensorrt_plans import PlanRequest
+from edge_mmer.runner import Runner
 
 JETSON = JETSON_FIXTURES
 
@@ -546,16 +547,65 @@ def test_cli_refuses_int8_on_dla_before_tensorrt(tmp_path: Path) -> None:
     assert "'fp16' with a DLA core" in msg and "'int8' without a DLA core" in msg
 
 
-def test_int8_plan_record_carries_calibration_and_deployable() -> None:
+def test_int8_plan_record_carries_calibration_and_its_own_check() -> None:
     from edge_mmer.convert.tensorrt_plans import PlanOptions, _record, plan_requests
 
     bundle = read_bundle(DEMO_BUNDLE)
     req = next(r for r in plan_requests(bundle, PlanOptions(precision="int8")) if r.network == "fusion")
     arts = bundle.networks["fusion"]["artifacts"]
-    rec = _record(req, bundle.artifact("fusion", "int8-trt"), {"tensorrt_version": "10.3.0", "precision": "int8"})
+    facts = {"tensorrt_version": "10.3.0", "precision": "int8"}
+    rec = _record(req, bundle.artifact("fusion", "int8-trt"), facts)
     assert rec["file"] == "tensorrt/fusion.int8.plan" and rec["onnx"] == "onnx/fusion.int8-trt.onnx"
-    assert rec["onnx_artifact"] == "int8-trt" and rec["deployable"] is True
+    assert rec["onnx_artifact"] == "int8-trt" and rec["onnx_deployable"] is True and "deployable" not in rec
     assert rec["calibration_sha256"] == arts["int8-trt"]["calibration"]["sha256"]
+    bad = {"drift": {"outputs": {}}, "deployable": False, "not_deployable_because": ["y cosine 0.5 < 0.99"]}
+    rec = _record(req, bundle.artifact("fusion", "int8-trt"), facts, bad)
+    assert rec["deployable"] is False and rec["not_deployable_because"] == ["y cosine 0.5 < 0.99"]
+
+
+class _Scaled(Runner):
+    """Another backend's runner with its outputs changed: a plan that drifts."""
+
+    backend = "fake"
+
+    def __init__(self, inner: Runner, scale: float) -> None:
+        super().__init__(inner.network, inner.inputs, inner.outputs)
+        self.inner, self.scale = inner, scale
+
+    def _activate(self) -> None:
+        self.inner.activate()
+
+    def _deactivate(self) -> None:
+        self.inner.deactivate()
+
+    def _infer(self, feeds: Any) -> dict[str, np.ndarray]:
+        out = self.inner.infer(feeds)
+        rng = np.random.default_rng(0)
+        return {k: v + self.scale * rng.standard_normal(v.shape).astype(v.dtype) for k, v in out.items()}
+
+
+def test_plans_are_checked_against_fp32_onnx() -> None:
+    """D8: a plan's own drift (cosine, max-abs through compare.py) and verdict; the speech encoder at
+    the profile's three time lengths. The onnx-fp16 model on ONNX Runtime stands in for an FP16 plan here."""
+    from edge_mmer.convert.plan_check import check_plan
+    from edge_mmer.runtime.runners.onnxruntime_runner import OnnxRuntimeRunner
+
+    pytest.importorskip("onnxruntime")
+    bundle = read_bundle(DEMO_BUNDLE)
+    net = bundle.network("speech_encoder")
+    art = bundle.artifact("speech_encoder", "onnx-fp16")
+    assert art is not None
+
+    def fp16() -> Runner:
+        return OnnxRuntimeRunner("speech_encoder", bundle.read_bytes(art.file), net.inputs, net.outputs)
+
+    good = check_plan(bundle, "speech_encoder", b"", {"precision": "fp16"}, plan_runner=fp16)
+    out = good["drift"]["outputs"][net.outputs[0].name]
+    assert good["deployable"] is True and out["cosine"] > 0.999 and 0 < out["max_abs"] < 0.1
+    assert good["drift"]["runs"] == 6 and len(good["drift"]["shapes"]) == 3
+    assert any("[1, 799, 40]" in shape for shape in good["drift"]["shapes"])
+    bad = check_plan(bundle, "speech_encoder", b"", {"precision": "fp16"}, plan_runner=lambda: _Scaled(fp16(), 1.0))
+    assert bad["deployable"] is False and "< 0.999" in bad["not_deployable_because"][0]
 
 
 def test_int8_plans_non_deployable_and_existing_fp16(tmp_path: Path) -> None:
