@@ -685,6 +685,11 @@ def test_build_bundle_plans_int8_real(tmp_path: Path) -> None:
     for name in LSTMS:
         assert plans[name]["precision"] == "fp16" and "tensorrt-int8" not in bundle.networks[name]["artifacts"]
         assert bundle.networks[name]["artifacts"]["tensorrt-fp16"]["onnx_artifact"] == "onnx-fp16"
+    for name, spec in plans.items():  # each plan checked against FP32 ONNX, its own verdict (D8)
+        outs = spec["drift"]["outputs"]
+        print(f"PLAN-DRIFT {name} {spec['precision']} " + " ".join(
+            f"{o}: cosine {v['cosine']:.6f} max_abs {v['max_abs']:.3e}" for o, v in outs.items()))
+        assert outs and isinstance(spec["deployable"], bool) and spec["drift"]["runs"] >= 2
     from edge_mmer.runtime.runners.select import load_runners
 
     with load_runners(path, backend="tensorrt", precision="int8") as loaded:

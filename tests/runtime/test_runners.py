@@ -421,18 +421,20 @@ def test_tensorrt_runner_matches_onnxruntime(demo: Bundle, tmp_path: Path) -> No
     from edge_mmer.bundle.shapes import derive_profiles
     from edge_mmer.convert.tensorrt_build import TensorRTBuildOptions, build_plan
 
-    for name in ("face_encoder", "fusion"):
+    for name in ("speech_encoder", "face_encoder", "fusion"):
         entry = demo.networks[name]
         rel = entry["artifacts"]["onnx-fp32"]["file"]
         plan, facts = build_plan(demo.file(rel), TensorRTBuildOptions(
             precision="fp32", profiles=derive_profiles(name, entry, demo.config)))
+        assert facts["cleared_flags"] == ["TF32"] and facts["tf32"] is False  # FP32 is FP32 (D3)
         inputs = [TensorSpec.from_manifest(i) for i in entry["inputs"]]
         outputs = [TensorSpec.from_manifest(o) for o in entry["outputs"]]
         direct = OnnxRuntimeRunner(name, demo.read_bytes(rel), inputs, outputs)
         with TensorRTRunner(name, plan, inputs, outputs, build_facts=facts) as trt_runner, direct:
             assert trt_runner.description.startswith("tensorrt ")
             for size in (2, 6, 40, 1):  # the buffers grow for 40 and are reused for 1
-                feeds = feeds_for(entry, seed=size, batch=size)
+                # the speech encoder (dynamic time, LSTM over time, Gather(-1)) at 57, 799 and 28 frames
+                feeds = feeds_for(entry, seed=size, batch=size, time={2: 57, 6: 799, 40: 28, 1: 248}[size])
                 got, want = trt_runner.infer(feeds), direct.infer(feeds)
                 for out in outputs:
                     assert got[out.name].shape == want[out.name].shape
