@@ -555,3 +555,24 @@ def test_micro_on_a_cuda_provider(tmp_path: Path) -> None:
     rc, doc = _profile(tmp_path, "--micro", "--runs", "50", "--backend", "onnxruntime", "--no-plots")
     assert rc == 0
     assert any("CUDA" in p or "Tensorrt" in p for p in doc["variants"][0]["providers"])
+
+
+def test_trtexec_lines_are_like_for_like(tmp_path: Path) -> None:
+    """D12: fp32 ONNX gets --noTF32 (the fp32 plans clear TF32); a DLA plan loads on its DLA core."""
+    from edge_mmer.bundle import read_bundle, update_manifest
+    from edge_mmer.runtime.profiling.micro import trtexec_command
+
+    path = tmp_path / "bundle"
+    shutil.copytree(demo_bundle().path, path)
+    feeds = {"face": np.zeros((6, 3, 96, 96), np.float32)}
+    bundle = read_bundle(path)
+    fp32 = trtexec_command(bundle, "face_encoder", "onnx-fp32", feeds)
+    assert fp32 is not None and "--onnx=" in fp32 and fp32.endswith("--noTF32") and "--shapes=face:6x3x96x96" in fp32
+    assert (trtexec_command(bundle, "face_encoder", "onnx-fp16", feeds) or "").endswith("--useSpinWait --fp16")
+    arts = dict(bundle.networks["face_encoder"]["artifacts"])
+    arts["tensorrt-fp16"] = {"file": "tensorrt/face_encoder.fp16.plan", "format": "tensorrt-plan", "precision": "fp16",
+                             "dla": {"core": 1, "gpu_fallback": True}}
+    update_manifest(path, "networks.face_encoder.artifacts", arts,
+                    new_files={"tensorrt/face_encoder.fp16.plan": b"plan"})
+    line = trtexec_command(read_bundle(path), "face_encoder", "tensorrt-fp16", feeds)
+    assert line is not None and "--loadEngine=" in line and line.endswith("--useDLACore=1") and "--fp16" not in line
