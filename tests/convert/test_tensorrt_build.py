@@ -696,3 +696,19 @@ def test_build_bundle_plans_int8_real(tmp_path: Path) -> None:
         assert loaded.backend == "tensorrt"
         assert loaded.artifacts == {**dict.fromkeys(QUANTIZED, "tensorrt-int8"),
                                     **dict.fromkeys(LSTMS, "tensorrt-fp16")}
+
+
+def test_qdq_checks_scales_and_placement() -> None:
+    """D9: the check covers what its docstring claims (scale axis, count, sign), and the placement
+    rule finds the quantized Conv/Gemm outputs of the committed demo graph (made before the fix)."""
+    onnx = pytest.importorskip("onnx")
+    from edge_mmer.convert.quantize import check_tensorrt_qdq, quantized_weighted_outputs
+
+    model = onnx.load(str(DEMO_BUNDLE / "onnx" / "face_encoder.int8-trt.onnx"))
+    assert check_tensorrt_qdq(model) == []
+    assert len(quantized_weighted_outputs(model)) > 0  # Conv -> Q -> DQ -> Relu: ORT's default placement
+    weights = {t.name for t in model.graph.initializer}
+    node = next(n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in weights
+                and any(a.name == "axis" for a in n.attribute))
+    next(a for a in node.attribute if a.name == "axis").i = 1
+    assert any("per-channel weight scales on axis 1" in p for p in check_tensorrt_qdq(model))
