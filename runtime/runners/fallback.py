@@ -69,7 +69,7 @@ class FallbackRunner(Runner):
     def backend(self) -> str:  # type: ignore[override]
         return self.current.backend
 
-    @property  # type: ignore[override]
+    @property
     def active(self) -> bool:
         return self.current.active
 

@@ -52,7 +52,7 @@ class ShapeFit(Runner):
         self.backend = inner.backend
         self._bounds = bounds
 
-    @property  # type: ignore[override]
+    @property
     def active(self) -> bool:
         """The inner runner's state: it may have been activated before it was wrapped."""
         return self.inner.active

@@ -39,7 +39,7 @@ def trt_logger(trt: Any) -> Any:
         levels = {severity.INTERNAL_ERROR: logging.CRITICAL, severity.ERROR: logging.ERROR,
                   severity.WARNING: logging.WARNING, severity.INFO: logging.INFO, severity.VERBOSE: logging.DEBUG}
 
-        class _Logger(trt.ILogger):  # type: ignore[misc, name-defined]
+        class _Logger(trt.ILogger):  # type: ignore[misc]
             def __init__(self) -> None:
                 trt.ILogger.__init__(self)
                 self._trt_module = trt

@@ -147,7 +147,8 @@ def test_unbounded_axes_are_passed_through(demo: Bundle) -> None:
     speech = _runner(demo, "speech_encoder")
     name, out = speech.inputs[0].name, speech.outputs[0].name
     mel = np.random.default_rng(5).standard_normal((1, 1000, demo.config.audio.n_mels)).astype(np.float32)
-    with ShapeFit(speech) as fitted:
+    fitted = ShapeFit(speech)
+    with fitted:
         bounds = fitted.shape_bounds()
         assert bounds is not None and bounds[name][1][1] is None and fitted.description.startswith("onnxruntime")
         np.testing.assert_array_equal(fitted.infer({name: mel})[out], speech.infer({name: mel})[out])

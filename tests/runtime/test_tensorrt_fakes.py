@@ -152,7 +152,7 @@ def _tensorrt(driver: _Driver, batch: int) -> types.ModuleType:
 
     class Runtime:
         def __init__(self, logger: Any) -> None:
-            trt.loggers.append(logger)  # type: ignore[attr-defined]
+            trt.loggers.append(logger)
             self.DLA_core = -1
 
         def deserialize_cuda_engine(self, plan: bytes) -> Engine:
@@ -172,7 +172,7 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[_Driver, types.Modu
     pycuda.driver = driver  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "tensorrt", trt)
     monkeypatch.setitem(sys.modules, "pycuda", pycuda)
-    monkeypatch.setitem(sys.modules, "pycuda.driver", driver)  # type: ignore[arg-type]
+    monkeypatch.setitem(sys.modules, "pycuda.driver", driver)
     monkeypatch.setattr(trt_process, "_logger", None)
     monkeypatch.setattr(trt_process, "_contexts", {})
     yield driver, trt
