@@ -81,6 +81,12 @@ class FallbackRunner(Runner):
     def description(self) -> str:
         return self.current.description
 
+    def __getattr__(self, name: str) -> object:
+        """Anything else (``providers_used``, ``build_facts`` ...) is the current runner's."""
+        if name in ("current", "primary"):
+            raise AttributeError(name)
+        return getattr(self.current, name)
+
     def shape_bounds(self) -> object:
         get = getattr(self.current, "shape_bounds", None)
         return get() if callable(get) else None

@@ -65,6 +65,12 @@ class ShapeFit(Runner):
     def description(self) -> str:
         return self.inner.description
 
+    def __getattr__(self, name: str) -> object:
+        """Anything else (``providers_used``, ``build_facts`` ...) is the inner runner's."""
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
     def shape_bounds(self) -> Bounds | None:
         return self._bounds if self._bounds is not None else _runner_bounds(self.inner)
 

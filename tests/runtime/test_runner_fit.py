@@ -152,3 +152,12 @@ def test_unbounded_axes_are_passed_through(demo: Bundle) -> None:
         bounds = fitted.shape_bounds()
         assert bounds is not None and bounds[name][1][1] is None and fitted.description.startswith("onnxruntime")
         np.testing.assert_array_equal(fitted.infer({name: mel})[out], speech.infer({name: mel})[out])
+
+
+def test_wrappers_pass_other_attributes_through(demo: Bundle) -> None:
+    from edge_mmer.runtime.runners.fallback import FallbackRunner
+
+    speech = _runner(demo, "speech_encoder")
+    with speech:
+        assert ShapeFit(speech).providers_used == speech.providers_used == ["CPUExecutionProvider"]
+        assert ShapeFit(FallbackRunner(speech, None)).providers_used == ["CPUExecutionProvider"]
