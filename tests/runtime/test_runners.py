@@ -380,6 +380,23 @@ def test_int8_plan_chain_with_a_refused_int8_artifact(tmp_path: Path) -> None:
     assert not any("tensorrt-fp16 instead" in n for n in loaded.notes)
 
 
+def test_a_plan_that_failed_its_own_check_is_refused(tmp_path: Path) -> None:
+    """D8: a plan recorded ``deployable: false`` by its check against FP32 ONNX is not run; the next plan is."""
+    from edge_mmer.runtime.runners.choose import choose_plans
+
+    path = copy_bundle(tmp_path)
+    add_fake_plans(path, list(NETWORKS), precision="fp16")
+    add_fake_plans(path, list(NETWORKS), precision="fp32")
+    arts = dict(read_bundle(path).networks["fusion"]["artifacts"])
+    arts["tensorrt-fp16"] = {**arts["tensorrt-fp16"], "deployable": False,
+                             "not_deployable_because": ["y cosine 0.95 < 0.999"]}
+    update_manifest(path, "networks.fusion.artifacts", arts)
+    bundle = read_bundle(path)
+    choice = choose_plans(bundle.network_specs, list(NETWORKS), "fp16", bundle.path)
+    assert choice.kinds["fusion"] == "tensorrt-fp32" and choice.kinds["speech_encoder"] == "tensorrt-fp16"
+    assert any("refusing plan 'tensorrt-fp16'" in t and "y cosine 0.95 < 0.999" in t for t in choice.notes.items)
+
+
 def test_tensorrt_runner_refuses_a_plan_for_another_device() -> None:
     """Before TensorRT is imported: the recorded facts are compared with this device."""
     runner = TensorRTRunner("face_encoder", b"plan", [TensorSpec("face", ("batch", 3, 96, 96))],
