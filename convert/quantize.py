@@ -8,7 +8,9 @@ of the same Q/DQ graph, calibrated on the same data:
   form on x86 (VNNI) and ARM CPUs.
 - ``int8-trt``: activations and weights QInt8, symmetric (zero points 0), per-channel weights
   (axis 0), per-tensor activations, no INT32 bias quantization: TensorRT's Q/DQ rules
-  (``/work/shared/reference/tensorrt.md``). Checked on the produced graph; a violation raises.
+  (``/work/shared/reference/tensorrt.md``), and TensorRT's recommended placement: the inputs of
+  Conv / Gemm / MatMul quantized, not their outputs. All checked on the produced graph
+  (:func:`check_tensorrt_qdq`, :func:`quantized_weighted_outputs`); a violation raises.
 
 Only ``Conv``, ``Gemm`` and ``MatMul`` are quantized; LSTMs stay float (ONNX Runtime's quantizer has
 no LSTM Q/DQ entry and TensorRT's LSTM takes FP32/FP16 only). Torch-free; onnxruntime and onnx are
@@ -69,7 +71,8 @@ def count_quantized_ops(model: onnx.ModelProto) -> dict[str, int]:
 
 def check_tensorrt_qdq(model: onnx.ModelProto) -> list[str]:
     """TensorRT's Q/DQ rules on ``model``: every Q/DQ zero point is an INT8 zero (scalar or per
-    channel), no INT32 (bias) DequantizeLinear. Returns the violations (empty when it complies)."""
+    channel), no INT32 (bias) DequantizeLinear, positive scales, weight scales per channel on axis 0
+    (one per output channel), one scale per activation. Returns the violations (empty when it complies)."""
     from onnx import TensorProto, numpy_helper
 
     inits = _initializers(model)
@@ -101,6 +104,43 @@ def check_tensorrt_qdq(model: onnx.ModelProto) -> list[str]:
             continue
         if numpy_helper.to_array(zp).any():
             problems.append(f"{node.name}: non-zero zero point")
+            continue
+        problems += _scale_problems(node, inits, weight=node.input[0] in inits)
+    return problems
+
+
+def quantized_weighted_outputs(model: onnx.ModelProto) -> list[str]:
+    """Conv / Gemm / MatMul outputs that feed a QuantizeLinear: against TensorRT's recommended Q/DQ
+    placement (quantize the inputs of weighted ops; their outputs stay in higher precision)."""
+    producers = {o: n for n in model.graph.node for o in n.output}
+    out = []
+    for node in model.graph.node:
+        if node.op_type != "QuantizeLinear":
+            continue
+        src = producers.get(node.input[0])
+        if src is not None and src.op_type in QUANTIZED_OP_TYPES:
+            out.append(f"{node.name}: quantizes the output of {src.op_type} {src.name}")
+    return out
+
+
+def _scale_problems(node: Any, inits: dict[str, Any], weight: bool) -> list[str]:
+    """Scales positive; per-channel (axis 0, one scale per output channel) for weights, one scale for activations."""
+    from onnx import numpy_helper
+
+    scale = inits.get(node.input[1]) if len(node.input) > 1 else None
+    if scale is None:
+        return [f"{node.name}: scale {node.input[1] if len(node.input) > 1 else '?'} is not a constant initializer"]
+    values = numpy_helper.to_array(scale)
+    problems = [] if (values > 0).all() else [f"{node.name}: a scale <= 0"]
+    if not weight:
+        if values.size != 1:
+            problems.append(f"{node.name}: {values.size} activation scales, TensorRT wants one (per tensor)")
+        return problems
+    axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+    tensor = inits[node.input[0]]
+    if values.size > 1 and (axis != 0 or values.size != tensor.dims[0]):
+        problems.append(f"{node.name}: per-channel weight scales on axis {axis} ({values.size} of them), "
+                        f"expected axis 0 with {tensor.dims[0]}")
     return problems
 
 
@@ -164,7 +204,10 @@ def quantize_int8(
     trt = flavour == ArtifactKind.INT8_TRT
     activation_type = QuantType.QInt8 if trt else QuantType.QUInt8
     extra: dict[str, Any] = (
-        {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False} if trt else {}
+        {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
+         # TensorRT's placement: quantize the inputs of weighted ops, not their outputs (ORT's QDQConv /
+         # QDQGemm would add Conv -> Q -> DQ -> Relu: a second scale and a separate requantize layer)
+         "OpTypesToExcludeOutputQuantization": list(QUANTIZED_OP_TYPES)} if trt else {}
     )
     with tempfile.TemporaryDirectory(prefix="edge-mmer-quant-") as tmp:
         pre = Path(tmp) / "pre.onnx"
@@ -190,7 +233,7 @@ def quantize_int8(
         model = onnx.load(str(tmp_out))
     onnx.checker.check_model(model)
     if trt:
-        problems = check_tensorrt_qdq(model)
+        problems = check_tensorrt_qdq(model) + quantized_weighted_outputs(model)
         if problems:
             shown = "; ".join(problems[:5]) + (f"; ... ({len(problems)} in all)" if len(problems) > 5 else "")
             raise QuantizeError(f"{fp32_onnx.name}: the int8-trt graph breaks TensorRT's Q/DQ rules: {shown}")

@@ -9,6 +9,7 @@ steps it calls, and nowhere else; ``tensorrt`` is imported only there and in
 
 Precision (reference/tensorrt.md):
 
+* ``fp32`` clears ``BuilderFlag.TF32`` (on by default in TensorRT), so an FP32 plan is FP32;
 * weakly typed (default): ``fp16`` sets ``BuilderFlag.FP16``; ``int8`` sets ``INT8`` and ``FP16``
   and needs a Q/DQ ONNX model (explicit quantization: no calibrator, the LSTMs stay FP16);
 * strongly typed (``strongly_typed=True``, the TensorRT 11 way): no precision flags; tensor types
@@ -21,6 +22,7 @@ DLA: FP16 or INT8 only, static shapes only (min = opt = max, see
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import tempfile
@@ -31,6 +33,7 @@ from typing import Any
 from edge_mmer.bundle.plans import probe_device_facts
 from edge_mmer.errors import BuildOptionsError, TensorRTBuildError
 from edge_mmer.hashing import sha256_bytes, sha256_file
+from edge_mmer.runtime.runners.trt_process import trt_logger
 
 from .tensorrt_preflight import Dim, TensorRTBuildOptions, preflight
 
@@ -40,15 +43,19 @@ __all__ = ["BuildOptionsError", "Dim", "TensorRTBuildError", "TensorRTBuildOptio
            "tensorrt_available"]
 
 
+@functools.lru_cache(maxsize=1)
 def tensorrt_available() -> tuple[bool, str]:
-    """(True, "TensorRT x.y") when TensorRT imports and can create a builder on a GPU; else (False, why)."""
+    """(True, "TensorRT x.y") when TensorRT imports and can create a builder on a GPU; else (False, why).
+
+    Asked once per process (a builder costs seconds on a Jetson; the CLI, the bundle builder and each
+    plan build all ask): ``tensorrt_available.cache_clear()`` asks again."""
     try:
         import tensorrt as trt
     except Exception as exc:
         return False, f"TensorRT is not installed (import tensorrt: {exc})"
     version = str(getattr(trt, "__version__", "?"))
     try:
-        builder = trt.Builder(trt.Logger(trt.Logger.ERROR))
+        builder = trt.Builder(trt_logger(trt))
     except Exception as exc:
         return False, f"TensorRT {version} is installed but cannot create a builder (no usable CUDA GPU?): {exc}"
     if builder is None:
@@ -81,29 +88,6 @@ def _parser_error_text(err: Any) -> str:
             if value:
                 parts.append(f"{attr.removeprefix('node_')} '{value}'")
     return f"{' '.join(parts)}: {err.desc()} (code {err.code()})"
-
-
-def _trt_logger(trt: Any) -> Any:
-    """A TensorRT logger that forwards to this module's log at the matching level."""
-    severity = trt.ILogger.Severity
-    levels = {
-        severity.INTERNAL_ERROR: logging.CRITICAL,
-        severity.ERROR: logging.ERROR,
-        severity.WARNING: logging.WARNING,
-        severity.INFO: logging.INFO,
-        severity.VERBOSE: logging.DEBUG,
-    }
-
-    class _Logger(trt.ILogger):
-        def __init__(self) -> None:
-            trt.ILogger.__init__(self)
-
-        def log(self, sev: Any, msg: str) -> None:
-            level = levels.get(sev, logging.INFO)
-            if log.isEnabledFor(level):
-                log.log(level, "TensorRT: %s", msg)
-
-    return _Logger()
 
 
 def _parsed_network(trt: Any, builder: Any, trt_logger: Any, onnx_path: Path, options: TensorRTBuildOptions
@@ -142,6 +126,17 @@ def _precision_flags(options: TensorRTBuildOptions) -> list[str]:
     return flags
 
 
+def _clear_tf32(trt: Any, config: Any, options: TensorRTBuildOptions) -> list[str]:
+    """An ``fp32`` plan is FP32: clear ``BuilderFlag.TF32``, which TensorRT sets by default ("Allow (but
+    not require) computations on tensors of type DataType::kFLOAT to use TF32 ... Enabled by default",
+    NvInfer.h) and which rounds conv / GEMM inputs to a 10-bit mantissa on Ampere and newer (Orin is
+    sm_87). FP16 / INT8 plans keep it for their FP32 layers, and the record says so (``tf32``)."""
+    if options.precision != "fp32":
+        return []
+    config.clear_flag(trt.BuilderFlag.TF32)
+    return ["TF32"]
+
+
 def _use_dla(trt: Any, builder: Any, config: Any, onnx_path: Path, options: TensorRTBuildOptions,
              builder_flags: list[str]) -> dict[str, Any] | None:
     """Point the build at the requested DLA core (GPU fallback added to ``builder_flags`` when
@@ -178,13 +173,21 @@ def _add_profile(builder: Any, network: Any, config: Any, onnx_path: Path, optio
 
 
 def _load_timing_cache(config: Any, cache_path: Path | None) -> bool:
-    """Give the build the timing cache at ``cache_path`` (an empty one when it is missing or does
-    not match this TensorRT/GPU); whether a stored cache was loaded."""
+    """Give the build the timing cache at ``cache_path`` (an empty one when it is missing, unreadable,
+    corrupted, or does not match this TensorRT/GPU); whether a stored cache was loaded."""
     if cache_path is None:
         return False
-    data = cache_path.read_bytes() if cache_path.is_file() else b""
-    cache = config.create_timing_cache(data)
-    if not config.set_timing_cache(cache, ignore_mismatch=False):
+    try:
+        data = cache_path.read_bytes() if cache_path.is_file() else b""
+    except OSError as exc:
+        log.warning("timing cache %s cannot be read (%s); starting an empty one", cache_path, exc)
+        data = b""
+    try:  # a corrupted or foreign file can make create_timing_cache raise or return None
+        cache = config.create_timing_cache(data)
+    except Exception as exc:
+        log.warning("timing cache %s is not a TensorRT timing cache (%s); starting an empty one", cache_path, exc)
+        cache = None
+    if cache is None or not config.set_timing_cache(cache, ignore_mismatch=False):
         log.warning("timing cache %s does not match this TensorRT/GPU; starting an empty one", cache_path)
         cache = config.create_timing_cache(b"")
         config.set_timing_cache(cache, ignore_mismatch=False)
@@ -197,11 +200,11 @@ def _build_with_tensorrt(onnx_path: Path, options: TensorRTBuildOptions) -> tupl
     the build did."""
     import tensorrt as trt
 
-    trt_logger = _trt_logger(trt)
-    builder = trt.Builder(trt_logger)
+    logger = trt_logger(trt)  # the process's one logger (TensorRT keeps only the first: D11)
+    builder = trt.Builder(logger)
     if builder is None:
         raise TensorRTBuildError(f"{onnx_path}: TensorRT could not create a builder (no usable CUDA GPU?)")
-    network, parser = _parsed_network(trt, builder, trt_logger, onnx_path, options)
+    network, parser = _parsed_network(trt, builder, logger, onnx_path, options)
 
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
@@ -209,6 +212,7 @@ def _build_with_tensorrt(onnx_path: Path, options: TensorRTBuildOptions) -> tupl
     dla = _use_dla(trt, builder, config, onnx_path, options, builder_flags)
     for name in builder_flags:
         config.set_flag(getattr(trt.BuilderFlag, name))
+    cleared = _clear_tf32(trt, config, options)
     _add_profile(builder, network, config, onnx_path, options)
     cache_path = options.timing_cache
     cache_loaded = _load_timing_cache(config, cache_path)
@@ -225,7 +229,10 @@ def _build_with_tensorrt(onnx_path: Path, options: TensorRTBuildOptions) -> tupl
         _write_atomic(cache_path, bytes(config.get_timing_cache().serialize()))
     done = {
         "tensorrt_version": str(trt.__version__),
+        "dla_cores": int(getattr(builder, "num_DLA_cores", 0) or 0),
         "builder_flags": builder_flags,
+        "cleared_flags": cleared,
+        "tf32": "TF32" not in cleared,
         "dla": dla,
         "timing_cache": None if cache_path is None else {"path": str(cache_path), "loaded": cache_loaded},
     }
@@ -247,7 +254,7 @@ def build_plan(onnx_path: Path, options: TensorRTBuildOptions) -> tuple[bytes, d
     started = time.monotonic()
     plan, done = _build_with_tensorrt(onnx_path, options)
     seconds = time.monotonic() - started
-    device = probe_device_facts()
+    device = probe_device_facts(dla_cores=done["dla_cores"])
     if device.gpu_name is None:
         log.warning("GPU name not recorded (install pycuda or cuda-python): runtimes will refuse this plan")
     facts: dict[str, Any] = {
@@ -256,6 +263,8 @@ def build_plan(onnx_path: Path, options: TensorRTBuildOptions) -> tuple[bytes, d
         "precision": options.precision,
         "strongly_typed": options.strongly_typed,
         "builder_flags": done["builder_flags"],
+        "cleared_flags": done["cleared_flags"],
+        "tf32": done["tf32"],
         "workspace_mib": options.workspace_mib,
         "dla": done["dla"],
         "profiles": options.profile.to_record() if options.profile is not None else {},

@@ -33,12 +33,14 @@ from edge_mmer.errors import BuildOptionsError, TensorRTBuildError, TensorRTPlan
 from edge_mmer.vocab import PLAN_PRECISIONS as PRECISIONS
 from edge_mmer.vocab import ArtifactKind
 
+from .plan_check import check_plan
 from .tensorrt_build import (
     TensorRTBuildOptions,
     build_plan,
     preflight,
     tensorrt_available,
 )
+from .tensorrt_preflight import dla_precision_refusal
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,11 @@ class PlanOptions:
     timing_cache: Path | None = None
     strongly_typed: bool = False
     overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        refusal = dla_precision_refusal(self.precision, self.dla_core)
+        if refusal is not None:
+            raise BuildOptionsError(f"DLA core {self.dla_core}: {refusal}")
 
 
 @dataclass(frozen=True)
@@ -179,13 +186,22 @@ def plan_requests(bundle: Bundle, opts: PlanOptions) -> list[PlanRequest]:
     return out
 
 
-def _record(req: PlanRequest, source: ArtifactSpec | None, facts: Mapping[str, Any]) -> dict[str, Any]:
-    """The manifest entry of a plan built from ``source`` (the ONNX artifact ``req.onnx_kind``)."""
+def _record(req: PlanRequest, source: ArtifactSpec | None, facts: Mapping[str, Any],
+            check: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The manifest entry of a plan built from ``source`` (the ONNX artifact ``req.onnx_kind``), with
+    the plan's own check against FP32 ONNX (:func:`~.plan_check.check_plan`): its ``drift`` and
+    ``deployable``. An INT8 plan also keeps its source's calibration hash and verdict
+    (``onnx_deployable``: the end-to-end accuracy measured on held-out utterances at conversion)."""
     spec: dict[str, Any] = {"file": req.file, "format": "tensorrt-plan", "precision": req.precision,
                             "onnx": req.onnx_file, "onnx_artifact": req.onnx_kind, **facts}
     if req.precision == "int8" and source is not None:
         spec["calibration_sha256"] = (source.get("calibration") or {}).get("sha256")
-        spec["deployable"] = source.get("deployable")
+        spec["onnx_deployable"] = source.get("deployable")
+    if check is not None:
+        spec["drift"] = dict(check["drift"])
+        spec["deployable"] = bool(check["deployable"]) and spec.get("onnx_deployable") is not False
+        if check.get("not_deployable_because"):
+            spec["not_deployable_because"] = list(check["not_deployable_because"])
     return spec
 
 
@@ -216,7 +232,13 @@ def build_bundle_plans(bundle_dir: Path, opts: PlanOptions) -> dict[str, dict[st
             raise TensorRTPlanError(f"{req.network}: {exc}") from exc
         old = ([artifacts[req.kind]["file"]] if req.kind in artifacts and artifacts[req.kind]["file"] != req.file
                else [])
-        artifacts[req.kind] = _record(req, net.artifact(req.onnx_kind), facts)
+        try:
+            check = check_plan(bundle, req.network, plan, facts)
+        except Exception as exc:  # a plan that cannot run here is recorded as not checked, not deployable
+            log.warning("%s: the %s plan could not be checked against FP32 ONNX: %s", req.network, req.precision, exc)
+            check = {"drift": {"error": str(exc)}, "deployable": False,
+                     "not_deployable_because": [f"the plan could not be checked: {exc}"]}
+        artifacts[req.kind] = _record(req, net.artifact(req.onnx_kind), facts, check)
         staged[req.network] = (artifacts, {req.file: plan}, old)
         result[req.network] = artifacts[req.kind]
         log.info("%s: %s plan built from %s (%d bytes)", req.network, req.precision, req.onnx_kind, len(plan))

@@ -21,12 +21,32 @@ from edge_mmer.vocab import PLAN_PRECISIONS as PRECISIONS
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BuildOptionsError", "Dim", "TensorRTBuildOptions", "preflight"]
+__all__ = ["BuildOptionsError", "Dim", "TensorRTBuildOptions", "dla_precision_refusal", "preflight"]
 
 _ONNX_FLOAT16 = 10  # onnx.TensorProto.FLOAT16
 _QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 
 Dim = int | str | None
+
+
+def dla_precision_refusal(precision: str, dla_core: int | None) -> str | None:
+    """Why ``precision`` cannot be built for DLA core ``dla_core``; None when it can (or no DLA is asked).
+
+    DLA runs FP16, or INT8 by *implicit* quantization only (a calibration cache on the FP32 network). The
+    ``int8`` plans here compile an explicit Q/DQ model, which DLA cannot run: with GPU fallback TensorRT
+    silently puts it on the GPU while the record says DLA (NVIDIA/TensorRT#2222: "DLA doesn't support QAT
+    yet"; NVIDIA Model-Optimizer #1661: "DLA still only supports IQ"). So the request is refused.
+    """
+    if dla_core is None:
+        return None
+    if precision == "fp32":
+        return "DLA runs FP16 or INT8 only: use precision 'fp16' with a DLA core"
+    if precision == "int8":
+        return ("DLA cannot run an INT8 Q/DQ (explicitly quantized) plan: DLA takes INT8 only by implicit "
+                "quantization, and with GPU fallback the plan would silently run on the GPU. Use plan precision "
+                "'fp16' with a DLA core (the face encoder in FP16 on DLA), or 'int8' without a DLA core (INT8 on "
+                "the GPU)")
+    return None
 
 
 @dataclass
@@ -67,8 +87,9 @@ class TensorRTBuildOptions:
             return
         if isinstance(self.dla_core, bool) or not isinstance(self.dla_core, int) or self.dla_core < 0:
             raise BuildOptionsError(f"dla_core must be None or an integer >= 0, got {self.dla_core!r}")
-        if self.precision == "fp32":
-            raise BuildOptionsError("DLA runs FP16 or INT8 only: use precision 'fp16' or 'int8' with dla_core")
+        refusal = dla_precision_refusal(self.precision, self.dla_core)
+        if refusal is not None:
+            raise BuildOptionsError(f"dla_core {self.dla_core}: {refusal}")
         profile = self.profile
         if profile is not None and not profile.is_static:
             raise BuildOptionsError(

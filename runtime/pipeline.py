@@ -37,6 +37,7 @@ from edge_mmer.runtime.face_tracks import FaceTracks
 from edge_mmer.runtime.face_worker import FaceWorker
 from edge_mmer.runtime.faces import FaceDetector, FaceTracker, make_detector
 from edge_mmer.runtime.people import face_window, people_results, speaker_dict
+from edge_mmer.runtime.runners.fallback import skip_failed_decision
 from edge_mmer.runtime.settings import PipelineSettings
 from edge_mmer.runtime.smoothing import Smoother
 from edge_mmer.runtime.stats import RuntimeStats
@@ -264,11 +265,14 @@ class Pipeline:
             assert work.utterance is not None
             with stage("log_mel"):
                 mel = log_mel(pcm16_to_float(work.utterance.samples), self.cfg.audio)
-            channels = utterance_channels(self.networks, self.head, self.cfg.face, mel, crops, stage)
+            compute = lambda: utterance_channels(self.networks, self.head, self.cfg.face, mel, crops, stage)  # noqa: E731
         else:
             if len(crops) < self.settings.faces.min_face_frames:
                 return None
-            channels = face_only_channels(self.networks, self.head, self.cfg.face, crops, stage)
+            compute = lambda: face_only_channels(self.networks, self.head, self.cfg.face, crops, stage)  # noqa: E731
+        channels = skip_failed_decision(self.stats, compute)  # a runner failure skips this decision only
+        if channels is None:
+            return None
         with stage("decision"):
             decision = decide(self.head, channels, stage)
         self._last_activity = work.end

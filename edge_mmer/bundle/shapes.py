@@ -8,7 +8,9 @@ it will see. They follow from the bundle's front ends, never from guesses:
 
 * ``time`` (speech encoder, log-mel frames): the frames of an utterance of ``audio.min_utterance_s``
   .. ``audio.max_utterance_s``, counted exactly as :func:`edge_mmer.features.audio.n_frames` counts
-  them; opt = a typical utterance (``TYPICAL_UTTERANCE_S``).
+  them, the maximum as the VAD cuts it (whole VAD frames, :data:`VAD_FRAME_MS`); opt = a typical
+  utterance (``TYPICAL_UTTERANCE_S``). A longer input still is clamped by the runtime
+  (:mod:`edge_mmer.runtime.runners.fit`).
 * ``batch`` (face encoder, face crops of one utterance): 1 ..
   ``max(face.frames_per_utterance, ceil(face.analysis_fps * audio.max_utterance_s))``;
   opt = ``face.frames_per_utterance``.
@@ -37,6 +39,15 @@ ShapeRange = tuple[Shape, Shape, Shape]
 TYPICAL_UTTERANCE_S = 2.5
 """The utterance length TensorRT tunes the speech encoder for (opt of the ``time`` axis)."""
 
+VAD_FRAME_MS = (10, 20, 30)
+"""The frame sizes webrtcvad accepts. The VAD cuts an utterance after the frame that reaches
+``max_utterance_s``, so with 30 ms frames 8 s becomes 267 frames = 8.01 s = 799 log-mel frames, not 798."""
+
+
+def _vad_cut_samples(seconds: float, sample_rate: int) -> int:
+    """The longest utterance the VAD can cut at ``seconds``: whole frames of any allowed size, rounded up."""
+    return max(math.ceil(seconds * 1000.0 / ms - 1e-9) * ms * sample_rate // 1000 for ms in VAD_FRAME_MS)
+
 
 def speech_frame_range(config: ModelConfig) -> tuple[int, int, int]:
     """(min, opt, max) log-mel frames of an utterance, from the bundle's audio front end."""
@@ -45,7 +56,8 @@ def speech_frame_range(config: ModelConfig) -> tuple[int, int, int]:
     def frames(seconds: float) -> int:
         return n_frames(max(1, round(seconds * audio.sample_rate)), audio)
 
-    lo, hi = frames(audio.min_utterance_s), frames(audio.max_utterance_s)
+    lo = frames(audio.min_utterance_s)
+    hi = n_frames(max(1, _vad_cut_samples(audio.max_utterance_s, audio.sample_rate)), audio)
     opt = min(max(frames(TYPICAL_UTTERANCE_S), lo), hi)
     return lo, opt, hi
 

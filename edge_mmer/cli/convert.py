@@ -83,12 +83,24 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--calibration-utterances must be >= 1")
     export = True
     if args.tensorrt:
+        _check_dla(args)
         export = _needs_export(args)
     if export:
         _export(args, precisions)
     if args.tensorrt:
         _build_plans(args)
     return 0
+
+
+def _check_dla(args: argparse.Namespace) -> None:
+    """--dla-core with a precision DLA cannot run is refused here, before TensorRT or torch is needed."""
+    from edge_mmer.convert.tensorrt_preflight import dla_precision_refusal
+
+    refusal = dla_precision_refusal(args.plan_precision, args.dla_core)
+    if refusal is not None:
+        raise UsageError(f"--dla-core {args.dla_core} with --plan-precision {args.plan_precision}: {refusal}")
+    if args.dla_core is not None and args.dla_core < 0:
+        raise UsageError(f"--dla-core must be >= 0, got {args.dla_core}")
 
 
 def _needs_export(args: argparse.Namespace) -> bool:

@@ -1,15 +1,16 @@
 """Jetson facts: parsers of ``nvpmodel -q`` / ``jetson_clocks --show`` / sysfs clocks and their live probes
 (``tegrastats`` lives in :mod:`.tegrastats`, re-exported here).
 
-The parsers are pure functions of the tools' text output (tested against recorded output in
-``tests/fixtures/jetson/``); the probes run the tools with a timeout and return None, with a note
-saying why, where a tool is absent or refuses (``jetson_clocks --show`` wants root). Nothing here
-raises for a missing tool: a desktop simply has no Jetson facts.
+The parsers are pure functions of the tools' text output (tested against real captures in
+``tests/fixtures/jetson/``, whose sources SOURCES.md names); the probes run the tools with a timeout
+and return None, with a note saying why, where a tool is absent or refuses (``jetson_clocks --show``
+wants root). Nothing here raises for a missing tool: a desktop simply has no Jetson facts.
 
 Formats (JetPack 5 / 6, and JetPack 7's extra columns):
 
 * ``nvpmodel -q``: ``NV Power Mode: 15W`` then the mode id on its own line;
-* ``jetson_clocks --show``: ``cpuN: Online=1 Governor=.. MinFreq=.. MaxFreq=.. CurrentFreq=..`` (kHz),
+* ``jetson_clocks --show``: ``cpuN:  Online=1 Governor=.. MinFreq=.. MaxFreq=.. CurrentFreq=..`` (kHz; the
+  spacing varies by release and JetPack 7.2 drops ``Online=``, see ``_JC_CPU_RE``),
   ``GPU MinFreq=.. MaxFreq=.. CurrentFreq=..`` and ``EMC ... FreqOverride=0|1`` (Hz),
   ``NV Power Mode: ..``. ``jetson_clocks`` pins every CPU and the GPU at their maximum
   (MinFreq == MaxFreq) and sets the EMC override; that is what "pinned" means here.
@@ -29,6 +30,7 @@ from typing import Any
 
 from .tegrastats import (
     ABSENT_SENSOR_C,
+    SUM_OF_RAILS,
     TOTAL_POWER_RAILS,
     CpuCore,
     PowerRail,
@@ -38,7 +40,8 @@ from .tegrastats import (
     summarise_tegrastats,
 )
 
-__all__ = ["ABSENT_SENSOR_C", "TOTAL_POWER_RAILS", "ClockRange", "CpuClock", "CpuCore", "JetsonClocks", "NvpModel",
+__all__ = ["ABSENT_SENSOR_C", "SUM_OF_RAILS", "TOTAL_POWER_RAILS",
+           "ClockRange", "CpuClock", "CpuCore", "JetsonClocks", "NvpModel",
            "PowerRail", "SysfsClocks", "TegraStats", "TegrastatsSampler", "ToolRun", "parse_jetson_clocks",
            "parse_nvpmodel", "parse_tegrastats", "probe_jetson_clocks", "probe_jtop", "probe_nvpmodel",
            "read_sysfs_clocks", "run_tool", "summarise_tegrastats"]
@@ -70,9 +73,13 @@ def parse_nvpmodel(text: str) -> NvpModel | None:
 
 # ------------------------------------------------------------------------------ jetson_clocks --show
 
-_JC_CPU_RE = re.compile(r"^cpu(\d+): Online=(\d) Governor=(\S+) MinFreq=(\d+) MaxFreq=(\d+) CurrentFreq=(\d+)")
-_JC_GPU_RE = re.compile(r"^GPU MinFreq=(\d+) MaxFreq=(\d+) CurrentFreq=(\d+)")
-_JC_EMC_RE = re.compile(r"^EMC MinFreq=(\d+) MaxFreq=(\d+) CurrentFreq=(\d+)(?: FreqOverride=(\d))?")
+# JetPack 6.1 / 6.2 print ``cpu0:  Online=1`` (two spaces; ``cpu10: Online=1`` with one), JetPack 7.2 drops
+# ``Online=`` (the ``Online CPUs: 0-11`` line says it); older releases print one space. Whitespace is free here.
+_JC_CPU_RE = re.compile(r"^cpu(\d+):\s+(?:Online=(\d)\s+)?Governor=(\S+)\s+MinFreq=(\d+)\s+MaxFreq=(\d+)"
+                        r"\s+CurrentFreq=(\d+)")
+_JC_ONLINE_RE = re.compile(r"^Online CPUs:\s*([\d,\-\s]*)")
+_JC_GPU_RE = re.compile(r"^GPU\s+MinFreq=(\d+)\s+MaxFreq=(\d+)\s+CurrentFreq=(\d+)")
+_JC_EMC_RE = re.compile(r"^EMC\s+MinFreq=(\d+)\s+MaxFreq=(\d+)\s+CurrentFreq=(\d+)(?:\s+FreqOverride=(\d))?")
 _JC_MACHINE_RE = re.compile(r"Machine:\s*(.+?)\s*$")
 
 
@@ -108,7 +115,11 @@ class JetsonClocks:
 
     @property
     def pinned(self) -> bool:
-        """jetson_clocks is on: every online CPU and the GPU have MinFreq == MaxFreq."""
+        """jetson_clocks is on: every online CPU and the GPU have MinFreq == MaxFreq.
+
+        Offline CPUs are left out: ``sudo jetson_clocks`` in a mode that takes cores offline (AGX Orin
+        MODE_30W: cpu8-11 ``Online=0``) pins the online ones only, and the offline ones keep their range.
+        """
         online = [c for c in self.cpus if c.online]
         if not online and self.gpu is None:
             return False
@@ -124,20 +135,34 @@ def _mhz(value: str, per_mhz: float) -> float:
     return round(int(value) / per_mhz, 3)
 
 
+def _cpu_list(text: str) -> set[int]:
+    """``0-5,8`` -> {0, 1, 2, 3, 4, 5, 8} (the kernel's cpu-list format)."""
+    out: set[int] = set()
+    for part in (p.strip() for p in text.split(",")):
+        lo, _, hi = part.partition("-")
+        if lo.isdigit() and (not hi or hi.isdigit()):
+            out.update(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
 def parse_jetson_clocks(text: str) -> JetsonClocks:
     """``jetson_clocks --show`` output -> :class:`JetsonClocks` (CPU in kHz, GPU / EMC in Hz, all to MHz).
 
     Raises ValueError when the text has no cpu, GPU or EMC line.
     """
     machine = power_mode = None
+    online_set: set[int] | None = None
     cpus: list[CpuClock] = []
     gpu = emc = None
     override = None
     for raw in text.splitlines():
         line = raw.strip()
         if m := _JC_CPU_RE.match(line):
-            cpus.append(CpuClock(int(m.group(1)), m.group(2) == "1", m.group(3),
-                                 ClockRange(*(_mhz(m.group(i), 1e3) for i in (4, 5, 6)))))
+            cpu = int(m.group(1))
+            online = m.group(2) == "1" if m.group(2) is not None else (online_set is None or cpu in online_set)
+            cpus.append(CpuClock(cpu, online, m.group(3), ClockRange(*(_mhz(m.group(i), 1e3) for i in (4, 5, 6)))))
+        elif m := _JC_ONLINE_RE.match(line):
+            online_set = _cpu_list(m.group(1))
         elif m := _JC_GPU_RE.match(line):
             gpu = ClockRange(*(_mhz(m.group(i), 1e6) for i in (1, 2, 3)))
         elif m := _JC_EMC_RE.match(line):

@@ -8,7 +8,12 @@ Each timed run is ``runner.infer(feeds)`` between two ``time.perf_counter_ns`` r
 ``infer`` returns host arrays, so on a GPU the timer is stream-synchronised: the TensorRT runner
 copies inputs in, runs ``execute_async_v3`` and copies outputs back on its stream and synchronises
 before returning; ONNX Runtime's CUDA / TensorRT providers do the same inside ``run``. That is
-trtexec's *Latency* (H2D + compute + D2H), not its *GPU Compute Time*.
+trtexec's *Latency* (H2D + compute + D2H), not its *GPU Compute Time*. It also includes what the
+Python runner does around the GPU: the feed checks, the copy into page-locked staging memory and the
+output ``.copy()``; for the small LSTM step graphs that overhead (tens of microseconds) can be most of
+the figure, so expect the micro time above trtexec's Latency by about that much. The printed
+``trtexec`` line builds or loads the same thing: ``--noTF32`` for fp32 ONNX (the fp32 plans clear
+TF32), ``--useDLACore=N`` for a DLA plan.
 
 With several variants (``--compare``) the runs are interleaved: blocks of ``block`` runs per variant,
 round-robin, the first variant rotating each round, so a change in machine load or clocks hits every
@@ -87,9 +92,21 @@ def trtexec_command(bundle: Bundle, network: str, artifact: str, feeds: Mapping[
     path = bundle.path / art.file
     shapes = ",".join(f"{k}:{'x'.join(str(d) for d in v.shape)}" for k, v in feeds.items())
     src = f"--loadEngine={path}" if art.kind.is_plan else f"--onnx={path}"
-    extra = {ArtifactKind.ONNX_FP16: " --fp16", ArtifactKind.INT8_TRT: " --int8 --fp16"}.get(art.kind, "")
+    extra = _TRTEXEC_PRECISION.get(art.kind, "")
+    dla = art.get("dla")
+    if art.kind.is_plan and isinstance(dla, Mapping) and dla.get("core") is not None:
+        extra += f" --useDLACore={int(dla['core'])}"  # a DLA plan loads only on its DLA core
     return (f"/usr/src/tensorrt/bin/trtexec {src} --shapes={shapes} --warmUp={warmup_ms} "
             f"--iterations={iterations} --useSpinWait{extra}")
+
+
+_TRTEXEC_PRECISION = {
+    ArtifactKind.ONNX_FP32: " --noTF32",  # as the fp32 plans are built: TF32 off
+    ArtifactKind.ONNX_FP16: " --fp16",
+    ArtifactKind.INT8_TRT: " --int8 --fp16",
+}
+"""trtexec's precision flags for an ONNX artifact, matching how :mod:`edge_mmer.convert.tensorrt_build`
+builds the plan of that precision (a plan already carries its own)."""
 
 
 def time_calls(fn: Callable[[], Any], runs: int) -> list[float]:

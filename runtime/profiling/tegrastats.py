@@ -1,11 +1,12 @@
 """``tegrastats`` on a Jetson: its lines parsed, summarised over a run, and sampled in the background.
 
-The parser is a pure function of the tool's text output (tested against recorded output in
-``tests/fixtures/jetson/``). The format (JetPack 5 / 6, and JetPack 7's extra columns):
+The parser is a pure function of the tool's text output (tested against real captures in
+``tests/fixtures/jetson/``, whose sources SOURCES.md names). The format (JetPack 5 / 6, and JetPack 7's extra columns):
 ``[MM-DD-YYYY HH:MM:SS] RAM 2448/7620MB (lfb 2x4MB) SWAP 0/3810MB (cached 0MB) CPU [3%@1510,off,...]
 EMC_FREQ 0%@2133 GR3D_FREQ 0%@[305] ... cpu@47.5C gpu@46.9C ... VDD_IN 4238mW/4238mW
 VDD_CPU_GPU_CV 480mW/480mW ...`` (frequencies in MHz; power current/average in mW; JetPack 7 prints
-``cpu@52.9C/52.9C`` and three power figures; a temperature of -256 C is an absent sensor).
+``cpu@52.9C/52.9C`` and three power figures, current/average/maximum; Thor prints no ``EMC_FREQ`` /
+``GR3D_FREQ``; a temperature of -256 C is an absent sensor).
 :class:`TegrastatsSampler` runs the tool during a profiling run; where it is absent it says so
 (``note``) instead of raising.
 """
@@ -21,7 +22,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["ABSENT_SENSOR_C", "TOTAL_POWER_RAILS", "CpuCore", "PowerRail", "TegraStats", "TegrastatsSampler",
+__all__ = ["ABSENT_SENSOR_C", "SUM_OF_RAILS", "TOTAL_POWER_RAILS",
+           "CpuCore", "PowerRail", "TegraStats", "TegrastatsSampler",
            "parse_tegrastats", "summarise_tegrastats"]
 
 log = logging.getLogger(__name__)
@@ -37,8 +39,13 @@ _GR3D_RE = re.compile(_ENGINE_RE.format(name="GR3D_FREQ"))
 _TEMP_RE = re.compile(r"(?<![\w%])([A-Za-z][A-Za-z0-9_]*)@(-?\d+(?:\.\d+)?)C(?:/-?\d+(?:\.\d+)?C)?\b")
 _POWER_RE = re.compile(r"\b([A-Z][A-Z0-9_]*) (\d+)mW/(\d+)mW(?:/(\d+)mW)?")
 _POWER_OLD_RE = re.compile(r"\b((?:VDD|POM|VIN)_[A-Z0-9_]+) (\d+)/(\d+)\b(?!MB)")
-TOTAL_POWER_RAILS = ("VDD_IN", "VIN_SYS_5V0", "POM_5V_IN", "VIN")
-"""The rail that measures the whole module's input, by board (Orin Nano/NX, AGX Orin, older)."""
+TOTAL_POWER_RAILS = ("VDD_IN", "VIN", "POM_5V_IN")
+"""The rails that measure the whole module's input, in order: ``VDD_IN`` (Orin Nano / NX), ``VIN`` (Thor's board
+input), ``POM_5V_IN`` (Nano, TX2, Xavier). AGX Orin has none: its INA3221 channels are ``VDD_GPU_SOC``,
+``VDD_CPU_CV`` and ``VIN_SYS_5V0`` (the *system* 5 V supply monitor, about a third of the module's draw), so its
+module power is the sum of the rails printed (the rule jetson-stats uses). Thor prints ``VIN_SYS_5V0`` too, next
+to ``VIN``: checking ``VIN_SYS_5V0`` first under-reported Thor 3-4x and AGX Orin 2-3x."""
+SUM_OF_RAILS = "sum of rails"
 ABSENT_SENSOR_C = -100.0  # tegrastats prints -256C for a sensor that is not there
 
 
@@ -77,12 +84,22 @@ class TegraStats:
         return max(self.gpu_freqs_mhz) if self.gpu_freqs_mhz else None
 
     @property
-    def total_power_mw(self) -> float | None:
-        """The module's input power (VDD_IN on Orin Nano/NX, VIN_SYS_5V0 on AGX Orin), current reading."""
+    def total_power_rule(self) -> str | None:
+        """Which rule gives :attr:`total_power_mw`: an input rail's name, :data:`SUM_OF_RAILS`, or None."""
         for rail in TOTAL_POWER_RAILS:
             if rail in self.power:
-                return self.power[rail].current_mw
-        return None
+                return rail
+        return SUM_OF_RAILS if self.power else None
+
+    @property
+    def total_power_mw(self) -> float | None:
+        """The module's input power, current reading, by :attr:`total_power_rule` (see :data:`TOTAL_POWER_RAILS`)."""
+        rule = self.total_power_rule
+        if rule is None:
+            return None
+        if rule == SUM_OF_RAILS:
+            return sum(r.current_mw for r in self.power.values())
+        return self.power[rule].current_mw
 
     @property
     def max_temperature_c(self) -> float | None:
@@ -92,6 +109,7 @@ class TegraStats:
         rec = asdict(self)
         rec["gpu_freq_mhz"] = self.gpu_freq_mhz
         rec["total_power_mw"] = self.total_power_mw
+        rec["total_power_rule"] = self.total_power_rule
         return rec
 
 
@@ -166,6 +184,7 @@ def summarise_tegrastats(samples: list[TegraStats]) -> dict[str, Any]:
                           / sum(1 for s in samples if r in s.power) for r in rails},
         "total_power_mw_mean": sum(total) / len(total) if total else None,
         "total_power_mw_max": max(total) if total else None,
+        "total_power_rule": next((s.total_power_rule for s in samples if s.total_power_rule), None),
         "temperature_c_max": {t: max(s.temperatures_c[t] for s in samples if t in s.temperatures_c) for t in sensors},
         "gpu_freq_mhz_range": [min(gpu), max(gpu)] if gpu else None,
         "gpu_load_pct_mean": sum(gpu_load) / len(gpu_load) if gpu_load else None,

@@ -98,11 +98,13 @@ def _pick(net: NetworkSpec, chain: Sequence[ArtifactKind], notes: Notes,
         if art is None:
             continue
         source = net.artifact((sources or {}).get(kind, kind)) or art
-        if not source.deployable:
-            refused.append(source)
+        bad = next((a for a in (art, source) if not a.deployable), None)  # a checked plan's own verdict, its source's
+        if bad is not None:
+            refused.append(bad)
             continue
         for bad in refused:
-            notes.add(f"{net.name}: refusing INT8 artifact '{bad.kind}' ({bad.file}): not deployable, its drift is "
+            what = "INT8 artifact" if bad.kind.is_int8 else "plan"  # a plan can fail its own check
+            notes.add(f"{net.name}: refusing {what} '{bad.kind}' ({bad.file}): not deployable, its drift is "
                       f"over the conversion's thresholds ({_drift_text(bad)}); running {kind} instead",
                       logging.WARNING)
         return kind

@@ -6,7 +6,9 @@ providers, TensorRT, the GPU and the plans' build facts) and constructs the runn
 * backend ``auto``: TensorRT when every needed plan is in the bundle, ``tensorrt`` and ``pycuda``
   import, a GPU is present and every plan's build facts match this device; else ONNX Runtime. Which,
   and why, is said exactly once (INFO log and ``notes``). ``tensorrt`` asked for explicitly never
-  falls back: it raises :class:`RunnerError` with every reason.
+  falls back: it raises :class:`RunnerError` with every reason. During the run, a plan that fails
+  repeatedly hands its network to ONNX Runtime under ``auto`` and stops the run under ``tensorrt``
+  (:mod:`.fallback`).
 
 Model bytes come through :meth:`Bundle.read_bytes`, so every file's sha256 is verified; nothing is
 unpickled. Torch is never imported.
@@ -14,9 +16,10 @@ unpickled. Torch is never imported.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,8 @@ from edge_mmer.vocab import BACKENDS, NETWORKS, ONNX_KINDS, PRECISIONS, Artifact
 
 from .base import Runner, RunnerError, RunnerSet
 from .choose import Notes, choose_onnx, choose_plans, missing_plans_reason
+from .fallback import FallbackRunner
+from .fit import fit_runner
 from .onnxruntime_runner import (
     CPU_EP,
     TRT_EP,
@@ -40,6 +45,7 @@ from .onnxruntime_runner import (
     trt_ep_cache_root,
 )
 from .tensorrt_runner import TensorRTRunner, import_tensorrt
+from .trt_process import dla_core_count
 
 __all__ = ["BACKENDS", "NETWORKS", "PRECISIONS", "LoadedRunners", "load_runners"]
 
@@ -66,8 +72,9 @@ class LoadedRunners(RunnerSet):
                          for name, r in self.runners.items())
 
     def networks(self) -> Networks:
-        """The decision path's view of these runners (all five networks; their states start at zero)."""
-        return Networks(dict(self.runners))
+        """The decision path's view of these runners (all five networks; their states start at zero),
+        each call fitted to the shapes its plan or model takes (:mod:`.fit`)."""
+        return Networks({name: fit_runner(r) for name, r in self.runners.items()})
 
     def close(self) -> None:
         self.deactivate()
@@ -129,6 +136,10 @@ def _onnx_runners(bundle: Bundle, networks: Sequence[str], precision: str, threa
 # ----------------------------------------------------------------------------------- TensorRT
 
 
+def _any_dla(bundle: Bundle, kinds: Mapping[str, ArtifactKind]) -> bool:
+    return any(isinstance(_artifact(bundle, n, k).facts.get("dla"), Mapping) for n, k in kinds.items())
+
+
 def _tensorrt_plan(bundle: Bundle, networks: Sequence[str], precision: str, device: int,
                    thorough: bool) -> tuple[dict[str, ArtifactKind], list[str], Notes]:
     """(network -> plan kind, reasons TensorRT cannot run them here, notes said only if TensorRT runs).
@@ -144,7 +155,7 @@ def _tensorrt_plan(bundle: Bundle, networks: Sequence[str], precision: str, devi
         import_tensorrt()
     except RunnerError as exc:
         reasons.append(str(exc))
-    facts = probe_device_facts(device)
+    facts = probe_device_facts(device, dla_cores=dla_core_count() if _any_dla(bundle, kinds) else None)
     if facts.gpu_name is None:
         reasons.append(f"no CUDA GPU found (device {device}; pycuda or cuda-python probes it)")
     mismatch: dict[str, list[str]] = {}
@@ -157,14 +168,29 @@ def _tensorrt_plan(bundle: Bundle, networks: Sequence[str], precision: str, devi
     return kinds, reasons, choice.notes
 
 
-def _tensorrt_runners(bundle: Bundle, kinds: Mapping[str, ArtifactKind], device: int) -> dict[str, Runner]:
+def _tensorrt_runners(bundle: Bundle, kinds: Mapping[str, ArtifactKind], device: int,
+                      fallback: Callable[[str], Runner] | None) -> dict[str, Runner]:
+    """A :class:`FallbackRunner` around each plan's runner: ``fallback(network)`` (an ONNX Runtime runner)
+    takes over after repeated failures under ``auto``; None (``tensorrt``) stops the run instead."""
     runners: dict[str, Runner] = {}
     for name, kind in kinds.items():
         art = _artifact(bundle, name, kind)
         net = bundle.network(name)
-        runners[name] = TensorRTRunner(name, bundle.read_bytes(art.file), net.inputs, net.outputs, device=device,
-                                       build_facts=art.to_dict())
+        plan = TensorRTRunner(name, bundle.read_bytes(art.file), net.inputs, net.outputs, device=device,
+                              build_facts=art.to_dict())
+        runners[name] = FallbackRunner(plan, None if fallback is None else functools.partial(fallback, name))
     return runners
+
+
+def _onnx_fallback(bundle: Bundle, precision: str, threads: int, providers: str | Sequence[str] | None,
+                   device: int) -> Callable[[str], Runner]:
+    def make(name: str) -> Runner:
+        notes = Notes()
+        runners, _ = _onnx_runners(bundle, [name], precision, threads, providers, device, notes)
+        _say(notes)
+        return runners[name]
+
+    return make
 
 
 # ----------------------------------------------------------------------------------- entry point
@@ -180,14 +206,15 @@ def _check_request(backend: str, precision: str, threads: int) -> None:
 
 
 def _try_tensorrt(b: Bundle, backend: str, precision: str, networks: Sequence[str], device: int, activate: bool,
-                  notes: Notes) -> LoadedRunners | None:
+                  notes: Notes, fallback: Callable[[str], Runner] | None = None) -> LoadedRunners | None:
     """TensorRT's runners when it can run here; else None, with the reason in ``notes``."""
     kinds, reasons, trt_notes = _tensorrt_plan(b, networks, precision, device, thorough=backend == "tensorrt")
     if reasons and backend == "tensorrt":
         raise RunnerError("backend tensorrt cannot run here: " + "; ".join(reasons)
                           + ". Use --backend onnxruntime (or auto)")
     if not reasons:
-        loaded = LoadedRunners(_tensorrt_runners(b, kinds, device), backend="tensorrt", precision=precision,
+        loaded = LoadedRunners(_tensorrt_runners(b, kinds, device, fallback if backend == "auto" else None),
+                               backend="tensorrt", precision=precision,
                                artifacts=dict(kinds))
         try:
             if activate:
@@ -228,7 +255,8 @@ def load_runners(bundle: Bundle | str | os.PathLike[str], backend: str = "auto",
     notes = Notes()
     try:
         if backend != "onnxruntime":
-            trt = _try_tensorrt(b, backend, precision, networks, device, activate, notes)
+            trt = _try_tensorrt(b, backend, precision, networks, device, activate, notes,
+                                _onnx_fallback(b, precision, threads, providers, device))
             if trt is not None:
                 return trt
         else:

@@ -178,6 +178,17 @@ class OnnxRuntimeRunner(Runner):
                               f"manifest's {want_in} -> {want_out}")
         self._out_names = want_out
 
+    def shape_bounds(self) -> dict[str, tuple[list[int | None], list[int | None]]] | None:
+        """The model's fixed input dimensions as (min, max) bounds (None for a dynamic axis); None
+        before activation or when every axis is dynamic (see :class:`~.fit.ShapeFit`)."""
+        if self.session is None:
+            return None
+        out: dict[str, tuple[list[int | None], list[int | None]]] = {}
+        for node in self.session.get_inputs():
+            dims = [d if isinstance(d, int) and d > 0 else None for d in node.shape]
+            out[node.name] = (dims, dims)
+        return out if any(d is not None for lo, _ in out.values() for d in lo) else None
+
     def _infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         try:
             values = self.session.run(self._out_names, dict(feeds))

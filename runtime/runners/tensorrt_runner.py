@@ -5,8 +5,9 @@ are given, :meth:`TensorRTRunner.activate` compares them with this device
 (:func:`edge_mmer.bundle.plans.plan_compatibility`) and refuses a plan built elsewhere,
 naming the facts that differ, before TensorRT sees it.
 
-The runner owns the CUDA primary context of its device (pushed around every call, so any thread may
-call :meth:`infer`; calls are serialized), one stream, and per-tensor page-locked host + device
+The runner uses the CUDA primary context of its device, retained once per process
+(:mod:`.trt_process`) and pushed around every call, so any thread may call :meth:`infer`; calls,
+activation and release are serialized. It has one stream, and per-tensor page-locked host + device
 buffers that grow when a dynamic input (the speech encoder's ``time``, the face encoder's ``batch``)
 needs more room. The CUDA buffer code is :class:`_Buffer` and nothing else, so another binding
 (cuda-python) could serve.
@@ -26,6 +27,7 @@ import numpy as np
 from edge_mmer.bundle.plans import plan_compatibility, probe_device_facts
 
 from .base import Runner, RunnerError, TensorSpec
+from .trt_process import dla_core_count, primary_context, pushed, trt_logger
 
 log = logging.getLogger(__name__)
 
@@ -116,11 +118,15 @@ class TensorRTRunner(Runner):
 
     @contextlib.contextmanager
     def _current(self) -> Iterator[None]:
-        self._ctx.push()
-        try:
+        with pushed(self._cuda, self._ctx):
             yield
-        finally:
-            self._cuda.Context.pop()
+
+    def shape_bounds(self) -> dict[str, tuple[list[int | None], list[int | None]]] | None:
+        """The recorded optimization profile's (min, max) shape per input (see :class:`~.fit.ShapeFit`)."""
+        record = (self.build_facts or {}).get("profiles")
+        if not isinstance(record, Mapping) or not record:
+            return None
+        return {str(name): (list(r["min"]), list(r["max"])) for name, r in record.items()}
 
     def check_device(self) -> None:
         """RunnerError when the recorded build facts do not match this device."""
@@ -128,7 +134,9 @@ class TensorRTRunner(Runner):
             log.warning("%s: no build facts recorded with this plan: its TensorRT version and GPU are not checked",
                         self.network)
             return
-        problems = plan_compatibility(self.build_facts, probe_device_facts(self.device))
+        dla = self.build_facts.get("dla")
+        facts = probe_device_facts(self.device, dla_cores=dla_core_count() if isinstance(dla, Mapping) else None)
+        problems = plan_compatibility(self.build_facts, facts)
         if problems:
             raise RunnerError(f"{self.network}: this TensorRT plan was built for another device: "
                               f"{'; '.join(problems)}. "
@@ -141,7 +149,7 @@ class TensorRTRunner(Runner):
             cuda.init()
             dev = cuda.Device(self.device)
             self._gpu = str(dev.name())
-            self._ctx = dev.retain_primary_context()  # shared with ONNX Runtime / other libraries on this GPU
+            self._ctx = primary_context(cuda, self.device)  # once per process, shared with ONNX Runtime
         except Exception as exc:
             raise RunnerError(f"{self.network}: no usable CUDA device {self.device}: {exc}") from exc
         self._cuda = cuda
@@ -154,7 +162,7 @@ class TensorRTRunner(Runner):
             raise
 
     def _load(self, trt: Any, cuda: Any) -> None:
-        self._logger = trt.Logger(trt.Logger.WARNING)  # must outlive the runtime
+        self._logger = trt_logger(trt)  # the process's one logger (TensorRT keeps only the first)
         self._runtime = trt.Runtime(self._logger)
         dla = (self.build_facts or {}).get("dla")
         if isinstance(dla, Mapping) and dla.get("core") is not None:
@@ -229,6 +237,8 @@ class TensorRTRunner(Runner):
                     .reshape(shapes[name]).copy() for name in wanted}
 
     def _release(self) -> None:
+        """Free the buffers and TensorRT objects under the pushed context; the primary context itself
+        stays retained for the process (:mod:`.trt_process`), so nothing is left pushed or leaked."""
         if self._ctx is None:
             return
         try:
@@ -238,8 +248,15 @@ class TensorRTRunner(Runner):
                 self._buffers = {}
                 self._context = self._engine = self._runtime = self._stream = None
         finally:
-            self._ctx.detach()
             self._ctx = None
+
+    def activate(self) -> None:
+        with self._lock:  # not while another thread is inside infer()
+            super().activate()
+
+    def deactivate(self) -> None:
+        with self._lock:
+            super().deactivate()
 
     def _deactivate(self) -> None:
         self._release()

@@ -23,7 +23,7 @@ from edge_mmer.calibration.reader import CalibrationReader
 from edge_mmer.convert.onnx_artifacts import ConvertError, ConvertOptions, convert_bundle
 from edge_mmer.convert.onnx_export import ort_session
 from edge_mmer.convert.parity import compare_outputs
-from edge_mmer.convert.quantize import QuantizeError, check_tensorrt_qdq, quantize_int8
+from edge_mmer.convert.quantize import QuantizeError, check_tensorrt_qdq, quantize_int8, quantized_weighted_outputs
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs_torch]
 
@@ -79,6 +79,7 @@ def test_int8_trt_follows_tensorrt_rules(quantized: Quantized) -> None:
         qdq = _qdq(model)
         assert qdq and all(dt == TensorProto.INT8 and not zp.any() for _, dt, zp in qdq)
         assert check_tensorrt_qdq(model) == []
+        assert quantized_weighted_outputs(model) == []  # TensorRT's placement: weighted ops' outputs stay float
         assert facts["activation_type"] == "int8" and facts["activation_symmetric"] and not facts["bias_quantized"]
         assert facts["quantized_ops"]["Conv"] > 0 and facts["per_channel"]
         assert not any(n.op_type == "LSTM" and n.input[0].endswith("DequantizeLinear") for n in model.graph.node)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from edge_mmer.bundle.plans import (
     jetpack_hint,
     plan_compatibility,
     probe_device_facts,
+    read_device_model,
     read_l4t_release,
 )
 from edge_mmer.bundle.shapes import ShapeProfile, derive_profiles, static_profile_for_dla
@@ -32,6 +34,7 @@ from edge_mmer.convert.tensorrt_build import (
     tensorrt_available,
 )
 from edge_mmer.convert.tensorrt_plans import PlanRequest
+from edge_mmer.runner import Runner
 
 JETSON = JETSON_FIXTURES
 
@@ -53,9 +56,20 @@ def test_speech_encoder_time_axis_from_audio_front_end(demo: Demo) -> None:
     networks, cfg = demo
     assert cfg.audio.sample_rate == 16000 and cfg.audio.hop_length == 160 and cfg.audio.win_length == 400
     p = derive_profiles("speech_encoder", networks["speech_encoder"], cfg)
-    # 0.3 s = 4800 samples -> 1 + (4800 - 400) // 160 = 28 frames; 8 s = 128000 -> 1 + 127600 // 160 = 798
-    # 2.5 s = 40000 -> 1 + 39600 // 160 = 248
-    assert p == {"log_mel": ((1, 28, 40), (1, 248, 40), (1, 798, 40))}
+    # 0.3 s = 4800 samples -> 1 + (4800 - 400) // 160 = 28 frames; 2.5 s = 40000 -> 1 + 39600 // 160 = 248;
+    # 8 s as the VAD cuts it with 30 ms frames: 267 x 480 = 128160 -> 1 + 127760 // 160 = 799 (not 798: D7)
+    assert p == {"log_mel": ((1, 28, 40), (1, 248, 40), (1, 799, 40))}
+
+
+@pytest.mark.parametrize("frame_ms", [10, 20, 30])
+def test_speech_profile_max_covers_every_vad_cut(demo: Demo, frame_ms: int) -> None:
+    """D7: the VAD cuts after the frame that reaches max_utterance_s; that utterance fits the profile."""
+    from edge_mmer.features.audio import n_frames
+
+    networks, cfg = demo
+    hi = derive_profiles("speech_encoder", networks["speech_encoder"], cfg)["log_mel"][2][1]
+    frames = math.ceil(cfg.audio.max_utterance_s * 1000 / frame_ms - 1e-9)
+    assert n_frames(frames * frame_ms * cfg.audio.sample_rate // 1000, cfg.audio) <= hi
 
 
 def test_face_encoder_batch_axis(demo: Demo) -> None:
@@ -106,7 +120,8 @@ def test_short_max_utterance_keeps_opt_in_range() -> None:
     cfg = replace(cfg, audio=replace(cfg.audio, min_utterance_s=0.2, max_utterance_s=1.0))
     entry = {"inputs": [{"name": "log_mel", "shape": [1, "time", 40]}]}
     lo, opt, hi = derive_profiles("speech_encoder", entry, cfg)["log_mel"]
-    assert lo[1] == 18 and hi[1] == 98 and opt == hi  # opt clamped to the longest utterance
+    # 1 s cut in 30 ms VAD frames: 34 x 480 = 16320 samples -> 100 frames
+    assert lo[1] == 18 and hi[1] == 100 and opt == hi  # opt clamped to the longest utterance
 
 
 def test_shape_profile_validation_and_record_round_trip() -> None:
@@ -181,6 +196,39 @@ def test_plan_compatibility_mismatches() -> None:
     assert plan_compatibility({**RECORD, "l4t_release": "36.3.0"}, ORIN) == [
         "L4T release: plan built on 36.3.0, this device is 36.4.3"
     ]
+
+
+AGX = DeviceFacts("10.3.0", "Orin", "8.7", "36.4.3", "6.2", "12.6",
+                  device_model="NVIDIA Jetson AGX Orin Developer Kit", sm_count=16, dla_cores=2)
+NANO = DeviceFacts("10.3.0", "Orin", "8.7", "36.4.3", "6.2", "12.6",
+                   device_model="NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super", sm_count=8,
+                   dla_cores=0)
+
+
+def test_plan_compatibility_names_the_exact_module() -> None:
+    """D10: an AGX Orin plan on an Orin Nano (both "Orin", 8.7, same L4T) is refused with the facts that differ."""
+    gpu_plan = AGX.to_record()
+    assert plan_compatibility(gpu_plan, AGX) == []
+    assert plan_compatibility(gpu_plan, NANO) == [
+        "device model: plan built on NVIDIA Jetson AGX Orin Developer Kit, this device has NVIDIA Jetson Orin Nano "
+        "Engineering Reference Developer Kit Super",
+        "GPU multiprocessors: plan built on 16, this device has 8",
+    ]
+    dla_plan = {**gpu_plan, "dla": {"core": 1, "gpu_fallback": True}}
+    assert plan_compatibility(dla_plan, dataclasses.replace(NANO, device_model=AGX.device_model, sm_count=16)) == [
+        "DLA cores: the plan runs on DLA core 1, this device has 0 DLA core(s)"]
+    assert plan_compatibility(dla_plan, dataclasses.replace(AGX, dla_cores=None)) == [
+        "DLA cores: the plan runs on DLA core 1, unknown on this device"]
+    assert plan_compatibility(RECORD, NANO) == []  # a plan recorded before the module facts: judged on the rest
+    assert DeviceFacts.from_record(AGX.to_record()) == AGX
+
+
+def test_device_model_read_from_the_device_tree(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    model.write_bytes(b"NVIDIA Jetson Orin NX Engineering Reference Developer Kit\x00")
+    facts = probe_device_facts(tegra_release_path=tmp_path / "none", device_model_path=model, dla_cores=2)
+    assert facts.device_model == "NVIDIA Jetson Orin NX Engineering Reference Developer Kit" and facts.dla_cores == 2
+    assert probe_device_facts(device_model_path=tmp_path / "absent").device_model in (None, read_device_model())
 
 
 def test_plan_compatibility_unknowns_are_refused() -> None:
@@ -263,6 +311,8 @@ def test_options_validation() -> None:
         TensorRTBuildOptions(dla_core=-1)
     with pytest.raises(BuildOptionsError, match="FP16 or INT8"):
         TensorRTBuildOptions(precision="fp32", dla_core=0)
+    with pytest.raises(BuildOptionsError, match=r"DLA cannot run an INT8 Q/DQ.*'fp16' with a DLA core"):
+        TensorRTBuildOptions(precision="int8", dla_core=0, profiles=static_profile_for_dla(PROFILE))
     with pytest.raises(BuildOptionsError, match=r"DLA needs static shapes.*\bx\b.*static_profile_for_dla"):
         TensorRTBuildOptions(dla_core=0, profiles=PROFILE)
     with pytest.raises(BuildOptionsError, match="min <= opt <= max"):
@@ -464,14 +514,12 @@ def test_plan_requests_int8_from_int8_trt_and_fp16_for_the_lstms() -> None:
     from edge_mmer.convert.tensorrt_plans import PlanOptions, missing_plan_sources, plan_requests
 
     bundle = read_bundle(DEMO_BUNDLE)
-    reqs = {r.network: r for r in plan_requests(bundle, PlanOptions(precision="int8", dla_core=0))}
+    reqs = {r.network: r for r in plan_requests(bundle, PlanOptions(precision="int8"))}
     for name in QUANTIZED:
         r = reqs[name]
         assert (r.kind, r.precision, r.onnx_kind) == ("tensorrt-int8", "int8", "int8-trt")
         assert r.onnx_file == f"onnx/{name}.int8-trt.onnx" and built(r).precision == "int8" and not r.note
-    face = built(reqs["face_encoder"])
-    assert face.dla_core == 0 and face.profile is not None and face.profile.is_static
-    assert built(reqs["speech_encoder"]).dla_core is None
+    assert all(built(r).dla_core is None for r in reqs.values())
     for name in LSTMS:
         r = reqs[name]
         assert (r.kind, r.precision, r.onnx_kind, built(r).precision) == ("tensorrt-fp16", "fp16", "onnx-fp16", "fp16")
@@ -480,16 +528,90 @@ def test_plan_requests_int8_from_int8_trt_and_fp16_for_the_lstms() -> None:
     assert missing_plan_sources(bundle.network_specs, "fp16") == []
 
 
-def test_int8_plan_record_carries_calibration_and_deployable() -> None:
+def test_dla_plans_are_fp16_and_int8_on_dla_is_refused() -> None:
+    """D2: DLA takes INT8 only by implicit quantization; a Q/DQ plan "on DLA" would run on the GPU."""
+    from edge_mmer.convert.tensorrt_plans import PlanOptions, plan_requests
+
+    reqs = {r.network: r for r in plan_requests(read_bundle(DEMO_BUNDLE), PlanOptions(precision="fp16", dla_core=0))}
+    face = built(reqs["face_encoder"])
+    assert face.dla_core == 0 and face.precision == "fp16" and face.profile is not None and face.profile.is_static
+    assert all(built(reqs[n]).dla_core is None for n in ("speech_encoder", *LSTMS, "fusion"))
+    with pytest.raises(BuildOptionsError, match="DLA core 0: DLA cannot run an INT8 Q/DQ"):
+        PlanOptions(precision="int8", dla_core=0)
+
+
+def test_cli_refuses_int8_on_dla_before_tensorrt(tmp_path: Path) -> None:
+    """``convert --tensorrt --plan-precision int8 --dla-core 0`` exits 2 naming DLA, INT8 and what to do instead,
+    here where TensorRT is absent (the check comes before TensorRT, torch or the bundle is touched)."""
+    from support.cli import run_cli
+
+    out = run_cli("convert", "--bundle", str(tmp_path / "no-bundle"), "--tensorrt", "--plan-precision", "int8",
+                  "--dla-core", "0")
+    assert out.returncode == 2, out.stderr
+    msg = out.stderr.strip().splitlines()[-1]
+    assert msg.startswith("edge-mmer convert: --dla-core 0 with --plan-precision int8: DLA cannot run an INT8")
+    assert "'fp16' with a DLA core" in msg and "'int8' without a DLA core" in msg
+
+
+def test_int8_plan_record_carries_calibration_and_its_own_check() -> None:
     from edge_mmer.convert.tensorrt_plans import PlanOptions, _record, plan_requests
 
     bundle = read_bundle(DEMO_BUNDLE)
     req = next(r for r in plan_requests(bundle, PlanOptions(precision="int8")) if r.network == "fusion")
     arts = bundle.networks["fusion"]["artifacts"]
-    rec = _record(req, bundle.artifact("fusion", "int8-trt"), {"tensorrt_version": "10.3.0", "precision": "int8"})
+    facts = {"tensorrt_version": "10.3.0", "precision": "int8"}
+    rec = _record(req, bundle.artifact("fusion", "int8-trt"), facts)
     assert rec["file"] == "tensorrt/fusion.int8.plan" and rec["onnx"] == "onnx/fusion.int8-trt.onnx"
-    assert rec["onnx_artifact"] == "int8-trt" and rec["deployable"] is True
+    assert rec["onnx_artifact"] == "int8-trt" and rec["onnx_deployable"] is True and "deployable" not in rec
     assert rec["calibration_sha256"] == arts["int8-trt"]["calibration"]["sha256"]
+    bad = {"drift": {"outputs": {}}, "deployable": False, "not_deployable_because": ["y cosine 0.5 < 0.99"]}
+    rec = _record(req, bundle.artifact("fusion", "int8-trt"), facts, bad)
+    assert rec["deployable"] is False and rec["not_deployable_because"] == ["y cosine 0.5 < 0.99"]
+
+
+class _Scaled(Runner):
+    """Another backend's runner with its outputs changed: a plan that drifts."""
+
+    backend = "fake"
+
+    def __init__(self, inner: Runner, scale: float) -> None:
+        super().__init__(inner.network, inner.inputs, inner.outputs)
+        self.inner, self.scale = inner, scale
+
+    def _activate(self) -> None:
+        self.inner.activate()
+
+    def _deactivate(self) -> None:
+        self.inner.deactivate()
+
+    def _infer(self, feeds: Any) -> dict[str, np.ndarray]:
+        out = self.inner.infer(feeds)
+        rng = np.random.default_rng(0)
+        return {k: v + self.scale * rng.standard_normal(v.shape).astype(v.dtype) for k, v in out.items()}
+
+
+def test_plans_are_checked_against_fp32_onnx() -> None:
+    """D8: a plan's own drift (cosine, max-abs through compare.py) and verdict; the speech encoder at
+    the profile's three time lengths. The onnx-fp16 model on ONNX Runtime stands in for an FP16 plan here."""
+    from edge_mmer.convert.plan_check import check_plan
+    from edge_mmer.runtime.runners.onnxruntime_runner import OnnxRuntimeRunner
+
+    pytest.importorskip("onnxruntime")
+    bundle = read_bundle(DEMO_BUNDLE)
+    net = bundle.network("speech_encoder")
+    art = bundle.artifact("speech_encoder", "onnx-fp16")
+    assert art is not None
+
+    def fp16() -> Runner:
+        return OnnxRuntimeRunner("speech_encoder", bundle.read_bytes(art.file), net.inputs, net.outputs)
+
+    good = check_plan(bundle, "speech_encoder", b"", {"precision": "fp16"}, plan_runner=fp16)
+    out = good["drift"]["outputs"][net.outputs[0].name]
+    assert good["deployable"] is True and out["cosine"] > 0.999 and 0 < out["max_abs"] < 0.1
+    assert good["drift"]["runs"] == 6 and len(good["drift"]["shapes"]) == 3
+    assert any("[1, 799, 40]" in shape for shape in good["drift"]["shapes"])
+    bad = check_plan(bundle, "speech_encoder", b"", {"precision": "fp16"}, plan_runner=lambda: _Scaled(fp16(), 1.0))
+    assert bad["deployable"] is False and "< 0.999" in bad["not_deployable_because"][0]
 
 
 def test_int8_plans_non_deployable_and_existing_fp16(tmp_path: Path) -> None:
@@ -569,9 +691,30 @@ def test_build_bundle_plans_int8_real(tmp_path: Path) -> None:
     for name in LSTMS:
         assert plans[name]["precision"] == "fp16" and "tensorrt-int8" not in bundle.networks[name]["artifacts"]
         assert bundle.networks[name]["artifacts"]["tensorrt-fp16"]["onnx_artifact"] == "onnx-fp16"
+    for name, spec in plans.items():  # each plan checked against FP32 ONNX, its own verdict (D8)
+        outs = spec["drift"]["outputs"]
+        print(f"PLAN-DRIFT {name} {spec['precision']} " + " ".join(
+            f"{o}: cosine {v['cosine']:.6f} max_abs {v['max_abs']:.3e}" for o, v in outs.items()))
+        assert outs and isinstance(spec["deployable"], bool) and spec["drift"]["runs"] >= 2
     from edge_mmer.runtime.runners.select import load_runners
 
     with load_runners(path, backend="tensorrt", precision="int8") as loaded:
         assert loaded.backend == "tensorrt"
         assert loaded.artifacts == {**dict.fromkeys(QUANTIZED, "tensorrt-int8"),
                                     **dict.fromkeys(LSTMS, "tensorrt-fp16")}
+
+
+def test_qdq_checks_scales_and_placement() -> None:
+    """D9: the check covers what its docstring claims (scale axis, count, sign), and the placement
+    rule finds the quantized Conv/Gemm outputs of the committed demo graph (made before the fix)."""
+    onnx = pytest.importorskip("onnx")
+    from edge_mmer.convert.quantize import check_tensorrt_qdq, quantized_weighted_outputs
+
+    model = onnx.load(str(DEMO_BUNDLE / "onnx" / "face_encoder.int8-trt.onnx"))
+    assert check_tensorrt_qdq(model) == []
+    assert len(quantized_weighted_outputs(model)) > 0  # Conv -> Q -> DQ -> Relu: ORT's default placement
+    weights = {t.name for t in model.graph.initializer}
+    node = next(n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in weights
+                and any(a.name == "axis" for a in n.attribute))
+    next(a for a in node.attribute if a.name == "axis").i = 1
+    assert any("per-channel weight scales on axis 1" in p for p in check_tensorrt_qdq(model))

@@ -385,35 +385,46 @@ def _lines(name: str) -> list[str]:
     return (FIXTURES / name).read_text().splitlines()
 
 
-def test_tegrastats_orin_nano_jetpack6() -> None:
-    first, *rest = [jetson.parse_tegrastats(x) for x in _lines("tegrastats_orin_nano_jp62_15w.txt")]
-    assert first.timestamp == "11-25-2025 14:02:11"
-    assert (first.ram_used_mb, first.ram_total_mb, first.swap_used_mb, first.swap_total_mb) == (2448, 7620, 0, 3810)
-    assert len(first.cpus) == 6 and first.cpus[0] == jetson.CpuCore(True, 3.0, 1510.0)
+def test_tegrastats_orin_nano_super_jetpack62() -> None:
+    first, loaded = [jetson.parse_tegrastats(x) for x in _lines("tegrastats_orin_nano_super_jp62.txt")]
+    assert first.timestamp == "09-17-2026 02:10:03"
+    assert (first.ram_used_mb, first.ram_total_mb, first.swap_used_mb, first.swap_total_mb) == (1488, 7620, 253, 12002)
+    assert len(first.cpus) == 6 and first.cpus[0] == jetson.CpuCore(True, 0.0, 1036.0)
     assert first.cpus[4].freq_mhz == 729.0
-    assert (first.emc_load_pct, first.emc_freq_mhz) == (0.0, 2133.0)
-    assert (first.gpu_load_pct, first.gpu_freqs_mhz, first.gpu_freq_mhz) == (0.0, (305.0,), 305.0)
-    assert first.temperatures_c["cpu"] == 47.5 and first.temperatures_c["tj"] == 47.5 and len(first.temperatures_c) == 6
-    assert first.power["VDD_IN"] == jetson.PowerRail(4238.0, 4238.0) and first.total_power_mw == 4238.0
-    assert set(first.power) == {"VDD_IN", "VDD_CPU_GPU_CV", "VDD_SOC"}
-    s = jetson.summarise_tegrastats([first, *rest])
-    assert s["samples"] == 3 and s["gpu_freq_mhz_range"] == [305.0, 624.0]
-    assert s["emc_freq_mhz_range"] == [2133.0, 2133.0]
-    assert s["total_power_mw_mean"] == pytest.approx((4238 + 7112 + 7370) / 3) and s["total_power_mw_max"] == 7370.0
-    assert s["temperature_c_max"]["cpu"] == 49.5 and s["gpu_load_pct_mean"] == pytest.approx((0 + 37 + 42) / 3)
+    assert (first.gpu_load_pct, first.gpu_freqs_mhz) == (0.0, ())  # ``GR3D_FREQ 0%``: no clock printed when idle
+    assert (loaded.gpu_load_pct, loaded.gpu_freq_mhz) == (62.0, 612.0)
+    assert first.temperatures_c["cpu"] == 47.875 and len(first.temperatures_c) == 6
+    assert first.power["VDD_IN"] == jetson.PowerRail(4654.0, 4654.0) and first.total_power_mw == 4654.0
+    assert first.total_power_rule == "VDD_IN" and set(first.power) == {"VDD_IN", "VDD_CPU_GPU_CV", "VDD_SOC"}
+    s = jetson.summarise_tegrastats([first, loaded])
+    assert s["samples"] == 2 and s["gpu_freq_mhz_range"] == [612.0, 612.0] and s["total_power_rule"] == "VDD_IN"
+    assert s["total_power_mw_mean"] == pytest.approx((4654 + 4541) / 2) and s["total_power_mw_max"] == 4654.0
 
 
-def test_tegrastats_offline_cores_agx_orin_and_jetpack7() -> None:
-    (low,) = [jetson.parse_tegrastats(x) for x in _lines("tegrastats_orin_nano_jp6_7w.txt")]
-    assert [c.online for c in low.cpus] == [True] * 4 + [False] * 2 and low.cpus[5].load_pct is None
-    agx = jetson.parse_tegrastats(_lines("tegrastats_agx_orin_jp61_maxn_pinned.txt")[1])
-    assert len(agx.cpus) == 12 and agx.gpu_freqs_mhz == (1300.0, 1300.0) and agx.gpu_load_pct == 58.0
-    assert "CV0" not in agx.temperatures_c and agx.temperatures_c["Tboard"] == 33.0  # -256C: no sensor
-    assert agx.total_power_mw == 3431.0  # VIN_SYS_5V0: the AGX module's input
-    assert agx.power["VDD_GPU_SOC"] == jetson.PowerRail(8339.0, 5957.0)
-    jp7 = jetson.parse_tegrastats(_lines("tegrastats_agx_orin_jp7.txt")[0])
-    assert jp7.swap_total_mb is None and jp7.temperatures_c["cpu"] == 52.968
-    assert jp7.power["VIN_SYS_5V0"] == jetson.PowerRail(5500.0, 5500.0) and jp7.gpu_load_pct == 12.0
+def test_tegrastats_module_power_by_board() -> None:
+    """D5: VDD_IN (Orin Nano / NX), VIN (Thor), the sum of the rails (AGX Orin), POM_5V_IN (Nano)."""
+    agx = jetson.parse_tegrastats(_lines("tegrastats_agx_orin_64gb_jp6.txt")[0])
+    assert len(agx.cpus) == 12 and [c.online for c in agx.cpus] == [True] * 8 + [False] * 4
+    assert agx.gpu_freqs_mhz == (305.0, 0.0) and agx.gpu_load_pct == 39.0
+    assert agx.total_power_rule == jetson.SUM_OF_RAILS and agx.total_power_mw == 2798.0 + 799.0 + 3315.0
+    thor = jetson.parse_tegrastats(_lines("tegrastats_thor_jp7.txt")[0])
+    assert thor.total_power_rule == "VIN" and thor.total_power_mw == 26686.0  # not VIN_SYS_5V0's 7620
+    assert thor.emc_freq_mhz is None and thor.gpu_load_pct is None and thor.temperatures_c["cpu"] == 39.812
+    assert [c.online for c in thor.cpus] == [True, True, False, True]
+    nano = jetson.parse_tegrastats(_lines("tegrastats_jetson_nano_jp4.txt")[2])
+    assert nano.total_power_rule == "POM_5V_IN" and nano.total_power_mw == 2793.0 and nano.gpu_freq_mhz == 76.0
+    jp5 = jetson.parse_tegrastats(_lines("tegrastats_orin_nano_jp5.txt")[3])
+    assert jp5.total_power_mw == 13353.0 and jp5.gpu_load_pct == 99.0 and jp5.cpus[4].online is False
+    assert jp5.temperatures_c["GPU"] == 42.5
+
+
+def test_tegrastats_jetpack72_three_power_figures() -> None:
+    agx = jetson.parse_tegrastats(_lines("tegrastats_agx_orin_jp72.txt")[0])
+    assert agx.swap_total_mb is None and agx.temperatures_c["cpu"] == 52.968 and agx.gpu_load_pct == 12.0
+    assert agx.power["VIN_SYS_5V0"] == jetson.PowerRail(5500.0, 5500.0)
+    assert agx.total_power_mw == 5139.0 + 3268.0 + 5500.0
+    _, nano = [jetson.parse_tegrastats(x) for x in _lines("tegrastats_orin_nano_jp72.txt")]
+    assert nano.power["VDD_IN"] == jetson.PowerRail(4093.0, 4463.0) and nano.temperatures_c["cpu"] == 47.562
     old = jetson.parse_tegrastats("RAM 1903/3964MB (lfb 25x4MB) CPU [5%,2%,off,off]@1479 EMC_FREQ 0%@1600 "
                                   "GR3D_FREQ 0%@76 PLL@31C CPU@33C POM_5V_IN 2005/2005 POM_5V_GPU 0/0")
     assert old.cpus[0].freq_mhz == 1479.0 and old.gpu_freq_mhz == 76.0 and old.total_power_mw == 2005.0
@@ -421,9 +432,9 @@ def test_tegrastats_offline_cores_agx_orin_and_jetpack7() -> None:
         jetson.parse_tegrastats("NV Power Mode: MAXN")
 
 
-@pytest.mark.parametrize(("name", "mode", "mode_id"), [("nvpmodel_orin_nano_15w.txt", "15W", 0),
-                                                      ("nvpmodel_orin_nano_maxn_super.txt", "MAXN_SUPER", 2),
-                                                      ("nvpmodel_agx_orin_maxn.txt", "MAXN", 0)])
+@pytest.mark.parametrize(("name", "mode", "mode_id"), [("nvpmodel_q_orin_nano_15w.txt", "15W", 0),
+                                                      ("nvpmodel_q_orin_nx_maxn_super.txt", "MAXN_SUPER", 2),
+                                                      ("nvpmodel_q_verbose_orin_nano_super_25w.txt", "25W", 1)])
 def test_nvpmodel_query(name: str, mode: str, mode_id: int) -> None:
     assert jetson.parse_nvpmodel((FIXTURES / name).read_text()) == jetson.NvpModel(mode, mode_id)
 
@@ -434,17 +445,44 @@ def test_nvpmodel_query_with_warnings_and_garbage() -> None:
     assert jetson.parse_nvpmodel("nvpmodel: command failed") is None
 
 
-def test_jetson_clocks_show_off_and_on() -> None:
-    off = jetson.parse_jetson_clocks((FIXTURES / "jetson_clocks_show_orin_nano_15w_off.txt").read_text())
-    assert not off.pinned and len(off.cpus) == 6 and off.power_mode == "15W"
-    assert off.cpus[0].clock == jetson.ClockRange(729.6, 1510.4, 1510.4) and off.cpus[0].governor == "schedutil"
-    assert off.gpu == jetson.ClockRange(306.0, 624.75, 306.0) and off.emc_override is False
-    assert off.machine == "NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super"
-    on = jetson.parse_jetson_clocks((FIXTURES / "jetson_clocks_show_agx_orin_maxn_on.txt").read_text())
-    assert on.pinned and len(on.cpus) == 12 and on.gpu == jetson.ClockRange(1300.5, 1300.5, 1300.5)
-    assert on.emc is not None and on.emc.current_mhz == 3199.0 and on.emc_override is True and on.power_mode == "MAXN"
+def _clocks(name: str) -> jetson.JetsonClocks:
+    return jetson.parse_jetson_clocks((FIXTURES / name).read_text())
+
+
+@pytest.mark.parametrize("name", ["jetson_clocks_show_orin_nano_jp62_15w.txt",
+                                  "jetson_clocks_show_orin_nano_super_jp62_15w.txt",
+                                  "jetson_clocks_show_orin_nano_super_jp62_25w.txt",
+                                  "jetson_clocks_show_orin_nx_jp621_maxn_super.txt",
+                                  "jetson_clocks_show_orin_nano_jp72_15w.txt"])
+def test_jetson_clocks_show_jetpack6_real_captures(name: str) -> None:
+    """D4: ``cpu0:  Online=1`` (two spaces) on JetPack 6.2; six online CPUs, not pinned (min < max)."""
+    clocks = _clocks(name)
+    assert [c.cpu for c in clocks.cpus] == list(range(6)) and all(c.online for c in clocks.cpus)
+    assert all(c.clock.min_mhz == 729.6 and c.clock.max_mhz > c.clock.min_mhz for c in clocks.cpus)
+    assert clocks.gpu is not None and clocks.gpu.min_mhz == 306.0 and not clocks.pinned
+    assert clocks.machine is not None and "Orin" in clocks.machine
+    assert clocks_pinned({"jetson_clocks": clocks.to_record()}) is False
+
+
+def test_jetson_clocks_pinned_exactly_when_every_online_cpu_and_the_gpu_are() -> None:
+    off = _clocks("jetson_clocks_show_agx_orin_30w_off.txt")
+    on = _clocks("jetson_clocks_show_agx_orin_30w_pinned.txt")
+    assert len(off.cpus) == len(on.cpus) == 12 and sum(c.online for c in on.cpus) == 8
+    assert not off.pinned and on.pinned and on.power_mode == "MODE_30W" and on.emc_override is True
+    assert on.cpus[0].clock == jetson.ClockRange(1728.0, 1728.0, 1728.0)
+    assert on.gpu == jetson.ClockRange(612.0, 612.0, 612.0)
+    assert not on.cpus[8].clock.pinned  # offline cores keep their range and do not count
+    maxn = _clocks("jetson_clocks_show_agx_orin_jp72_maxn_pinned.txt")  # JetPack 7.2: no ``Online=`` field
+    assert len(maxn.cpus) == 12 and all(c.online for c in maxn.cpus) and maxn.pinned and maxn.power_mode == "MAXN"
+    assert maxn.gpu == jetson.ClockRange(1300.5, 1300.5, 1300.5) and maxn.emc is not None
     assert clocks_pinned({"jetson_clocks": on.to_record()}) is True
-    assert clocks_pinned({"jetson_clocks": off.to_record()}) is False
+    # one CPU or the GPU left scaling is enough to make it not pinned
+    text = (FIXTURES / "jetson_clocks_show_agx_orin_30w_pinned.txt").read_text()
+    cpu3 = text.replace("cpu3:  Online=1 Governor=schedutil MinFreq=1728000",
+                        "cpu3:  Online=1 Governor=schedutil MinFreq=729600")
+    assert not jetson.parse_jetson_clocks(cpu3).pinned
+    gpu = text.replace("GPU MinFreq=612000000", "GPU MinFreq=306000000")
+    assert not jetson.parse_jetson_clocks(gpu).pinned
     with pytest.raises(ValueError, match="jetson_clocks --show"):
         jetson.parse_jetson_clocks("Error: must be run as root")
 
@@ -519,3 +557,24 @@ def test_micro_on_a_cuda_provider(tmp_path: Path) -> None:
     rc, doc = _profile(tmp_path, "--micro", "--runs", "50", "--backend", "onnxruntime", "--no-plots")
     assert rc == 0
     assert any("CUDA" in p or "Tensorrt" in p for p in doc["variants"][0]["providers"])
+
+
+def test_trtexec_lines_are_like_for_like(tmp_path: Path) -> None:
+    """D12: fp32 ONNX gets --noTF32 (the fp32 plans clear TF32); a DLA plan loads on its DLA core."""
+    from edge_mmer.bundle import read_bundle, update_manifest
+    from edge_mmer.runtime.profiling.micro import trtexec_command
+
+    path = tmp_path / "bundle"
+    shutil.copytree(demo_bundle().path, path)
+    feeds = {"face": np.zeros((6, 3, 96, 96), np.float32)}
+    bundle = read_bundle(path)
+    fp32 = trtexec_command(bundle, "face_encoder", "onnx-fp32", feeds)
+    assert fp32 is not None and "--onnx=" in fp32 and fp32.endswith("--noTF32") and "--shapes=face:6x3x96x96" in fp32
+    assert (trtexec_command(bundle, "face_encoder", "onnx-fp16", feeds) or "").endswith("--useSpinWait --fp16")
+    arts = dict(bundle.networks["face_encoder"]["artifacts"])
+    arts["tensorrt-fp16"] = {"file": "tensorrt/face_encoder.fp16.plan", "format": "tensorrt-plan", "precision": "fp16",
+                             "dla": {"core": 1, "gpu_fallback": True}}
+    update_manifest(path, "networks.face_encoder.artifacts", arts,
+                    new_files={"tensorrt/face_encoder.fp16.plan": b"plan"})
+    line = trtexec_command(read_bundle(path), "face_encoder", "tensorrt-fp16", feeds)
+    assert line is not None and "--loadEngine=" in line and line.endswith("--useDLACore=1") and "--fp16" not in line

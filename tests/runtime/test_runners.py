@@ -380,6 +380,23 @@ def test_int8_plan_chain_with_a_refused_int8_artifact(tmp_path: Path) -> None:
     assert not any("tensorrt-fp16 instead" in n for n in loaded.notes)
 
 
+def test_a_plan_that_failed_its_own_check_is_refused(tmp_path: Path) -> None:
+    """D8: a plan recorded ``deployable: false`` by its check against FP32 ONNX is not run; the next plan is."""
+    from edge_mmer.runtime.runners.choose import choose_plans
+
+    path = copy_bundle(tmp_path)
+    add_fake_plans(path, list(NETWORKS), precision="fp16")
+    add_fake_plans(path, list(NETWORKS), precision="fp32")
+    arts = dict(read_bundle(path).networks["fusion"]["artifacts"])
+    arts["tensorrt-fp16"] = {**arts["tensorrt-fp16"], "deployable": False,
+                             "not_deployable_because": ["y cosine 0.95 < 0.999"]}
+    update_manifest(path, "networks.fusion.artifacts", arts)
+    bundle = read_bundle(path)
+    choice = choose_plans(bundle.network_specs, list(NETWORKS), "fp16", bundle.path)
+    assert choice.kinds["fusion"] == "tensorrt-fp32" and choice.kinds["speech_encoder"] == "tensorrt-fp16"
+    assert any("refusing plan 'tensorrt-fp16'" in t and "y cosine 0.95 < 0.999" in t for t in choice.notes.items)
+
+
 def test_tensorrt_runner_refuses_a_plan_for_another_device() -> None:
     """Before TensorRT is imported: the recorded facts are compared with this device."""
     runner = TensorRTRunner("face_encoder", b"plan", [TensorSpec("face", ("batch", 3, 96, 96))],
@@ -421,18 +438,20 @@ def test_tensorrt_runner_matches_onnxruntime(demo: Bundle, tmp_path: Path) -> No
     from edge_mmer.bundle.shapes import derive_profiles
     from edge_mmer.convert.tensorrt_build import TensorRTBuildOptions, build_plan
 
-    for name in ("face_encoder", "fusion"):
+    for name in ("speech_encoder", "face_encoder", "fusion"):
         entry = demo.networks[name]
         rel = entry["artifacts"]["onnx-fp32"]["file"]
         plan, facts = build_plan(demo.file(rel), TensorRTBuildOptions(
             precision="fp32", profiles=derive_profiles(name, entry, demo.config)))
+        assert facts["cleared_flags"] == ["TF32"] and facts["tf32"] is False  # FP32 is FP32 (D3)
         inputs = [TensorSpec.from_manifest(i) for i in entry["inputs"]]
         outputs = [TensorSpec.from_manifest(o) for o in entry["outputs"]]
         direct = OnnxRuntimeRunner(name, demo.read_bytes(rel), inputs, outputs)
         with TensorRTRunner(name, plan, inputs, outputs, build_facts=facts) as trt_runner, direct:
             assert trt_runner.description.startswith("tensorrt ")
             for size in (2, 6, 40, 1):  # the buffers grow for 40 and are reused for 1
-                feeds = feeds_for(entry, seed=size, batch=size)
+                # the speech encoder (dynamic time, LSTM over time, Gather(-1)) at 57, 799 and 28 frames
+                feeds = feeds_for(entry, seed=size, batch=size, time={2: 57, 6: 799, 40: 28, 1: 248}[size])
                 got, want = trt_runner.infer(feeds), direct.infer(feeds)
                 for out in outputs:
                     assert got[out.name].shape == want[out.name].shape
