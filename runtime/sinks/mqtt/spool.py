@@ -38,6 +38,7 @@ Policies (also in docs/sinks.md):
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import re
@@ -77,6 +78,8 @@ def default_spool_path(device_id: str) -> Path:
     """``$XDG_STATE_HOME/edge-mmer/spool-<device>.sqlite`` (``~/.local/state`` when unset)."""
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", device_id) or "default"
+    if safe != device_id:  # two ids that sanitize alike never share a spool
+        safe += "-" + hashlib.sha256(device_id.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     return Path(base) / "edge-mmer" / f"spool-{safe}.sqlite"
 
 

@@ -96,8 +96,9 @@ _SELECT_LEGACY = "SELECT id, CAST(topic AS BLOB), payload, qos, retain, NULL, LE
 
 def salvage(path: Path) -> tuple[list[RawRow], int | None]:
     """The rows of a damaged spool file that can still be read, and how many it held (from its count,
-    else from the ids missing between the scans; None when neither can be read). A damaged b-tree page ends a scan: the rows are read from the front
-    and from the back, so only the rows on the damaged pages are lost."""
+    else from the ids missing between the scans; None when neither can be read). A damaged b-tree
+    page ends a scan: the rows are read from the front and from the back, so only the rows on the
+    damaged pages are lost."""
     try:
         db = sqlite3.connect(str(path), timeout=0.5)
     except sqlite3.Error as exc:
