@@ -126,6 +126,7 @@ class Spool:
         self.salvaged = 0  # rows carried over from a damaged file
         self.lost = 0  # rows of a damaged file that could not be read back
         self._read_error = False
+        self._locked = False
         self._compacted_at = -1e9
         self._full_burst = 0  # rows dropped in the current "full" burst (0 = not in a burst)
         self._error_burst = False
@@ -261,6 +262,7 @@ class Spool:
         self.write_errors += 1
         self._error_burst = True
         locked = "locked" in str(exc)
+        self._locked = locked
         hint = " (another sink or process has it open: one runtime per device and spool file)" if locked else ""
         log.error("spool %s cannot be opened: %s%s. Events are kept in memory only (up to %d, oldest dropped "
                   "first) and are lost if the process stops before the broker acknowledges them",
@@ -519,6 +521,11 @@ class Spool:
     def in_memory(self) -> int:
         """Rows held only in memory (the disk refused them)."""
         return len(self._memory)
+
+    @property
+    def locked(self) -> bool:
+        """The file is held by another process (this spool runs on memory)."""
+        return self._locked
 
     @property
     def on_disk(self) -> bool:
