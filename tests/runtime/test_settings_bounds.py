@@ -59,7 +59,7 @@ def test_the_boundaries_themselves_are_accepted(tmp_path: Path) -> None:
 def test_a_device_id_from_argv_that_is_not_utf8_is_refused_cleanly() -> None:
     """B13: ``--device-id $'kiosk\\xff'`` arrives as a surrogate escape; before the fix the sink raised a
     UnicodeEncodeError traceback."""
-    with pytest.raises(ConfigError, match="run.device_id"):
+    with pytest.raises(ConfigError, match=r"run\.device_id"):
         with_run_overrides(RuntimeSettings(), device_id="kiosk\udcff")
     with pytest.raises(SinkError, match="device id"):
         check_device_id("kiosk\udcff")

@@ -116,6 +116,7 @@ class MqttSink(Sink):
         self.thread_restarts = 0  # publisher or paho network threads that died and were restarted
         self._deaths: deque[float] = deque()
         self._failure: SinkError | None = None
+        self._network_started = False
         self._announce_due = False
         self._announced_at = -1e9
         self.status_messages = 0  # Home Assistant 'online' messages received
@@ -127,6 +128,7 @@ class MqttSink(Sink):
                  self.topics.emotion, options.qos, self.spool_path)
         self._client.connect_async(self.broker.host, self.broker.port, keepalive=options.keepalive)
         self._client.loop_start()
+        self._network_started = True
 
     def _make_client(self, conn: Connection) -> paho_client.Client:
         """The paho client: credentials, TLS, last will, reconnect backoff, in-flight window, callbacks."""
@@ -302,14 +304,16 @@ class MqttSink(Sink):
 
     def _check_network_thread(self) -> None:
         """paho's network thread died (an exception in it ends it for good): start a new one."""
-        thread = getattr(self._client, "_thread", None)
-        if self._closed or self._stop.is_set() or thread is None or thread.is_alive():
+        thread = getattr(self._client, "_thread", None)  # paho sets it to None when the thread ends
+        if not self._network_started or self._closed or self._stop.is_set() or (thread is not None
+                                                                                 and thread.is_alive()):
             return
-        self._connected.clear()
+        if not self._client.is_connected():
+            self._connected.clear()  # the new thread reconnects, and on_connect sets it again
         if not self._thread_died("paho's network thread died"):
             return
         log.error("mqtt sink: paho's network thread died (see the error above); starting a new one")
-        self._client._thread = None  # loop_start() refuses while the dead thread is still referenced
+        self._client._thread = None  # (paho clears it itself; loop_start() refuses while it is set)
         self._client.loop_start()
 
     def _publish_announce(self) -> None:
