@@ -5,7 +5,8 @@ thread and puts its chunks into a :class:`~edge_mmer.runtime.queues.DropOldestQu
 (camera, microphone) that raises, ends, or goes stale — no chunk for ``stale_timeout_s`` — is
 restarted: the watchdog thread closes it (which ends a read stuck in the driver when the driver allows
 it), and the capture thread reopens it after an exponential backoff (``backoff_initial_s`` doubling up to
-``backoff_max_s``; back to the initial delay once a run has stayed healthy for ``healthy_after_s``).
+``backoff_max_s``; back to the initial delay once a run has stayed healthy for ``healthy_after_s``, or
+for twice the delay before it and :data:`MIN_UP_S` at least).
 This is the camera watchdog of NVR software such as Frigate: a stale-frame timeout and paced restarts,
 so an unplugged device is retried without spinning.
 
@@ -37,6 +38,9 @@ from edge_mmer.runtime.queues import DropOldestQueue
 from edge_mmer.runtime.sources.base import CLOSE_GRACE_S, Source, SourceError
 
 log = logging.getLogger(__name__)
+
+MIN_UP_S = 1.0
+"""A run must stay up at least this long (and twice its backoff) to reset the backoff early."""
 
 MAX_STUCK_THREADS = 3
 """Capture threads left blocked in a driver at once, before the watchdog waits for one to return."""
@@ -247,6 +251,10 @@ class SupervisedSource:
             self._mark_progress(streaming=True)
             run_start = time.monotonic()
             healthy = False
+            # up for healthy_after_s, or for longer than twice the wait before it (and a second at
+            # least): a camera that drops every few seconds is retried fast, not after 30 s
+            waited = self.restart_delays[-1] if self.restart_delays else 0.0
+            up_enough = min(self.healthy_after_s, max(MIN_UP_S, 2 * waited))
             for chunk in self.source.chunks():
                 if self._stop.is_set() or not self._current(gen):
                     break
@@ -254,7 +262,7 @@ class SupervisedSource:
                 with self._lock:
                     self._chunks += 1
                 self._mark_progress()
-                if not healthy and time.monotonic() - run_start >= self.healthy_after_s:
+                if not healthy and time.monotonic() - run_start >= up_enough:
                     healthy = True
                     self.backoff.reset()
         except Exception as e:
