@@ -78,6 +78,10 @@ class ReadPass:
         """The pass is stopped (reads like the ``threading.Event`` it wraps)."""
         return self.stop.is_set()
 
+    def wait(self, timeout: float) -> bool:
+        """Sleep up to ``timeout`` unless the pass is stopped; True when it is."""
+        return self.stop.wait(timeout)
+
 
 class LiveSource(Source):
     """A device read by blocking calls in a capture thread: a camera, a microphone.

@@ -45,7 +45,7 @@ class RawRow:
 
     id: int
     topic: bytes
-    payload: bytes
+    payload: Any  # bytes, unless the file was damaged or written by something else
     qos: Any
     retain: Any
     crc: int | None
