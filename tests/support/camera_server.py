@@ -16,7 +16,6 @@ thread per connection; ``stop()`` ends every connection, stalled ones included.
 from __future__ import annotations
 
 import functools
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -59,10 +58,10 @@ class MjpegCamera:
         camera = self
 
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 - the base class's name
+            def do_GET(self) -> None:
                 camera._serve(self)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -117,7 +116,7 @@ class MjpegCamera:
                     self.stalled += 1
                 held = True
                 self._stop.wait()  # the socket stays open, nothing more is sent
-        except (BrokenPipeError, ConnectionResetError, socket.timeout):
+        except (TimeoutError, BrokenPipeError, ConnectionResetError):
             return
         finally:
             if held:
