@@ -124,6 +124,7 @@ def test_a_broker_that_drops_the_connect_is_reported_once(tmp_path: Path, caplog
     assert len(said) == 1, said  # once per outage, not once per retry
 
 
+@pytest.mark.needs_mosquitto
 def test_a_tls_refusal_says_why(tmp_path: Path, tls_files: TlsFiles, caplog: pytest.LogCaptureFixture) -> None:
     """B10: before the fix only 'cannot reach ...' (even at -vv), for a certificate from an unknown CA
     and for TLS against a plain port alike; now the reason is in the line, once per outage."""
