@@ -66,7 +66,7 @@ def check_device_id_value(key: str, device_id: str) -> None:
     brokers drop the CONNECT), no bytes that are not UTF-8, no two ids that sanitize alike."""
     check(DEVICE_ID_PATTERN.fullmatch(device_id) is not None, key,
           "1..64 of A-Z a-z 0-9 . _ - starting with a letter or digit (one topic level, a file name)",
-          ascii(device_id)[:100])
+          device_id[:100])  # repr'd by check(): a newline or a surrogate shows escaped
 
 
 def check_mqtt_string(key: str, value: str | None, *, topic: bool = False) -> None:
