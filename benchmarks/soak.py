@@ -6,8 +6,9 @@ What runs: :class:`~edge_mmer.runtime.loop.RuntimeLoop` with the committed demo 
 :class:`LoopingClipSource` that replays the demo clip (audio + video) forever with a monotonically
 increasing stream clock, paced at ``--speed`` x real time and marked *live* (so it gets what a camera
 and a microphone get: a drop-oldest queue and the watchdog), and the MQTT sink (QoS 1, on-disk spool)
-publishing to a real ``mosquitto`` (``tests/support/broker.py``) that is stopped every ``--restart-every``
-seconds and started again ``--down-s`` seconds later. A subscriber with a persistent session (broker
+publishing to a real ``mosquitto`` (``tests/support/broker.py``) that is stopped (``--kill``: killed with
+SIGKILL, saving its persistence on every change) every ``--restart-every`` seconds and started again
+``--down-s`` seconds later. A subscriber with a persistent session (broker
 persistence on, ``clean_session=False``) records every event, so what the broker queued for it across
 a restart is not lost on the subscriber's side.
 
@@ -251,11 +252,18 @@ def soak_settings(port: int, spool: Path, stats_interval_s: float) -> RuntimeSet
 
 
 def run_soak(minutes: float, speed: float, restart_every_s: float, down_s: float, workdir: Path,
-             warmup_s: float = 30.0, sample_every_s: float = 5.0, stats_interval_s: float = 30.0) -> dict[str, Any]:
-    """Run the soak; returns the figures (see the module docstring)."""
+             warmup_s: float = 30.0, sample_every_s: float = 5.0, stats_interval_s: float = 30.0,
+             kill: bool = False) -> dict[str, Any]:
+    """Run the soak; returns the figures (see the module docstring). ``kill``: the broker is killed
+    (SIGKILL) instead of stopped, and saves its persistence on every change so that what it had
+    acknowledged survives (what the subscriber then misses is the broker's loss, not the device's)."""
     from tests.support.broker import Mosquitto, wait_until
 
-    broker = Mosquitto(workdir / "broker", persistence=True).start()
+    broker = Mosquitto(workdir / "broker", persistence=True)
+    if kill:
+        with broker.conf_path.open("a") as conf:
+            conf.write("autosave_on_changes true\nautosave_interval 1\n")
+    broker.start()
     topic = f"{PREFIX}/{DEVICE}/emotion"
     rec = SeqRecorder(broker.port, topic)
     rec.inner.start()
@@ -299,7 +307,7 @@ def run_soak(minutes: float, speed: float, restart_every_s: float, down_s: float
                 handles.append((now - t_start, open_fds(), threads()))
                 next_sample = now + sample_every_s
             if now >= next_restart:
-                broker.stop()
+                broker.kill() if kill else broker.stop()
                 time.sleep(down_s)
                 broker.start()
                 restarts += 1
@@ -348,7 +356,7 @@ def run_soak(minutes: float, speed: float, restart_every_s: float, down_s: float
                     "cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()},
         "params": {"minutes": minutes, "speed": speed, "restart_every_s": restart_every_s, "down_s": down_s,
                    "warmup_s": warmup_s, "qos": settings.mqtt.qos, "decision_emit": settings.decision.emit,
-                   "bundle": "demo/bundle", "source": "demo/demo_clip.mp4, looped"},
+                   "bundle": "demo/bundle", "source": "demo/demo_clip.mp4, looped", "broker_kill": kill},
         "wall_s": round(wall_s, 1),
         "stream_s": round(summary.stream_s, 1),
         "clip_passes": source.passes,
@@ -387,7 +395,8 @@ def run_soak(minutes: float, speed: float, restart_every_s: float, down_s: float
 
 def command_line(args: argparse.Namespace) -> str:
     return (f"python -m benchmarks.soak --minutes {args.minutes:g} --speed {args.speed:g} "
-            f"--restart-every {args.restart_every:g} --down-s {args.down_s:g} --warmup {args.warmup:g}")
+            f"--restart-every {args.restart_every:g} --down-s {args.down_s:g} --warmup {args.warmup:g}"
+            f"{' --kill' if args.kill else ''}")
 
 
 def render_markdown(r: dict[str, Any], command: str) -> str:
@@ -426,7 +435,8 @@ def render_markdown(r: dict[str, Any], command: str) -> str:
         f"`{command}` — {r['date']}, Python {m['python']}, {m['cpus']} CPUs, {m['platform']}.",
         "",
         f"Demo bundle on the demo clip looped at {r['params']['speed']:g}x real time (live source: drop-oldest "
-        f"queue, watchdog), MQTT QoS {r['params']['qos']} to a real mosquitto stopped every "
+        f"queue, watchdog), MQTT QoS {r['params']['qos']} to a real mosquitto "
+        f"{'killed (SIGKILL)' if r['params'].get('broker_kill') else 'stopped'} every "
         f"{r['params']['restart_every_s']:g} s and started again {r['params']['down_s']:g} s later; a persistent "
         "subscriber counts what arrives.",
         "",
@@ -449,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=float, default=30.0, help="seconds before the RSS baseline (default 30)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="where soak.md/json go")
     p.add_argument("--quiet", action="store_true", help="warnings and errors only on stderr")
+    p.add_argument("--kill", action="store_true", help="kill -9 the broker instead of stopping it")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -461,7 +472,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="edge-mmer-soak-"))
     try:
-        figures = run_soak(args.minutes, args.speed, args.restart_every, args.down_s, workdir, warmup_s=args.warmup)
+        figures = run_soak(args.minutes, args.speed, args.restart_every, args.down_s, workdir, warmup_s=args.warmup,
+                           kill=args.kill)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     command = command_line(args)

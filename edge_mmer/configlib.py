@@ -28,7 +28,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10 (JetPack 6)
     import tomli as tomllib
 
-__all__ = ["SETTING", "check", "check_finite", "from_mapping", "load_toml"]
+__all__ = ["SETTING", "check", "check_finite", "check_range", "from_mapping", "load_toml"]
 
 T = TypeVar("T")
 
@@ -42,6 +42,13 @@ def check(cond: bool, key: str, expected: str, value: object) -> None:
     """Raise ``config key '<key>': expected <expected>, got <value>`` unless ``cond``."""
     if not cond:
         raise ConfigError(f"config key '{key}': expected {expected}, got {value!r}")
+
+
+def check_range(value: float | int, key: str, lo: float, hi: float, *, zero_ok: bool = False, unit: str = "") -> None:
+    """``lo <= value <= hi`` (or exactly 0, meaning "off", when ``zero_ok``): the range a consumer
+    accepts, so that a value that passes cannot hang, flood or starve it."""
+    what = f"{lo:g}..{hi:g}{f' {unit}' if unit else ''}"
+    check((zero_ok and value == 0) or lo <= value <= hi, key, f"0 (off) or {what}" if zero_ok else what, value)
 
 
 def check_finite(obj: Any, prefix: str = "") -> None:

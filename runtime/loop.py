@@ -230,6 +230,10 @@ class RuntimeLoop:
                         stop.set()
                     heartbeat.progress(pipeline.stream_clock)
                 heartbeat.tick(lambda: status_line(summary.events, supervisors))
+                if sink.failure is not None and self._sink_error is None:  # never a silent zombie
+                    log.error("sink %s failed: %s; stopping", self.settings.run.sink, sink.failure)
+                    self._sink_error = sink.failure
+                    break
                 if self.settings.run.stats_interval_s > 0 and time.monotonic() >= next_stats:
                     self._publish_stats(sink, supervisors)
                     next_stats = time.monotonic() + self.settings.run.stats_interval_s

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edge_mmer.config import AudioConfig
-from edge_mmer.configlib import SETTING, check, check_finite, from_mapping, load_toml
+from edge_mmer.configlib import SETTING, check, check_finite, check_range, from_mapping, load_toml
 from edge_mmer.errors import ConfigError
 from edge_mmer.vocab import BACKENDS, PRECISIONS, SAMPLE_RATE
 
@@ -52,7 +53,37 @@ DEFAULT_PASSWORD_ENV = "EDGE_MMER_MQTT_PASSWORD"
 DEFAULT_DISCOVERY_PREFIX = "homeassistant"
 DEFAULT_SPOOL_MAX_EVENTS = 100_000
 DEFAULT_SPOOL_MAX_BYTES = 64 * 1024 * 1024
+DEVICE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+"""A device id: one MQTT topic level, a file name and a Home Assistant id at once, so a safe set only."""
+MQTT_MAX_STRING_BYTES = 65535  # an MQTT UTF-8 string carries a 16-bit length
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _NOT_A_SETTING = {SETTING: False}  # set by the program (from [run] or the command line), never by the file
+
+
+def check_device_id_value(key: str, device_id: str) -> None:
+    """The device id's safe character set (letters, digits, ``. _ -``; 1..64; not starting with a
+    separator): no topic wildcard, no control character (a newline would forge log lines and makes
+    brokers drop the CONNECT), no bytes that are not UTF-8, no two ids that sanitize alike."""
+    check(DEVICE_ID_PATTERN.fullmatch(device_id) is not None, key,
+          "1..64 of A-Z a-z 0-9 . _ - starting with a letter or digit (one topic level, a file name)",
+          device_id[:100])  # repr'd by check(): a newline or a surrogate shows escaped
+
+
+def check_mqtt_string(key: str, value: str | None, *, topic: bool = False) -> None:
+    """An MQTT UTF-8 string: encodable, at most 65535 bytes, no control characters; a topic also
+    without the wildcards ``+`` ``#``, not empty and not starting or ending with ``/``."""
+    if value is None:
+        return
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        size = -1
+    check(0 <= size <= MQTT_MAX_STRING_BYTES, key, "valid UTF-8 of at most 65535 bytes",
+          value[:80] + ("..." if len(value) > 80 else ""))
+    check(not _CONTROL.search(value), key, "no control characters", value[:80])
+    if topic:
+        check(bool(value) and not any(c in value for c in "+#") and not value.startswith("/")
+              and not value.endswith("/"), key, "a topic prefix without '+', '#' or a leading/trailing '/'", value)
 
 
 def repo_demo_dir() -> Path:
@@ -82,8 +113,10 @@ class RunSettings:
     def validate(self, prefix: str = "run") -> None:
         check(self.backend in BACKENDS, f"{prefix}.backend", f"one of {list(BACKENDS)}", self.backend)
         check(self.precision in PRECISIONS, f"{prefix}.precision", f"one of {list(PRECISIONS)}", self.precision)
-        check(self.threads >= 0, f"{prefix}.threads", ">= 0", self.threads)
-        check(self.stats_interval_s >= 0, f"{prefix}.stats_interval_s", ">= 0", self.stats_interval_s)
+        check_range(self.threads, f"{prefix}.threads", 1, 256, zero_ok=True)
+        check_range(self.stats_interval_s, f"{prefix}.stats_interval_s", 0.1, 86400, zero_ok=True, unit="s")
+        if self.device_id:
+            check_device_id_value(f"{prefix}.device_id", self.device_id)
 
 
 @dataclass(frozen=True)
@@ -151,14 +184,15 @@ class FaceSettings:
     def validate(self, prefix: str = "faces") -> None:
         fps = self.analysis_fps
         check(fps is None or 0 < fps <= 60, f"{prefix}.analysis_fps", "0 < fps <= 60", fps)
-        check(self.min_face_frames >= 1, f"{prefix}.min_face_frames", ">= 1", self.min_face_frames)
-        for key in ("face_only_interval_s", "video_wait_s", "redetect_interval_s"):
-            check(getattr(self, key) >= 0, f"{prefix}.{key}", ">= 0", getattr(self, key))
-        check(80 <= self.detect_max_side <= 4096, f"{prefix}.detect_max_side", "80..4096", self.detect_max_side)
-        check(self.track_max_age_s > 0, f"{prefix}.track_max_age_s", "> 0", self.track_max_age_s)
-        check(1 <= self.max_faces <= 64, f"{prefix}.max_faces", "1..64", self.max_faces)
-        check(-1 <= self.speaker_min_score <= 1, f"{prefix}.speaker_min_score", "-1..1", self.speaker_min_score)
-        check(0 <= self.speaker_margin <= 2, f"{prefix}.speaker_margin", "0..2", self.speaker_margin)
+        check_range(self.min_face_frames, f"{prefix}.min_face_frames", 1, 1000)
+        check_range(self.face_only_interval_s, f"{prefix}.face_only_interval_s", 0.2, 3600, zero_ok=True, unit="s")
+        check_range(self.video_wait_s, f"{prefix}.video_wait_s", 0, 10, unit="s")
+        check_range(self.redetect_interval_s, f"{prefix}.redetect_interval_s", 0, 60, unit="s")
+        check_range(self.detect_max_side, f"{prefix}.detect_max_side", 80, 4096)
+        check_range(self.track_max_age_s, f"{prefix}.track_max_age_s", 0.05, 60, unit="s")
+        check_range(self.max_faces, f"{prefix}.max_faces", 1, 64)
+        check_range(self.speaker_min_score, f"{prefix}.speaker_min_score", -1, 1)
+        check_range(self.speaker_margin, f"{prefix}.speaker_margin", 0, 2)
 
 
 @dataclass(frozen=True)
@@ -176,9 +210,9 @@ class DecisionSettings:
         check(0 < self.alpha <= 1, f"{prefix}.alpha", "0 < alpha <= 1", self.alpha)
         check(0 <= self.hysteresis < 1, f"{prefix}.hysteresis", "0 <= h < 1", self.hysteresis)
         check(self.emit in EMIT_POLICIES, f"{prefix}.emit", f"one of {list(EMIT_POLICIES)}", self.emit)
-        check(self.interval_s >= 0, f"{prefix}.interval_s", ">= 0", self.interval_s)
+        check_range(self.interval_s, f"{prefix}.interval_s", 0.1, 86400, zero_ok=True, unit="s")
         gap = self.context_reset_gap_s
-        check(gap is None or gap > 0, f"{prefix}.context_reset_gap_s", "> 0", gap)
+        check(gap is None or 0 < gap <= 86400, f"{prefix}.context_reset_gap_s", "0 < gap <= 86400 s", gap)
 
 
 @dataclass(frozen=True)
@@ -193,6 +227,9 @@ class WatchdogSettings:
         if self.stale_timeout_s <= 0 or not 0 < self.backoff_initial_s <= self.backoff_max_s:
             raise ConfigError(f"config key '{prefix}': expected stale_timeout_s > 0 and "
                               f"0 < backoff_initial_s <= backoff_max_s, got {self}")
+        check_range(self.stale_timeout_s, f"{prefix}.stale_timeout_s", 0.5, 3600, unit="s")
+        check_range(self.backoff_initial_s, f"{prefix}.backoff_initial_s", 0.01, 600, unit="s")
+        check_range(self.backoff_max_s, f"{prefix}.backoff_max_s", 0.01, 3600, unit="s")
 
 
 @dataclass(frozen=True)
@@ -205,6 +242,8 @@ class QueueSettings:
     def validate(self, prefix: str = "queues") -> None:
         if self.audio < 1 or self.video < 1:
             raise ConfigError(f"config key '{prefix}': sizes must be >= 1, got {self}")
+        check_range(self.audio, f"{prefix}.audio", 1, 100_000)
+        check_range(self.video, f"{prefix}.video", 1, 10_000)
 
 
 @dataclass(frozen=True)
@@ -239,15 +278,23 @@ class MqttOptions:
 
     def validate(self, prefix: str = "mqtt") -> None:
         check(self.qos in (0, 1, 2), f"{prefix}.qos", "0, 1 or 2", self.qos)
-        check(self.keepalive >= 5, f"{prefix}.keepalive", ">= 5 (seconds)", self.keepalive)
-        check(self.spool_max_events >= 1, f"{prefix}.spool_max_events", ">= 1", self.spool_max_events)
-        check(self.spool_max_bytes >= 1, f"{prefix}.spool_max_bytes", ">= 1", self.spool_max_bytes)
-        check(self.close_timeout_s >= 0, f"{prefix}.close_timeout_s", ">= 0", self.close_timeout_s)
+        check(5 <= self.keepalive <= 65535, f"{prefix}.keepalive", "5..65535 s (MQTT's 16-bit field)", self.keepalive)
+        check_range(self.spool_max_events, f"{prefix}.spool_max_events", 1, 100_000_000)
+        check_range(self.spool_max_bytes, f"{prefix}.spool_max_bytes", 1, 1 << 40, unit="bytes")
+        check_range(self.close_timeout_s, f"{prefix}.close_timeout_s", 0, 600, unit="s")
+        check_mqtt_string(f"{prefix}.username", self.username)
+        check_mqtt_string(f"{prefix}.client_id", self.client_id)
+        check(self.client_id is None or bool(self.client_id), f"{prefix}.client_id", "a non-empty id", self.client_id)
+        check_mqtt_string(f"{prefix}.ha_prefix", self.ha_prefix, topic=True)
+        check(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", self.password_env) is not None,
+              f"{prefix}.password_env", "an environment variable name", self.password_env)
+        if self.device_id:
+            check_device_id_value(f"{prefix}.device_id", self.device_id)
         check(self.key_file is None or self.cert_file is not None, f"{prefix}.key_file",
               "cert_file as well (a client key needs its certificate)", str(self.key_file))
-        check(self.inflight >= 1, f"{prefix}.inflight", ">= 1", self.inflight)
-        check(0 < self.reconnect_min_s <= self.reconnect_max_s, f"{prefix}.reconnect_min_s/reconnect_max_s",
-              "0 < min <= max", (self.reconnect_min_s, self.reconnect_max_s))
+        check_range(self.inflight, f"{prefix}.inflight", 1, 65535)
+        check(0 < self.reconnect_min_s <= self.reconnect_max_s <= 3600, f"{prefix}.reconnect_min_s/reconnect_max_s",
+              "0 < min <= max <= 3600 s", (self.reconnect_min_s, self.reconnect_max_s))
 
 
 @dataclass(frozen=True)

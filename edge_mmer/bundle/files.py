@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from edge_mmer.bundle.manifest import _MAX_MANIFEST_BYTES as MAX_MANIFEST_BYTES
 from edge_mmer.bundle.manifest import MANIFEST, PICKLE_SUFFIXES, _file_error
 from edge_mmer.errors import BundleError
 from edge_mmer.hashing import sha256_file
@@ -91,9 +92,16 @@ def read_manifest_bytes(bdir: Path) -> bytes:
     if not mpath.is_file():
         raise BundleError(bdir, MANIFEST, "missing: not a model bundle (or an interrupted write)")
     try:
-        return mpath.read_bytes()
+        with mpath.open("rb") as fh:  # the size is checked before the read: never a huge file into memory
+            size = os.fstat(fh.fileno()).st_size
+            if size > MAX_MANIFEST_BYTES:
+                raise BundleError(bdir, MANIFEST, f"too large ({size} bytes, at most {MAX_MANIFEST_BYTES})")
+            data = fh.read(MAX_MANIFEST_BYTES + 1)
     except OSError as exc:
         raise BundleError(bdir, MANIFEST, f"cannot read: {exc.strerror or exc}") from None
+    if len(data) > MAX_MANIFEST_BYTES:  # it grew while it was read
+        raise BundleError(bdir, MANIFEST, f"too large (more than {MAX_MANIFEST_BYTES} bytes)")
+    return data
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -224,17 +224,19 @@ class Bundle:
 
         spec = self.svm(channel)
         data = self.read_bytes(spec.model)
+        source = f"{self.path}: bundle file '{spec.model}'"
         try:
             return svm_from_bytes(
                 data,
                 spec.scaling_dict(),
                 len(self.labels),
-                source=f"{self.path}: bundle file '{spec.model}'",
+                source=source,
                 c=spec.c,
                 cv_accuracy=spec.cv_accuracy,
             )
         except SVMModelError as exc:
-            raise _file_error(self.path, spec.model, str(exc)) from None
+            text = str(exc).removeprefix(f"{source}: ")  # _file_error names the file once, not twice
+            raise _file_error(self.path, spec.model, text) from None
 
 
 def read_bundle(path: str | os.PathLike[str], verify: bool = True) -> Bundle:

@@ -19,6 +19,11 @@ class Sink(ABC):
     def publish_stats(self, stats: StatsMessage) -> None:  # noqa: B027 - optional for sinks
         """Periodic runtime statistics (per-stage latency, fps, drops); sinks may ignore them."""
 
+    @property
+    def failure(self) -> SinkError | None:
+        """Set when the sink cannot go on (e.g. its threads keep dying); the running loop stops with it."""
+        return None
+
     @abstractmethod
     def close(self) -> None: ...
 

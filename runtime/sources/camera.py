@@ -18,13 +18,20 @@ A live camera stamps each frame with ``time.monotonic()`` right after the read. 
 non-empty ``(H, W, 3)`` uint8 image of the size the stream started with are skipped and counted in
 ``bad_frames`` (grey and BGRA frames are converted to BGR). ``close()`` may be called from another
 thread to end a blocked read.
+
+A network stream's reads and open are bounded (``read_timeout_s``, ``open_timeout_s``: FFmpeg's
+interrupt callback, ``CAP_PROP_READ_TIMEOUT_MSEC`` / ``CAP_PROP_OPEN_TIMEOUT_MSEC``): a camera that
+keeps its connection open and sends nothing makes the read fail within the timeout, in the thread
+that made it, which then releases the capture itself. The capture is never released under a read
+in progress (see :class:`~edge_mmer.runtime.sources.base.LiveSource`). A FIFO is refused at once:
+OpenCV's open would block in it until a writer came.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import threading
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +41,7 @@ import cv2
 import numpy as np
 
 from edge_mmer.runtime.chunks import Chunk, VideoFrame
-from edge_mmer.runtime.sources.base import LiveSource, SourceError
+from edge_mmer.runtime.sources.base import LiveSource, ReadPass, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +71,15 @@ class CameraSource(LiveSource):
     has_audio = False
 
     def __init__(self, spec: int | str, fps_cap: float | None = None, max_failed_reads: int = 25,
-                 pipeline: bool | None = None) -> None:
+                 pipeline: bool | None = None, open_timeout_s: float = 10.0, read_timeout_s: float = 5.0) -> None:
         super().__init__()
         if isinstance(spec, str) and spec.strip().isdigit():
             spec = int(spec)
         self.spec = spec
         self.fps_cap = fps_cap
         self.max_failed_reads = max_failed_reads
+        self.open_timeout_s = open_timeout_s
+        self.read_timeout_s = read_timeout_s
         # a GStreamer pipeline: said (gst:PIPELINE), or a string with a '!' in it
         self.pipeline = isinstance(spec, str) and (_is_pipeline(spec) if pipeline is None else pipeline)
         self.is_file = isinstance(spec, str) and not self.pipeline and not _is_url(spec) and Path(spec).is_file()
@@ -96,8 +105,16 @@ class CameraSource(LiveSource):
         if isinstance(spec, str) and not self.pipeline and not _is_url(spec) and not Path(spec).exists():
             raise SourceError(f"{self.name}: no such file or device (expected a camera index such as 0, "
                               f"a video file, an rtsp:// URL or a GStreamer pipeline)")
+        local = isinstance(spec, str) and not self.pipeline and not _is_url(spec)
+        if local and stat.S_ISFIFO(Path(str(spec)).stat().st_mode):
+            raise SourceError(f"camera {spec}: is a FIFO (a named pipe), not a video device or file; OpenCV would "
+                              f"wait in it for a writer forever")
         if isinstance(spec, str) and self.pipeline:
             cap = cv2.VideoCapture(spec, cv2.CAP_GSTREAMER)
+        elif isinstance(spec, str) and _is_url(spec):
+            cap = cv2.VideoCapture(spec, cv2.CAP_FFMPEG,
+                                   [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, round(self.open_timeout_s * 1000),
+                                    cv2.CAP_PROP_READ_TIMEOUT_MSEC, round(self.read_timeout_s * 1000)])
         else:
             cap = cv2.VideoCapture(spec)
         if not cap.isOpened():
@@ -127,17 +144,19 @@ class CameraSource(LiveSource):
     def _holds_device(self) -> bool:
         return self._cap is not None
 
-    def _release(self) -> None:
-        with self._lock:
-            cap, self._cap = self._cap, None
-        if cap is not None:
-            cap.release()
+    def _detach(self) -> Any:
+        cap, self._cap = self._cap, None
+        return cap
+
+    def _release_handles(self, handles: Any) -> None:
+        handles.release()
 
     # -- frames -------------------------------------------------------------------------------------
 
     def _read(self) -> tuple[bool, np.ndarray | None]:
         """One ``VideoCapture.read`` (a seam: tests subclass it to inject damaged frames)."""
-        cap = self._cap
+        with self._lock:
+            cap = self._cap
         if cap is None:
             return False, None
         ok, image = cap.read()
@@ -180,16 +199,16 @@ class CameraSource(LiveSource):
     def chunks(self) -> Iterator[Chunk]:
         if self._cap is None:
             self.open()
-        return self._frames(self._stop)
+        return self._frames(self._pass)
 
-    def _frames(self, stop: threading.Event) -> Iterator[Chunk]:
+    def _frames(self, stop: ReadPass) -> Iterator[Chunk]:
         failed = 0
         while self._begin_read(stop):
             try:
                 ok, image = self._read()
                 t = self._frame_time()
             finally:
-                self._end_read()
+                self._end_read(stop)
             if stop.is_set():
                 return
             if not ok:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -24,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from edge_mmer.runtime.chunks import AudioChunk, Chunk
-from edge_mmer.runtime.sources.base import LiveSource, SourceError
+from edge_mmer.runtime.sources.base import LiveSource, ReadPass, SourceError
 from edge_mmer.runtime.sources.pacing import chunk_samples, import_av
 from edge_mmer.vocab import SAMPLE_RATE
 
@@ -204,10 +203,13 @@ class MicrophoneSource(LiveSource):
     def _holds_device(self) -> bool:
         return self._stream is not None
 
-    def _release(self) -> None:
-        with self._lock:
-            pa, stream = self._pa, self._stream
-            self._pa = self._stream = None
+    def _detach(self) -> Any:
+        pa, stream = self._pa, self._stream
+        self._pa = self._stream = None
+        return None if pa is None and stream is None else (pa, stream)
+
+    def _release_handles(self, handles: Any) -> None:
+        pa, stream = handles
         if stream is not None:
             try:
                 stream.stop_stream()
@@ -220,24 +222,28 @@ class MicrophoneSource(LiveSource):
     def chunks(self) -> Iterator[Chunk]:
         if self._stream is None:
             self.open()
-        return self._read_loop(self._stop)
+        return self._read_loop(self._pass)
 
-    def _read_loop(self, stop: threading.Event) -> Iterator[Chunk]:
+    def _read_loop(self, stop: ReadPass) -> Iterator[Chunk]:
         rate, channels = self.device_rate or SAMPLE_RATE, self.device_channels or 1
         convert = None if (rate, channels) == (SAMPLE_RATE, 1) else ToMono16k(rate, channels)
         frames = self._frames_per_read
         pending = np.empty(0, dtype=np.int16)
         anchor = 0.0  # monotonic time of pending[0]
         while self._begin_read(stop):
+            with self._lock:
+                stream = self._stream
             try:
-                data = self._stream.read(frames, exception_on_overflow=False)
+                data = stream.read(frames, exception_on_overflow=False)
                 t_read = time.monotonic() - frames / rate
             except (OSError, AttributeError) as e:
                 if stop.is_set():
                     return
                 raise SourceError(f"{self.name}: reading failed ({e})") from e
             finally:
-                self._end_read()
+                self._end_read(stop)
+            if stop.is_set():
+                return
             samples = np.frombuffer(data, dtype=np.int16)
             if convert is not None:
                 samples = convert(samples)

@@ -22,6 +22,7 @@ from edge_mmer.errors import RunError
 from edge_mmer.runtime.chunks import Chunk
 from edge_mmer.runtime.loop import RunSummary, RuntimeLoop
 from edge_mmer.runtime.settings import RuntimeSettings, load_settings, with_run_overrides
+from edge_mmer.runtime.sinks.base import SinkError
 from edge_mmer.runtime.sources.base import SourceError
 from edge_mmer.runtime.sources.files import MediaFileSource
 from edge_mmer.runtime.sources.wav import WavSource
@@ -161,3 +162,21 @@ def test_missing_demo_bundle_is_a_clear_error(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setenv("EDGE_MMER_DEMO_DIR", str(tmp_path))
     with pytest.raises(RunError, match="demo bundle"):
         RuntimeLoop(RuntimeSettings()).run()
+
+
+class FailingSink(ListSink):
+    """A sink whose threads died for good after its first event (``failure`` set, emit still quiet):
+    the loop must notice between events, not run on as a zombie."""
+
+    @property
+    def failure(self) -> SinkError | None:
+        return SinkError("MQTT sink stopped: the publisher thread failed 6 times within a minute") if self.events \
+            else None
+
+
+def test_the_run_stops_with_an_error_when_the_sink_has_failed() -> None:
+    sink = FailingSink()
+    settings = with_run_overrides(RuntimeSettings(), stats_interval_s=0.0)
+    with pytest.raises(RunError, match="publisher thread failed"):
+        RuntimeLoop(settings, sink=sink, sources=[MediaFileSource(DEMO_CLIP, video=False)]).run()
+    assert len(sink.events) == 1 and sink.closed

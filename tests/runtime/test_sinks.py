@@ -221,7 +221,8 @@ def test_spool_corrupt_file_is_moved_aside(tmp_path: Path, caplog: pytest.LogCap
 
 def test_default_spool_path_uses_xdg_state_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
-    assert default_spool_path("robot/1") == tmp_path / "edge-mmer" / "spool-robot_1.sqlite"
+    assert default_spool_path("robot_1") == tmp_path / "edge-mmer" / "spool-robot_1.sqlite"
+    assert default_spool_path("robot/1") != default_spool_path("robot_1")  # never one spool for two ids
     monkeypatch.delenv("XDG_STATE_HOME")
     assert default_spool_path("r").parent == Path.home() / ".local" / "state" / "edge-mmer"
 
@@ -329,7 +330,7 @@ def test_mqtt_options_are_checked_before_anything_starts(tmp_path: Path) -> None
 # ---- Home Assistant discovery ---------------------------------------------------------------------
 
 def test_home_assistant_discovery_payloads() -> None:
-    msgs = ha.discovery_messages(device_id="robot 1", labels=LABELS, events_topic="p/robot 1/emotion",
+    msgs = ha.discovery_messages(device_id="robot_1", labels=LABELS, events_topic="p/robot 1/emotion",
                                  state_topic="p/robot 1/state", availability_topic="p/robot 1/availability",
                                  model_id="demo-bundle")
     by_topic = {m.topic: json.loads(m.payload) for m in msgs}
@@ -347,7 +348,8 @@ def test_home_assistant_discovery_payloads() -> None:
         assert (cfg["payload_available"], cfg["payload_not_available"]) == ("online", "offline")
         assert cfg["device"]["identifiers"] == ["edge_mmer_robot_1"] and cfg["device"]["model_id"] == "demo-bundle"
     assert event["unique_id"] != sensor["unique_id"]
-    assert [m.payload for m in ha.removal_messages("robot 1")] == ["", ""]
+    assert [m.payload for m in ha.removal_messages("robot_1")] == ["", ""]
+    assert ha.node_id("kiosk.1") != ha.node_id("kiosk_1") == "edge_mmer_kiosk_1"  # ids that sanitize alike
     with pytest.raises(ValueError, match="labels"):
         ha.discovery_messages(device_id="d", labels=(), events_topic="a", state_topic="b", availability_topic="c")
 

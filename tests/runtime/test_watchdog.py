@@ -261,6 +261,16 @@ def test_backoff_grows_to_its_cap_and_resets_after_a_healthy_run() -> None:
     assert sup.stats()["last_error"] == "scripted: device not found"
 
 
+def test_a_device_that_drops_every_few_seconds_keeps_a_short_backoff() -> None:
+    """B16: a camera that streams ~1.2 s then drops, again and again. Before the fix healthy_after_s
+    (10 s) was never reached and the backoff doubled each time (0.5, 1, 2 ... 30 s on a real camera)."""
+    source = ScriptedSource(lambda run: "raise@600")  # 600 chunks, 2 ms apart: up 1.2 s
+    sup = SupervisedSource(source, stale_timeout_s=5, healthy_after_s=10, **FAST).start()
+    assert wait_for(lambda: len(sup.restart_delays) >= 2, 15)
+    sup.stop()
+    assert sup.restart_delays[:2] == [0.01, 0.01]  # before: 0.01, 0.02, 0.04, ...
+
+
 def test_stop_joins_cleanly_and_closes_the_queue() -> None:
     source = ScriptedSource(lambda run: "stream")
     sup = SupervisedSource(source, maxsize=8, **FAST).start()

@@ -131,6 +131,10 @@ class PacedVirtualMic:
     probing reads nothing; it writes 20 ms blocks (atomic pipe writes, the size MicrophoneSource
     reads) on a fixed schedule, ``speed`` times real time, then silence until :meth:`close`. A full
     pipe (no one reading yet: it holds ~128 ms) delays the schedule instead of losing audio.
+
+    :meth:`pause` stops the writing with the FIFO still open: a reader blocks in its read (a driver
+    that stopped delivering, not one that was unplugged) until :meth:`resume`; the audio resumes where
+    it paused.
     """
 
     BLOCK = 320  # samples: 20 ms
@@ -146,8 +150,17 @@ class PacedVirtualMic:
         self.env = _config_env(tmp_path, self.fifo, as_default)
         self.samples_written = 0
         self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
         self._fd: int | None = None
         self._thread: threading.Thread | None = None
+
+    def pause(self) -> None:
+        """Stop delivering (the FIFO stays open: reads block)."""
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
 
     def __enter__(self) -> PacedVirtualMic:
         if self.fifo.exists():
@@ -166,6 +179,7 @@ class PacedVirtualMic:
 
     def close(self) -> None:
         self._stop.set()
+        self._running.set()
         if self._thread is not None:
             self._thread.join(5)
         if self._fd is not None:
@@ -180,6 +194,10 @@ class PacedVirtualMic:
         due = time.monotonic()
         k = 0
         while not self._stop.is_set():
+            if not self._running.is_set():
+                self._running.wait()
+                due = time.monotonic()
+                continue
             start = k * block_bytes
             data = self.raw_pcm[start:start + block_bytes] if start < len(self.raw_pcm) else silence
             data = data.ljust(block_bytes, b"\0")

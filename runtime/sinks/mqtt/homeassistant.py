@@ -13,6 +13,7 @@ on every (re)connect and again whenever ``homeassistant/status`` says ``online``
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Sequence
@@ -34,8 +35,12 @@ class DiscoveryMessage:
 
 
 def node_id(device_id: str) -> str:
-    """HA's ``node_id``/``object_id`` allow ``[a-zA-Z0-9_-]`` only."""
-    return "edge_mmer_" + (re.sub(r"[^A-Za-z0-9_-]", "_", device_id) or "device")
+    """HA's ``node_id``/``object_id`` allow ``[a-zA-Z0-9_-]`` only; an id that had to be changed gets a
+    short hash of the original, so two devices never share one (``kiosk.1`` / ``kiosk_1``)."""
+    safe = re.sub(r"[^A-Za-z0-9_-]", "_", device_id) or "device"
+    if safe != device_id:
+        safe += "_" + hashlib.sha256(device_id.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return "edge_mmer_" + safe
 
 
 def status_topic(discovery_prefix: str = DEFAULT_DISCOVERY_PREFIX) -> str:

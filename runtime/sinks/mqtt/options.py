@@ -22,7 +22,7 @@ from pathlib import Path
 from urllib.parse import SplitResult, urlsplit
 
 from edge_mmer.errors import ConfigError
-from edge_mmer.runtime.settings import DEFAULT_MQTT_PREFIX, DEFAULT_PASSWORD_ENV, MqttOptions
+from edge_mmer.runtime.settings import DEFAULT_MQTT_PREFIX, DEFAULT_PASSWORD_ENV, DEVICE_ID_PATTERN, MqttOptions
 from edge_mmer.runtime.sinks.base import SinkError
 from edge_mmer.runtime.sinks.mqtt.spool import default_spool_path
 
@@ -114,9 +114,11 @@ def parse_broker_url(url: str) -> BrokerUrl:
 
 
 def check_device_id(device_id: str) -> str:
-    if not device_id or "/" in device_id or _TOPIC_BAD.search(device_id):
-        raise SinkError(f"MQTT device id {device_id!r} must be non-empty and contain no '/', '+', '#' or NUL "
-                        "(it is one topic level)")
+    """The device id is one topic level, part of the client id, of the spool's file name and of the
+    Home Assistant ids: only the safe set of :data:`~edge_mmer.runtime.settings.DEVICE_ID_PATTERN`."""
+    if not device_id or DEVICE_ID_PATTERN.fullmatch(device_id) is None:
+        raise SinkError(f"MQTT device id {ascii(device_id)[:100]} must be 1..64 of A-Z a-z 0-9 . _ - starting with a "
+                        "letter or digit (it is one topic level, a file name and a Home Assistant id)")
     return device_id
 
 

@@ -7,11 +7,14 @@ client is set up in :meth:`MqttSink._make_client`.
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import ssl
+import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -31,6 +34,16 @@ __all__ = ["MqttSink"]
 log = logging.getLogger(__name__)
 
 _EXTRA_INFLIGHT = 16  # room in paho's window for state, availability and discovery messages
+MAX_THREAD_RESTARTS = 5  # a publisher or network thread that dies more often than this a minute ends the sink
+HA_ANNOUNCE_MIN_S = 10.0  # Home Assistant 'online' floods are answered at most this often
+
+
+def _is_event_payload(payload: bytes) -> bool:
+    """What the sink spools: a JSON object (a row that is not one is dead-lettered, never published)."""
+    try:
+        return isinstance(json.loads(payload), dict)
+    except (ValueError, UnicodeDecodeError):
+        return False
 
 
 def _import_paho() -> Any:
@@ -70,9 +83,14 @@ class MqttSink(Sink):
         self._client = self._make_client(conn)
         try:
             self._spool = Spool(self.spool_path, max_events=options.spool_max_events,
-                                max_bytes=options.spool_max_bytes)
+                                max_bytes=options.spool_max_bytes, payload_ok=_is_event_payload)
         except ValueError as exc:
             raise SinkError(f"MQTT {exc}") from exc
+        if self.spool_path is not None and self._spool.locked:
+            self._spool.close()
+            raise SinkError(f"MQTT spool {self.spool_path} is in use by another runtime: one runtime per device id "
+                            f"(a second one would take over the broker connection of the first, client id "
+                            f"{self.client_id!r}); give this one another --device-id or stop the other")
 
         # state shared with paho's thread and the publisher thread
         self._connected = threading.Event()
@@ -95,6 +113,13 @@ class MqttSink(Sink):
         self.published = 0  # events acknowledged by the broker
         self.reconnects = 0
         self.emitted = 0
+        self.thread_restarts = 0  # publisher or paho network threads that died and were restarted
+        self._deaths: deque[float] = deque()
+        self._failure: SinkError | None = None
+        self._network_started = False
+        self._announce_due = False
+        self._announced_at = -1e9
+        self.status_messages = 0  # Home Assistant 'online' messages received
 
         self._publisher = threading.Thread(target=self._run_publisher, name=f"mqtt-publisher-{self.device_id}",
                                            daemon=True)
@@ -103,6 +128,7 @@ class MqttSink(Sink):
                  self.topics.emotion, options.qos, self.spool_path)
         self._client.connect_async(self.broker.host, self.broker.port, keepalive=options.keepalive)
         self._client.loop_start()
+        self._network_started = True
 
     def _make_client(self, conn: Connection) -> paho_client.Client:
         """The paho client: credentials, TLS, last will, reconnect backoff, in-flight window, callbacks."""
@@ -126,6 +152,7 @@ class MqttSink(Sink):
                                    max_delay=cast(int, options.reconnect_max_s))
         client.max_inflight_messages_set(options.inflight + _EXTRA_INFLIGHT)
         client.max_queued_messages_set(0)  # what paho holds is bounded by the publisher, not by dropping
+        client.suppress_exceptions = True  # a bug in a callback is logged by paho, not the end of its thread
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
@@ -135,8 +162,15 @@ class MqttSink(Sink):
 
     # ---- the Sink API --------------------------------------------------------------------------
 
+    @property
+    def failure(self) -> SinkError | None:
+        """Set when the sink cannot go on (its threads keep dying): the runtime stops with it."""
+        return self._failure
+
     def emit(self, event: EmotionEvent) -> None:
-        """Spool the event (never raises, never waits for the network)."""
+        """Spool the event (never waits for the network); raises only when the sink has failed."""
+        if self._failure is not None:
+            raise self._failure
         if self._closed:
             log.warning("mqtt sink is closed; event seq=%d not sent", event.seq)
             return
@@ -168,13 +202,17 @@ class MqttSink(Sink):
             "spool_write_errors": self._spool.write_errors,
             "spool_in_memory": self._spool.in_memory,
             "reconnects": self.reconnects,
+            "dead_lettered": self._spool.dead_lettered,
+            "spool_salvaged": self._spool.salvaged,
+            "spool_lost": self._spool.lost,
+            "thread_restarts": self.thread_restarts,
         }
 
     def flush(self, timeout: float) -> bool:
         """Wait until every spooled event is acknowledged; False if ``timeout`` ran out first."""
         deadline = time.monotonic() + max(0.0, timeout)
         while len(self._spool) > 0 or self._inflight:
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or self._failure is not None:
                 return False
             self._wake.set()
             time.sleep(0.01)
@@ -226,17 +264,67 @@ class MqttSink(Sink):
                 self.published += 1
 
     def _run_publisher(self) -> None:
-        try:
-            while not self._stop.is_set():
-                self._wake.wait(timeout=0.5)
-                self._wake.clear()
-                self._apply_acks()
-                if self._stop.is_set() or not self._connected.is_set():
-                    continue
-                self._publish_state()
-                self._publish_rows()
-        except Exception:  # a bug here must not pass silently: the events would just pile up
-            log.exception("mqtt sink: the publisher thread failed; events keep spooling to %s", self.spool_path)
+        """The publisher loop, restarted when it raises; too many deaths a minute end the sink."""
+        while not self._stop.is_set():
+            try:
+                self._publish_loop()
+                return
+            except Exception as exc:  # a bug here must not pass silently: the events would just pile up
+                log.exception("mqtt sink: the publisher thread failed; restarting it (events keep spooling to %s)",
+                              self.spool_path)
+                if not self._thread_died(f"the publisher thread failed ({type(exc).__name__}: {exc})"):
+                    return
+                self._stop.wait(0.2)
+
+    def _publish_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(timeout=0.5)
+            self._wake.clear()
+            self._apply_acks()
+            self._check_network_thread()
+            if self._stop.is_set() or not self._connected.is_set():
+                continue
+            self._publish_state()
+            self._publish_announce()
+            self._publish_rows()
+
+    def _thread_died(self, what: str) -> bool:
+        """Count a thread's death; False (and the sink failed) past MAX_THREAD_RESTARTS a minute."""
+        now = time.monotonic()
+        self._deaths.append(now)
+        while self._deaths and now - self._deaths[0] > 60.0:
+            self._deaths.popleft()
+        self.thread_restarts += 1
+        if len(self._deaths) > MAX_THREAD_RESTARTS:
+            self._failure = SinkError(f"MQTT sink stopped: {what}, {len(self._deaths)} times within a minute; "
+                                      f"unsent events stay in {self.spool_path}")
+            log.error("%s", self._failure)
+            return False
+        return True
+
+    def _check_network_thread(self) -> None:
+        """paho's network thread died (an exception in it ends it for good): start a new one."""
+        thread = getattr(self._client, "_thread", None)  # paho sets it to None when the thread ends
+        if not self._network_started or self._closed or self._stop.is_set() or (thread is not None
+                                                                                 and thread.is_alive()):
+            return
+        if not self._client.is_connected():
+            self._connected.clear()  # the new thread reconnects, and on_connect sets it again
+        if not self._thread_died("paho's network thread died"):
+            return
+        log.error("mqtt sink: paho's network thread died (see the error above); starting a new one")
+        self._client._thread = None  # (paho clears it itself; loop_start() refuses while it is set)
+        self._client.loop_start()
+
+    def _publish_announce(self) -> None:
+        """Home Assistant asked (possibly thousands of times): announce once, at most every HA_ANNOUNCE_MIN_S."""
+        if not self._announce_due or time.monotonic() - self._announced_at < HA_ANNOUNCE_MIN_S:
+            return
+        self._announce_due = False
+        self._announced_at = time.monotonic()
+        log.info("mqtt sink: Home Assistant came online; announcing the entities again (%d status message(s) so "
+                 "far)", self.status_messages)
+        self._announce(self._client)
 
     def _publish_state(self) -> None:
         with self._state_lock:
@@ -256,7 +344,12 @@ class MqttSink(Sink):
         for row in self._spool.pending(room, after_id=self._cursor):
             if not self._connected.is_set():
                 return
-            info = self._client.publish(row.topic, row.payload, qos=row.qos, retain=row.retain)
+            try:
+                info = self._client.publish(row.topic, row.payload, qos=row.qos, retain=row.retain)
+            except ValueError as exc:  # paho refuses the row itself: it must not stop the rows after it
+                self._spool.quarantine(row.id, f"paho refused it: {exc}")
+                self._cursor = row.id
+                continue
             if row.qos == 0:
                 if info.rc != self._mqtt.MQTT_ERR_SUCCESS:
                     return  # not taken (the link just dropped): offered again after the reconnect
@@ -300,15 +393,23 @@ class MqttSink(Sink):
         self._wake.set()
 
     def _on_connect_fail(self, client: Any, userdata: Any) -> None:
-        self._once(logging.WARNING, "unreachable", "mqtt sink: cannot reach %s; retrying every %g–%g s, events "
-                   "spool to %s meanwhile", self.broker, self.options.reconnect_min_s, self.options.reconnect_max_s,
-                   self.spool_path)
+        exc = sys.exc_info()[1]  # paho calls this inside its ``except OSError``: the reason, once per outage
+        reason = "" if exc is None else f" ({type(exc).__name__}: {exc})"
+        tls = " — a TLS refusal (certificate, host name or a plain port?)" if isinstance(exc, ssl.SSLError) else ""
+        self._once(logging.WARNING, "unreachable", "mqtt sink: cannot reach %s%s%s; retrying every %g–%g s, events "
+                   "spool to %s meanwhile", self.broker, reason, tls, self.options.reconnect_min_s,
+                   self.options.reconnect_max_s, self.spool_path)
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         was_connected = self._connected.is_set()
         self._resync.set()
         self._connected.clear()
-        if self._closed or not was_connected:
+        if self._closed:
+            return
+        if not was_connected:  # dropped before or right after CONNECT: a protocol refusal, said once per outage
+            self._once(logging.WARNING, "dropped-at-connect", "mqtt sink: %s closed the connection before accepting "
+                       "it (%s); a protocol refusal (client id, credentials or packet limits?); retrying, events "
+                       "spool to %s meanwhile", self.broker, reason_code, self.spool_path)
             return
         self._disconnected_at = time.monotonic()
         log.warning("mqtt sink: lost the connection to %s (%s); reconnecting, events spool meanwhile",
@@ -323,8 +424,9 @@ class MqttSink(Sink):
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         if (self._discovery and message.topic == ha.status_topic(self.options.ha_prefix)
                 and message.payload.strip() == b"online"):
-            log.info("mqtt sink: Home Assistant came online; announcing the entities again")
-            self._announce(client)
+            self.status_messages += 1
+            self._announce_due = True  # the publisher thread answers, debounced (a flood is one announce)
+            self._wake.set()
 
     def _announce(self, client: Any) -> None:
         for msg in self._discovery:
