@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 
 from edge_mmer.config import ModelConfig
 from edge_mmer.decision import DecisionHead
@@ -26,6 +25,7 @@ from edge_mmer.models import FusionLSTM
 from edge_mmer.selection import ChiSquareSelection, fit_chi_square
 from edge_mmer.svm import TrainedSVM, train_svm
 from edge_mmer.train.data import Features
+from edge_mmer.train.fit import FitContext
 from edge_mmer.train.options import TrainOptions, scaled_epochs
 from edge_mmer.train.sequences import fit_sequence_model, present_steps, run_sequences
 from edge_mmer.vocab import CHANNELS, MODALITIES, SPLITS
@@ -64,7 +64,7 @@ def _stack_present(seqs: Sequence[Sequence[np.ndarray | None]], labels: Sequence
 
 def fit_back_end(
     ctx: dict[str, Features], labels: dict[str, list[list[int]]], cfg: ModelConfig, keep_fraction: float,
-    opts: TrainOptions, device: torch.device, rng: np.random.Generator,
+    opts: TrainOptions, fit: FitContext, rng: np.random.Generator,
 ) -> BackEnd:
     """Chi-square masks -> fusion LSTM -> three SVMs -> fuzzy measure -> test metrics."""
     n_classes = len(cfg.labels)
@@ -87,12 +87,13 @@ def fit_back_end(
         for split in SPLITS
     }
     in_dim = next(v for s in joint["train"] for v in s if v is not None).shape[0]
+    device = fit.device
     fusion = FusionLSTM(in_dim, n_classes, cfg.fusion).to(device)
 
+    stage = "fusion" if keep_fraction == cfg.selection.keep_fraction else f"fusion_keep{round(keep_fraction * 100)}"
     fusion_acc = fit_sequence_model(fusion, present_steps(joint["train"], labels["train"]),
                                     present_steps(joint["val"], labels["val"]),
-                                    scaled_epochs(cfg.train.fusion_epochs, opts.epochs_scale), cfg, rng, device,
-                                    f"fusion LSTM ({tag})", opts.progress)
+                                    scaled_epochs(cfg.train.fusion_epochs, opts.epochs_scale), cfg, rng, stage, fit)
     fused = {split: run_sequences(fusion, joint[split], device) for split in SPLITS}
     channel_feats = {split: {"speech": masked[split]["speech"], "face": masked[split]["face"], "fused": fused[split]}
                      for split in SPLITS}
