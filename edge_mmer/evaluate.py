@@ -207,7 +207,8 @@ def _ablation(runners: dict[str, Runner], inputs: dict[str, _SplitInputs], opts:
         data = {split: inputs[split].media or [] for split in SPLITS}
         enc = T.encode(data, speech, face, cfg, device, opts.progress)
     else:
-        enc = {split: T.Features(speech=inputs[split].speech, face=inputs[split].face) for split in SPLITS}
+        enc = {split: T.Features(speech=[list(s) for s in inputs[split].speech], face=inputs[split].face)
+               for split in SPLITS}
     ctx = {split: T.Features() for split in SPLITS}
     for m in MODALITIES:
         net = modules[f"{m}_context"]
@@ -216,7 +217,8 @@ def _ablation(runners: dict[str, Runner], inputs: dict[str, _SplitInputs], opts:
             setattr(ctx[split], m, T.run_sequences(net, getattr(enc[split], m), device))
     torch.manual_seed(opts.seed)
     rng = np.random.default_rng(opts.seed)
-    abl = T.fit_back_end(ctx, {split: inputs[split].labels for split in SPLITS}, cfg, 1.0, topts, device, rng)
+    abl = T.fit_back_end(ctx, {split: inputs[split].labels for split in SPLITS}, cfg, 1.0, topts,
+                         T.FitContext(device=device), rng)
     return {"source": source,
             **{k: {"accuracy": v["accuracy"], "weighted_f1": v["weighted_f1"]} for k, v in abl.reports.items()}}
 

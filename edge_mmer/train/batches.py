@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -68,7 +68,7 @@ class _Built(Dataset[Batch]):
     def __init__(self, source: BatchSource) -> None:
         self.source = source
 
-    def __getitem__(self, key: BatchKey) -> Batch:  # type: ignore[override]  # keyed by batch, not by int
+    def __getitem__(self, key: BatchKey) -> Batch:  # keyed by a batch, not by an int
         return self.source.batch(*key)
 
     def __len__(self) -> int:
@@ -97,7 +97,7 @@ class EpochLoader:
         self.workers = max(0, int(workers))
         self.loader: DataLoader[Batch] | None = None
         if self.workers:
-            self.loader = DataLoader(_Built(source), batch_size=None, sampler=self.sampler,  # type: ignore[arg-type]
+            self.loader = DataLoader(_Built(source), batch_size=None, sampler=self.sampler,
                                      num_workers=self.workers, pin_memory=pin_memory,
                                      persistent_workers=True, collate_fn=_identity)
         self.pin = pin_memory
@@ -112,5 +112,6 @@ class EpochLoader:
             yield self.source.batch(*key)
 
 
-def _identity(batch: Batch) -> Batch:
+def _identity(batch: Any) -> Any:
+    """The batch as the source built it (batches are whole already: no collation)."""
     return batch

@@ -85,7 +85,7 @@ class CheckpointStore:
                 saved = json.loads(run.read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
                 raise TrainError(f"--resume: {run} is not readable ({exc})") from None
-            diff = fingerprint_differences(saved, self.fingerprint)
+            diff = sorted(fingerprint_differences(saved, self.fingerprint), key=lambda d: d.startswith("config."))
             if diff:
                 shown = "; ".join(diff[:6]) + ("; ..." if len(diff) > 6 else "")
                 raise TrainError(f"--resume: the checkpoints in {self.root} are from another run ({shown}): "

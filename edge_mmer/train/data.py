@@ -50,7 +50,7 @@ Session = list[UtteranceInput]
 class Features:
     """Per-session, per-utterance features at some stage; ``None`` where a modality is absent."""
 
-    speech: list[list[np.ndarray]] = field(default_factory=list)
+    speech: list[list[np.ndarray | None]] = field(default_factory=list)
     face: list[list[np.ndarray | None]] = field(default_factory=list)
 
 
@@ -174,7 +174,7 @@ def feature_inputs(ds: LoadedDataset) -> FeatureInputs:
         f = Features()
         sessions = ds.sessions(split)
         for session in sessions:
-            f.speech.append([apply("speech", u.speech) for u in session])  # type: ignore[misc]  # speech is never absent
+            f.speech.append([apply("speech", u.speech) for u in session])
             f.face.append([apply("face", u.face) for u in session])
         feats[split] = f
         labels[split] = [[u.label_index for u in s] for s in sessions]
