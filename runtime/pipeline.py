@@ -29,7 +29,7 @@ import numpy as np
 from edge_mmer.bundle import Bundle
 from edge_mmer.decision import DecisionHead
 from edge_mmer.features.audio import log_mel, pcm16_to_float
-from edge_mmer.networks import Networks, decide, face_only_channels, utterance_channels
+from edge_mmer.networks import Networks, decide, face_only_channels, has_channel, utterance_channels
 from edge_mmer.runtime.chunks import AudioChunk, Chunk, VideoFrame
 from edge_mmer.runtime.events import EmotionEvent, channel_result, scores_by_label, utc_now_iso
 from edge_mmer.runtime.faces import FaceDetector, FaceTracker, make_detector
@@ -250,13 +250,17 @@ class Pipeline:
         stage = self.stats.stage
         if work.kind == "utterance":
             assert work.utterance is not None
-            with stage("log_mel"):
-                mel = log_mel(pcm16_to_float(work.utterance.samples), self.cfg.audio)
+            mel = None
+            if self.networks.has_speech:
+                with stage("log_mel"):
+                    mel = log_mel(pcm16_to_float(work.utterance.samples), self.cfg.audio)
             channels = utterance_channels(self.networks, self.head, self.cfg.face, mel, crops, stage)
         else:
             if len(crops) < self.settings.faces.min_face_frames:
                 return None
             channels = face_only_channels(self.networks, self.head, self.cfg.face, crops, stage)
+        if not has_channel(channels):  # a single-modality bundle without its modality here (no face)
+            return None
         with stage("decision"):
             decision = decide(self.head, channels, stage)
         self._last_activity = work.end

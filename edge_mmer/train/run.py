@@ -25,7 +25,7 @@ from edge_mmer.models import FaceEncoder
 from edge_mmer.train.back_end import fit_back_end
 from edge_mmer.train.data import feature_inputs, load_dataset, prepare_data, with_dataset_labels
 from edge_mmer.train.distributed import Distributed
-from edge_mmer.train.encoders import encode, fit_face_encoder, fit_speech_encoder
+from edge_mmer.train.encoders import encode, face_crops, fit_face_encoder, fit_speech_encoder
 from edge_mmer.train.face_init import FaceInit, load_face_init
 from edge_mmer.train.fit import FitContext
 from edge_mmer.train.history import plot_curves, read_log
@@ -34,7 +34,7 @@ from edge_mmer.train.outputs import encoder_dims, write_bundle
 from edge_mmer.train.report import build_metrics, split_description
 from edge_mmer.train.sequences import fit_context
 from edge_mmer.train.setup import fit_context_for
-from edge_mmer.vocab import CHANNELS, MODALITIES, SPLITS
+from edge_mmer.vocab import MODALITIES, SPLITS
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,8 @@ def _train(cfg: ModelConfig, opts: TrainOptions, dist: Distributed) -> TrainResu
         for split in SPLITS:
             if not data[split]:
                 raise TrainError(f"the dataset has no '{split}' sessions")
+        if "face" in modalities and not any(u.faces is not None for s in data["train"] for u in s):
+            face_crops(data["train"])  # raises: no face in any training utterance, try --modalities speech
         speech_enc = face_enc = None
         if "speech" in modalities:
             speech_enc, net_acc["speech_encoder"] = fit_speech_encoder(data, cfg, opts, fit, rng)
@@ -117,15 +119,16 @@ def _back_half(cfg: ModelConfig, opts: TrainOptions, ds: Any, fit: FitContext, r
                encoders: dict[str, nn.Module], stats: ExtractStats | None, inputs: dict[str, dict[str, Any]] | None,
                modalities: tuple[str, ...], init: FaceInit | None, resumed_from: Path | None) -> TrainResult:
     """Context LSTMs, back end, metrics, curves and the bundle (rank 0)."""
-    if modalities != MODALITIES:
-        raise TrainError(f"--modalities {','.join(modalities)}: single-modality bundles are not supported yet")
-    context = fit_context(enc, labels, dims, cfg, opts, fit, rng)
-    net_acc.update({"speech_context": context.val_acc["speech"], "face_context": context.val_acc["face"]})
-    back = fit_back_end(context.features, labels, cfg, cfg.selection.keep_fraction, opts, fit, rng)
-    net_acc["fusion"] = back.fusion_val_acc
+    if ds.features_only and modalities != MODALITIES:
+        raise TrainError(f"--modalities {','.join(modalities)}: a feature dataset ({ds.kind}) trains both modalities")
+    context = fit_context(enc, labels, dims, cfg, opts, fit, rng, modalities)
+    net_acc.update({f"{m}_context": context.val_acc[m] for m in modalities})
+    back = fit_back_end(context.features, labels, cfg, cfg.selection.keep_fraction, opts, fit, rng, modalities)
+    if back.fusion is not None:
+        net_acc["fusion"] = back.fusion_val_acc
     ablation = None
     if opts.ablation and cfg.selection.keep_fraction < 1.0:
-        ablation = fit_back_end(context.features, labels, cfg, 1.0, opts, fit, rng)
+        ablation = fit_back_end(context.features, labels, cfg, 1.0, opts, fit, rng, modalities)
 
     if ds.kind == "synthetic":
         dataset_meta = json.loads((ds.root / "dataset.json").read_text(encoding="utf-8"))
@@ -137,6 +140,8 @@ def _back_half(cfg: ModelConfig, opts: TrainOptions, ds: Any, fit: FitContext, r
     protocol = protocol_report(ds.kind, ds.task, cfg.labels, np.array([lab for s in labels["test"] for lab in s]),
                                back.test_predictions, scores if ds.task == "sentiment-binary" else None)
     metrics = build_metrics(cfg, dataset_meta, counts, back, ablation, net_acc, time.monotonic() - started)
+    if modalities != MODALITIES:
+        metrics["modalities"] = list(modalities)
     metrics["training"] = {stage: {"best_epoch": r.best_epoch, "epochs_run": r.epochs_run, "epochs": r.epochs,
                                    "stopped_early": r.stopped_early} for stage, r in fit.results.items()}
     if ds.kind != "synthetic":
@@ -150,11 +155,12 @@ def _back_half(cfg: ModelConfig, opts: TrainOptions, ds: Any, fit: FitContext, r
     title = f"edge-mmer '{cfg.name}' on {metrics['split']}" + (" (SYNTHETIC data)" if metrics["synthetic"] else "")
     if ds.kind == "synthetic":
         title = f"edge-mmer '{cfg.name}' on held-out test speakers (SYNTHETIC data)"
-    plot_confusions({k: back.reports[k] for k in (*CHANNELS, "final")}, cfg.labels, png, title)
+    plot_confusions({k: back.reports[k] for k in (*back.head.channels, "final")}, cfg.labels, png, title)
     extra = _curves(fit, opts, cfg.name, bool(metrics["synthetic"]))
-    dims["fusion_in"] = int(back.selections["speech"].mask.sum() + back.selections["face"].mask.sum())
-    nets: dict[str, nn.Module] = {**encoders, "speech_context": context.nets["speech"],
-                                  "face_context": context.nets["face"], "fusion": back.fusion}
+    dims["fusion_in"] = int(sum(sel.mask.sum() for sel in back.selections.values()))
+    nets: dict[str, nn.Module] = {**encoders, **{f"{m}_context": context.nets[m] for m in modalities}}
+    if back.fusion is not None:
+        nets["fusion"] = back.fusion
     more_prov = {"face_init": init.provenance} if init is not None else {}
     out = write_bundle(opts, cfg, ds, nets, back, dims, metrics, png, dataset_meta, inputs, extra, more_prov)
     png.unlink(missing_ok=True)

@@ -154,7 +154,7 @@ def test_a_features_only_bundle_is_refused_with_the_reason(features_bundle: tupl
     for precisions in (("fp32",), ("fp32", "int8-cpu")):
         with pytest.raises(ConvertError, match=r"no speech_encoder / face_encoder network.*precomputed features"):
             convert_bundle(ConvertOptions(bundle=trained, precisions=precisions, progress=False))
-    with pytest.raises(FeatureBundleError, match=r"calibration set needs the speech and face encoders"):
+    with pytest.raises(FeatureBundleError, match=r"calibration set needs the encoders of its modalities"):
         build_from_dataset(trained, None, "train", 4, progress=False)
     cli = subprocess.run([sys.executable, "-m", "edge_mmer.cli", "convert", "--bundle", str(trained),
                           "--no-progress"], capture_output=True, text=True, timeout=300)

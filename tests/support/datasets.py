@@ -43,8 +43,11 @@ def write_wav(path: Path, audio: np.ndarray, sr: int = SR) -> Path:
 
 
 def write_clip(path: Path, label_index: int, *, seconds: float = 0.8, speaker: int = 0, seed: int = 0,
-               size: int = 96, fps: int = 8, audio: bool = True, video_codec: str = "mpeg4") -> Path:
-    """A talking-face clip with an audio track (AAC in mp4, MP3 in flv) written by PyAV."""
+               size: int = 96, fps: int = 8, audio: bool = True, video_codec: str = "mpeg4", face: bool = True,
+               audio_rate: int | None = None, stereo: bool = False) -> Path:
+    """A talking-face clip with an audio track (AAC in mp4, MP3 in flv) written by PyAV. ``face=False``:
+    frames of a blank wall (no detectable face); ``audio_rate`` / ``stereo``: the track as the real
+    datasets store it (RAVDESS and MELD: 48 kHz stereo AAC)."""
     import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -60,10 +63,12 @@ def write_clip(path: Path, label_index: int, *, seconds: float = 0.8, speaker: i
         vs.pix_fmt = "yuv420p"
         a_s = None
         if audio:
-            a_s = out.add_stream("mp3" if fmt == "flv" else "aac", rate=SR if fmt != "flv" else 22050)
-            a_s.layout = "mono"
+            a_s = out.add_stream("mp3" if fmt == "flv" else "aac",
+                                 rate=audio_rate or (SR if fmt != "flv" else 22050))
+            a_s.layout = "stereo" if stereo else "mono"
         for i in range(n_frames):
-            img = render_face(ident, expr, talk=float(0.5 + 0.5 * np.sin(i)), rng=rng, size=(size, size))
+            img = (render_face(ident, expr, talk=float(0.5 + 0.5 * np.sin(i)), rng=rng, size=(size, size)) if face
+                   else np.full((size, size, 3), 90 + 10 * (i % 3), dtype=np.uint8))
             frame = av.VideoFrame.from_ndarray(img, format="bgr24")
             frame.pts = i
             frame.time_base = Fraction(1, fps)
@@ -75,7 +80,12 @@ def write_clip(path: Path, label_index: int, *, seconds: float = 0.8, speaker: i
                                                      np.arange(wav.size) / SR, wav).astype(np.float32)
             chunk = 1152 if fmt == "flv" else 1024
             for pos in range(0, data.size, chunk):
-                af = av.AudioFrame.from_ndarray(data[pos: pos + chunk].reshape(1, -1), format="flt", layout="mono")
+                part = data[pos: pos + chunk]
+                if stereo:  # packed L R L R ...
+                    af = av.AudioFrame.from_ndarray(np.repeat(part, 2).reshape(1, -1), format="flt",
+                                                    layout="stereo")
+                else:
+                    af = av.AudioFrame.from_ndarray(part.reshape(1, -1), format="flt", layout="mono")
                 af.sample_rate = rate
                 af.pts = pos
                 af.time_base = Fraction(1, rate)
@@ -147,7 +157,8 @@ class MeldFixture:
     overlong: list[str] = field(default_factory=list)
 
 
-def make_meld(root: Path, dialogues: int = 3, utterances: int = 4) -> MeldFixture:
+def make_meld(root: Path, dialogues: int = 3, utterances: int = 4, faces: bool = True,
+              audio_rate: int | None = None, stereo: bool = False) -> MeldFixture:
     """The three CSVs (CRLF, curly quotes, one-digit hours) and clip folders with the known defects:
     dev ``dia110_utt7`` has a row but no clip; dev ``dia66_utt9`` and test
     ``final_videos_testdia101_utt0`` are clips with no row; train ``dia125_utt3`` is corrupt; test
@@ -171,7 +182,8 @@ def make_meld(root: Path, dialogues: int = 3, utterances: int = 4) -> MeldFixtur
                              f'"{hour}:13:4{u},477","{hour}:13:4{u + 1},100"')
                 sr += 1
                 write_clip(root / folder / f"dia{d}_utt{u}.mp4", EMOTIONS.index(emo), speaker=u % 3,
-                           seed=100 * split_no + d * 10 + u, seconds=0.7)
+                           seed=100 * split_no + d * 10 + u, seconds=0.7, face=faces, audio_rate=audio_rate,
+                           stereo=stereo)
                 loaded += 1
         if split == "train":
             lines.append(f'{sr},"It\u2019s broken.",Joey,anger,negative,125,3,3,1,"0:01:02,000","0:01:03,500"')
