@@ -30,6 +30,7 @@ import numpy as np
 
 from edge_mmer.bundle import read_bundle
 from edge_mmer.datasets.base import check_split
+from edge_mmer.datasets.labelmap import relabel, shared_labels
 from edge_mmer.decision import DecisionHead
 from edge_mmer.errors import EvaluationError
 from edge_mmer.metrics import (
@@ -240,9 +241,15 @@ def evaluate_bundle(opts: EvaluateOptions) -> EvaluationResult:
     cfg = bundle.config
     ds = T.load_dataset(opts.dataset)
     if tuple(ds.labels) != tuple(bundle.labels):
-        raise EvaluationError(f"dataset {ds.spec} has labels {list(ds.labels)}, the bundle {opts.bundle} "
-                              f"{list(bundle.labels)}: evaluate a bundle on the dataset (and target) "
-                              "it was trained for")
+        shared = shared_labels(ds.labels, bundle.labels)
+        if not shared:
+            raise EvaluationError(f"dataset {ds.spec} has labels {list(ds.labels)}, the bundle {opts.bundle} "
+                                  f"{list(bundle.labels)}: no class in common (map the dataset's labels with "
+                                  "?map=OLD:NEW, or evaluate on the dataset and target the bundle was trained for)")
+        log.warning("cross-corpus: dataset %s has labels %s, the bundle %s: scored over the shared classes %s "
+                    "(the dataset's other utterances left out)", ds.spec, list(ds.labels), list(bundle.labels),
+                    list(shared))
+        ds = relabel(ds, bundle.labels)
     device = T.select_device(opts.device)
     runners = torch_runners(bundle, device)
     splits = list(SPLITS) if opts.ablation else [opts.split]

@@ -185,3 +185,26 @@ def test_cli_train_and_evaluate(tmp_path: Path) -> None:
     assert "## Accuracy per class" in ev.stdout and (tmp_path / "b.eval" / "csv-test" / "report.json").is_file()
     bad = cli("evaluate", "--bundle", str(tmp_path / "b"), "--dataset", f"meld:{tmp_path / 'none'}")
     assert bad.returncode == 2 and "edge-mmer evaluate: " in bad.stderr and "does not exist" in bad.stderr
+
+
+def test_cross_corpus_evaluation_over_the_shared_classes(trained: Trained, tmp_path: Path) -> None:
+    """The CREMA-D bundle scored on RAVDESS (fearful -> fear, calm and surprised dropped): the
+    bundle's labels, over the utterances of the classes both corpora have."""
+    from edge_mmer.evaluate import EvaluateOptions, EvaluationError, evaluate_bundle
+
+    _, bundle_dir, _, cache = trained["cremad"]
+    ravdess = trained["ravdess"][0] + "?map=fearful:fear&drop=calm,surprised"
+    result = evaluate_bundle(EvaluateOptions(bundle=bundle_dir, dataset=ravdess, out=tmp_path / "x",
+                                             cache_dir=cache, progress=False))
+    report = result.report
+    assert report["labels"] == list(read_labels(bundle_dir)) and report["channels"]["final"]["n"] > 0
+    surprise_only = trained["meld"][0] + "&labels=surprise"  # CREMA-D has no surprise
+    with pytest.raises(EvaluationError, match="no class in common"):
+        evaluate_bundle(EvaluateOptions(bundle=bundle_dir, dataset=surprise_only, out=tmp_path / "y",
+                                        cache_dir=cache, progress=False))
+
+
+def read_labels(bundle_dir: Path) -> tuple[str, ...]:
+    from edge_mmer.bundle import read_bundle
+
+    return tuple(read_bundle(bundle_dir).labels)
