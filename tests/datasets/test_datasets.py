@@ -217,6 +217,8 @@ def test_mosi_pickles(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     mult = fx.make_mosi_mult_pickle(tmp_path / "mosi_data.pkl")
     m = open_dataset(f"mosi:{tmp_path / 'mosi_data.pkl'}")
     assert m.info["pickle_layout"] == "MulT" and len(m.utterances("test")) == mult["per_split"]
+    assert "duplicate_segment" not in m.summary.skipped  # two segments starting in one second stay two
+    assert [u.id.rsplit("_", 1)[1] for u in m.sessions("test")[0]] == [str(c) for c in range(1, 13)]
     assert all(np.isfinite(u.speech).all() for u in m.utterances())
     (tmp_path / "bad.pkl").write_bytes(b"not a pickle")
     with pytest.raises(DatasetError, match=r"bad\.pkl: not a readable pickle"):

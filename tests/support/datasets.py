@@ -349,7 +349,10 @@ def make_mosi_mult_pickle(path: Path, n: int = 12) -> dict[str, int]:
         vid = STANDARD_FOLDS[{"valid": "val"}.get(split, split)][0]
         data[split] = {"vision": arr["vision"], "audio": arr["audio"], "text": np.zeros((n, 50, 300), np.float32),
                        "labels": arr["scores"].reshape(n, 1, 1),
-                       "id": np.array([[vid, str(i), "0"] for i in range(n)])}
+                       # MulT's id: [video, start_s, end_s] as bytes; here two segments start in each
+                       # whole second (the real set has such pairs), and rows are not in time order
+                       "id": np.array([[vid.encode(), f"{0.5 * j + 0.125:.3f}".encode(),
+                                        f"{0.5 * j + 0.6:.3f}".encode()] for j in reversed(range(n))])}
     with open(path, "wb") as f:
         pickle.dump(data, f)
     return {"per_split": n}
