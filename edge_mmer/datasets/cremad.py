@@ -3,7 +3,8 @@
 ``AudioWAV/1001_DFA_ANG_XX.wav`` (actor, sentence, emotion ANG/DIS/FEA/HAP/NEU/SAD, level LO/MD/HI/XX)
 with its video ``VideoFlash/1001_DFA_ANG_XX.flv``. Audio comes from the wav; frames from the flv.
 A wav without its flv is kept with the face channel absent (counted); an flv without its wav is
-skipped (counted). Labels map to the paper's six: neutral, happy, angry, sad, fear, disgust.
+skipped (counted). git-LFS pointer stubs (a clone without git-lfs, a GitHub zip) are named as such:
+an error when no real wav is left, else skipped and counted (``lfs_pointer``). Labels map to the paper's six: neutral, happy, angry, sad, fear, disgust.
 
 Options: ``val`` / ``test`` fractions of the actors (0.1 / 0.2), ``session_length`` (8).
 """
@@ -16,7 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from edge_mmer.datasets.acted import Clip, build_acted_dataset
-from edge_mmer.datasets.base import DatasetError, DefectSummary, LoadedDataset
+from edge_mmer.datasets.base import DatasetError, DefectSummary, LoadedDataset, is_lfs_pointer
 from edge_mmer.datasets.options import Options
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,13 @@ def load_cremad(root: Path, options: Options, spec: str = "") -> LoadedDataset:
         if wav.stat().st_size == 0:
             summary.skip("empty_file", wav.name)
             continue
+        if is_lfs_pointer(wav):
+            summary.skip("lfs_pointer", wav.name)
+            continue
         video = videos.get(wav.stem)
+        if video is not None and is_lfs_pointer(video):
+            summary.handle("lfs_pointer_video", video.name)  # the wav is real: audio only
+            video = None
         if video is None:
             summary.handle("audio_without_video", wav.name)
         seen.add(wav.stem)
@@ -76,6 +83,14 @@ def load_cremad(root: Path, options: Options, spec: str = "") -> LoadedDataset:
     for stem in sorted(set(videos) - seen):
         if _NAME.match(stem):
             summary.skip("video_without_audio", f"{stem}.flv")
+    stubs = summary.skipped.get("lfs_pointer", 0)
+    if stubs:
+        hint = (f"{stubs} files of {root} are git-LFS pointer stubs, not audio: the copy comes from a clone without "
+                "git-lfs or a GitHub zip download; fetch the media with 'git lfs install && git lfs pull' in the "
+                "clone (or clone again with git-lfs installed)")
+        if not by_actor:
+            raise DatasetError(hint)
+        log.warning("%s (those clips are skipped)", hint)
     if not by_actor:
         raise DatasetError(f"{wav_dir}: no CREMA-D wav files (named 1001_DFA_ANG_XX.wav) found")
     ds = build_acted_dataset("cremad", root, spec, LABELS, by_actor, val_fraction=val_f, test_fraction=test_f,
