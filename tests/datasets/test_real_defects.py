@@ -32,3 +32,56 @@ def test_cremad_some_stubs_are_skipped_and_counted(tmp_path: Path) -> None:
     assert "1002_DFA_HAP_XX" not in {u.id for u in ds.utterances()}
     audio_only = next(u for u in ds.utterances() if u.id == "1003_DFA_HAP_XX")
     assert audio_only.video_path is None
+
+
+@pytest.fixture(scope="module")
+def meld(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("av", reason="the dataset fixtures are written with PyAV")
+    root = tmp_path_factory.mktemp("meld") / "MELD.Raw"
+    fx.make_meld(root, dialogues=2, utterances=3)
+    return root
+
+
+def _copy(meld: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "MELD.Raw"
+    shutil.copytree(meld, out)
+    return out
+
+
+def test_meld_raw_c1_controls_are_mapped_back(meld: Path, tmp_path: Path) -> None:
+    """MELD.Raw's CSVs hold cp1252 bytes decoded as Latin-1 and stored as UTF-8 (U+0092 for a right
+    quote, 3,566 utterances of the real set), with LF line ends."""
+    root = _copy(meld, tmp_path)
+    for name in ("train_sent_emo.csv", "dev_sent_emo.csv", "test_sent_emo.csv"):
+        path = root / name
+        text = path.read_text(encoding="utf-8").replace("\r\n", "\n")
+        path.write_text(text.translate(str.maketrans({"\u2019": "\u0092", "\u201c": "\u0093", "\u201d": "\u0094"})),
+                        encoding="utf-8", newline="")
+    assert "\u0092" in (root / "train_sent_emo.csv").read_text(encoding="utf-8")
+    ds = open_dataset(f"meld:{root}")
+    assert ds.summary.handled["c1_controls"] == 3 and "crlf_line_ends" not in ds.summary.handled
+    texts = [u.text for u in ds.utterances()]
+    assert not any(any("\u0080" <= ch <= "\u009f" for ch in t) for t in texts)
+    assert any("I'm fine" in t for t in texts)  # U+0092 -> U+2019 -> the curly-quote rule's "'"
+
+
+def test_meld_appledouble_and_dyadic_names(meld: Path, tmp_path: Path) -> None:
+    root = _copy(meld, tmp_path)
+    (root / "train_splits" / "._dia0_utt0.mp4").write_bytes(b"\x00\x05\x16\x07" + b"\x00" * 60)
+    plain = open_dataset(f"meld:{meld}")
+    ds = open_dataset(f"meld:{root}")
+    assert ds.summary.skipped["clip_without_row"] == plain.summary.skipped["clip_without_row"]
+    for name in ("train_sent_emo.csv", "dev_sent_emo.csv", "test_sent_emo.csv"):
+        (root / name).rename(root / name.replace(".csv", "_dya.csv"))
+    assert len(open_dataset(f"meld:{root}")) == len(plain)
+
+
+def test_meld_inner_tarballs_not_extracted(meld: Path, tmp_path: Path) -> None:
+    root = tmp_path / "MELD.Raw"
+    root.mkdir()
+    for name in ("train_sent_emo.csv", "dev_sent_emo.csv", "test_sent_emo.csv"):
+        shutil.copy(meld / name, root / name)
+    for tar in ("train", "dev", "test"):
+        (root / f"{tar}.tar.gz").write_bytes(b"\x1f\x8b\x08\x00" + b"\x00" * 16)
+    with pytest.raises(DatasetError, match=r"inner tarballs that are not extracted yet: .*train\.tar\.gz"):
+        open_dataset(f"meld:{root}")
