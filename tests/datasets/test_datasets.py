@@ -77,18 +77,23 @@ def test_ravdess(roots: dict[str, Any]) -> None:
     root, made = roots["ravdess"]
     ds = open_dataset(f"ravdess:{root}")
     assert ds.labels == ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
-    assert len(ds) == made["clips"] == 24
+    assert len(ds) == made["clips"] == 25
     assert {u.speaker: u.split for u in ds.utterances()} == {"actor01": "train", "actor02": "val", "actor03": "test"}
     u = next(u for u in ds.utterances() if u.id == "01-01-05-01-02-01-02")
     assert (u.label, u.speaker, u.split, u.video_path.name) == ("angry", "actor02", "val", "01-01-05-01-02-01-02.mp4")
-    assert ds.summary.handled == {"not_audio_video": 1, "other_vocal_channel": 1}
+    assert u.audio_path is None  # the mp4's own 48 kHz stereo AAC track
+    both = next(u for u in ds.utterances() if u.id == "01-01-03-01-01-01-01")  # the wav is the lossless sound
+    assert both.audio_path is not None and both.audio_path.name == "03-01-03-01-01-01-01.wav" and both.video_path
+    alone = next(u for u in ds.utterances() if u.id == "03-01-07-01-01-01-01")  # the audio-only download
+    assert alone.video_path is None and alone.label == "disgust"
+    assert ds.summary.handled == {"not_audio_video": 1, "audio_only": 1, "other_vocal_channel": 1}
     assert ds.summary.skipped == {"unrecognised_name": 1}
     # sessions: one actor's clips in a seeded shuffle, not the file order (which groups emotions)
     sessions = ds.sessions("train")
-    assert len(sessions) == 1 and [u.index for u in sessions[0]] == list(range(8))
+    assert len(sessions) == 2 and [u.index for u in sessions[0]] == list(range(8))
     ids = [u.id for u in sessions[0]]
     assert ids != sorted(ids) and ids == [u.id for u in open_dataset(f"ravdess:{root}").sessions("train")[0]]
-    assert len(open_dataset(f"ravdess:{root}?vocal=all")) == 25
+    assert len(open_dataset(f"ravdess:{root}?vocal=all")) == 26
 
 
 def test_cremad(roots: dict[str, Any]) -> None:

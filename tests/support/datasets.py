@@ -99,19 +99,29 @@ def write_clip(path: Path, label_index: int, *, seconds: float = 0.8, speaker: i
 
 def make_ravdess(root: Path, actors: tuple[int, ...] = (1, 2, 3), emotions: tuple[str, ...] = ("01", "03", "05", "04"),
                  statements: tuple[str, ...] = ("01", "02")) -> dict[str, int]:
-    """``Actor_XX/01-01-EE-01-SS-01-XX.mp4`` for every actor, emotion and statement, plus files the
-    loader must ignore: an audio-only wav (modality 03), a song (vocal channel 02), a stray file."""
+    """The Zenodo zips extracted into one folder: ``Video_Speech_Actor_XX/Actor_XX/01-01-EE-01-SS-01-XX.mp4``
+    (H.264-like mp4 with 48 kHz stereo AAC, as the real files) for every actor, emotion and statement,
+    a video-only ``02-`` file beside them (no sound, as in the real folders), and from the audio zip
+    ``Audio_Speech_Actors_01-24/Actor_01/03-*.wav`` at 48 kHz: one of a trial that has its mp4 (the
+    wav is then the sound), one of a trial without (audio only). Plus files the loader must ignore: a
+    song (vocal channel 02), a stray file."""
     n = 0
     for a in actors:
+        folder = root / f"Video_Speech_Actor_{a:02d}" / f"Actor_{a:02d}"
         for ei, e in enumerate(emotions):
             for s in statements:
-                write_clip(root / f"Actor_{a:02d}" / f"01-01-{e}-01-{s}-01-{a:02d}.mp4", int(e) - 1, speaker=a,
-                           seed=ei * 10 + int(s))
+                write_clip(folder / f"01-01-{e}-01-{s}-01-{a:02d}.mp4", int(e) - 1, speaker=a,
+                           seed=ei * 10 + int(s), audio_rate=48000, stereo=True)
                 n += 1
-    write_wav(root / "Actor_01" / "03-01-03-01-01-01-01.wav", tone(2, 0.5, 0))
-    write_clip(root / "Actor_01" / "01-02-03-01-01-01-01.mp4", 2, speaker=1)
-    (root / "Actor_01" / "notes.mp4").write_bytes(b"")
-    return {"clips": n, "not_audio_video": 1, "other_vocal_channel": 1, "unrecognised_name": 1}
+    first = root / f"Video_Speech_Actor_{actors[0]:02d}" / f"Actor_{actors[0]:02d}"
+    write_clip(first / f"02-01-{emotions[1]}-01-01-01-{actors[0]:02d}.mp4", int(emotions[1]) - 1, speaker=actors[0],
+               audio=False)
+    audio = root / "Audio_Speech_Actors_01-24" / f"Actor_{actors[0]:02d}"
+    write_wav(audio / f"03-01-{emotions[1]}-01-01-01-{actors[0]:02d}.wav", tone(2, 0.5, 0, sr=48000), sr=48000)
+    write_wav(audio / f"03-01-07-01-01-01-{actors[0]:02d}.wav", tone(6, 0.6, 1, sr=48000), sr=48000)  # no mp4
+    write_clip(first / f"01-02-03-01-01-01-{actors[0]:02d}.mp4", 2, speaker=actors[0])
+    (first / "notes.mp4").write_bytes(b"")
+    return {"clips": n + 1, "not_audio_video": 1, "audio_only": 1, "other_vocal_channel": 1, "unrecognised_name": 1}
 
 
 # ------------------------------------------------------------------------------------------ CREMA-D
