@@ -180,8 +180,9 @@ def _load_csd(root: Path, opts: Options, b: _Builder) -> dict[str, Any]:
         for key in sorted(labels):
             feats, intervals = labels[key]
             m = _ALIGNED_KEY.match(key)
-            if m:  # aligned: one key per segment
-                yield m.group(1), int(m.group(2)), float(np.asarray(feats).reshape(-1)[0]), key, None
+            if m:  # aligned: one key per segment, <vid>[i] with i the 0-based label row (SDK dataset.py):
+                # segment i + 1, numbered from 1 as the unaligned files, MMSA and the raw layouts are
+                yield m.group(1), int(m.group(2)) + 1, float(np.asarray(feats).reshape(-1)[0]), key, None
                 continue
             for i in range(len(feats)):
                 yield key, i + 1, float(np.asarray(feats[i]).reshape(-1)[0]), key, (float(intervals[i][0]),
@@ -253,7 +254,7 @@ def _ids(raw: Any, n: int) -> list[tuple[str, int]]:
             elif _ALIGNED_KEY.match(s):
                 m = _ALIGNED_KEY.match(s)
                 assert m is not None
-                vid, clip = m.group(1), m.group(2)
+                vid, clip = m.group(1), str(int(m.group(2)) + 1)  # 0-based in the SDK's keys
             elif "_" in s and s.rsplit("_", 1)[1].isdigit():
                 vid, clip = s.rsplit("_", 1)
             else:

@@ -83,9 +83,11 @@ def open_dataset(spec: str | DatasetSpec) -> LoadedDataset:
         opts.check_used()
         return load_synthetic(s.path, spec=text)
     label_map = label_map_from_options(opts)  # read before a loader checks that every option was used
-    if s.kind == "mosi":  # windows and features: no container-length check
-        return apply_label_map(load_mosi(s.path, opts, text), label_map)
     max_clip = opts.number("max_clip_s", DEFAULT_MAX_CLIP_S)
+    if s.kind == "mosi":  # the raw segment clips get the length check; feature files have no media
+        mosi = load_mosi(s.path, opts, text)
+        mosi.max_clip_s = None if mosi.features_only else max_clip
+        return apply_label_map(mosi, label_map)
     if s.kind == "ravdess":
         ds = load_ravdess(s.path, opts, text)
     elif s.kind == "cremad":

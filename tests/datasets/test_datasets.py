@@ -199,13 +199,14 @@ def test_mosi_csd_features(tmp_path: Path) -> None:
         vid = STANDARD_FOLDS["train"][0]
         scores = f["Opinion Segment Labels"]["data"][vid]["features"][()].reshape(-1)
     labels, audio = {}, {}
-    for i, sc in enumerate(scores[:4], start=1):
+    for i, sc in enumerate(scores[:4]):  # the SDK's align() keys: <vid>[i], i the 0-based label row
         labels[f"{vid}[{i}]"] = (np.array([[sc]], np.float32), np.array([[0.0, 1.0]]))
         audio[f"{vid}[{i}]"] = (np.full((3, 5), float(i), np.float32), np.zeros((3, 2)))
     fx._csd(aligned / "CMU_MOSI_Opinion_Labels.csd", "Opinion Segment Labels", labels)
     fx._csd(aligned / "CMU_MOSI_COVAREP.csd", "COVAREP", audio)
     al = open_dataset(f"mosi:{aligned}")
-    assert [u.index for u in al.utterances()] == [0, 1, 2, 3] and al.utterances()[2].speech[:5].tolist() == [3.0] * 5
+    assert [u.index for u in al.utterances()] == [0, 1, 2, 3] and al.utterances()[2].speech[:5].tolist() == [2.0] * 5
+    assert [u.id.rsplit("_", 1)[1] for u in al.utterances()] == ["1", "2", "3", "4"]  # 1-based, as every layout
     assert all(u.face is None for u in al.utterances())
 
 

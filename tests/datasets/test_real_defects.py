@@ -85,3 +85,10 @@ def test_meld_inner_tarballs_not_extracted(meld: Path, tmp_path: Path) -> None:
         (root / f"{tar}.tar.gz").write_bytes(b"\x1f\x8b\x08\x00" + b"\x00" * 16)
     with pytest.raises(DatasetError, match=r"inner tarballs that are not extracted yet: .*train\.tar\.gz"):
         open_dataset(f"meld:{root}")
+
+
+def test_mosi_raw_takes_max_clip_s(tmp_path: Path) -> None:
+    pytest.importorskip("av", reason="the dataset fixtures are written with PyAV")
+    fx.make_mosi_raw_mmsa(tmp_path, clips=2)
+    assert open_dataset(f"mosi:{tmp_path}?max_clip_s=5").max_clip_s == 5.0
+    assert open_dataset(f"mosi:{tmp_path}").max_clip_s == 60.0
