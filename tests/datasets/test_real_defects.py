@@ -92,3 +92,21 @@ def test_mosi_raw_takes_max_clip_s(tmp_path: Path) -> None:
     fx.make_mosi_raw_mmsa(tmp_path, clips=2)
     assert open_dataset(f"mosi:{tmp_path}?max_clip_s=5").max_clip_s == 5.0
     assert open_dataset(f"mosi:{tmp_path}").max_clip_s == 60.0
+
+
+def test_cremad_undecodable_flv_keeps_the_wav(tmp_path: Path) -> None:
+    """1064_TIE_SAD_XX.flv of the real set has no duration: its wav is fine, so the utterance stays,
+    audio only (the whole utterance used to be dropped as corrupt)."""
+    pytest.importorskip("av", reason="the dataset fixtures are written with PyAV")
+    from edge_mmer.config import demo_config
+    from edge_mmer.datasets.frontend import extract_all
+
+    root = tmp_path / "cremad"
+    fx.make_cremad(root, actors=(1001, 1002, 1003), emotions=("NEU", "SAD"), sentences=("TIE",))
+    flv = root / "VideoFlash" / "1002_TIE_SAD_XX.flv"
+    flv.write_bytes(flv.read_bytes()[:200])  # truncated: no decodable frame
+    ds = open_dataset(f"cremad:{root}")
+    utt = next(u for u in ds.utterances() if u.id == "1002_TIE_SAD_XX")
+    entries, stats = extract_all([utt], demo_config(), workers=1)
+    entry = entries[utt.id]
+    assert entry.error is None and entry.mel is not None and entry.faces is None and stats.failed == 0
