@@ -43,7 +43,7 @@ from edge_mmer.metrics import (
     protocol_report,
     weighted_f1,
 )
-from edge_mmer.networks import Networks, StepLSTM, decide, decide_utterance
+from edge_mmer.networks import Networks, StepLSTM, bundle_modalities, decide, decide_utterance
 from edge_mmer.vocab import MODALITIES, SPLITS
 
 if TYPE_CHECKING:
@@ -239,6 +239,10 @@ def evaluate_bundle(opts: EvaluateOptions) -> EvaluationResult:
                               "use it with split 'test'")
     bundle = read_bundle(opts.bundle)
     cfg = bundle.config
+    present = bundle_modalities(bundle.network_specs)
+    if present != MODALITIES:
+        raise EvaluationError(f"{opts.bundle}: a single-modality bundle ({', '.join(present)} only): evaluate scores speech + face bundles; its test-split figures are in its "
+                              "reports/metrics.json, and edge-mmer run takes it as it is")
     ds = T.load_dataset(opts.dataset)
     if tuple(ds.labels) != tuple(bundle.labels):
         shared = shared_labels(ds.labels, bundle.labels)

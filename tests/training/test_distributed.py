@@ -93,3 +93,24 @@ def test_ranks_that_disagree_on_the_dataset_fail_alike(dataset: Path, tmp_path: 
         assert p.returncode == 1, err[-2000:]
         assert "rank(s) 1 of 2 see another dataset than rank 0" in err, err[-2000:]
     assert not (tmp_path / "b").exists() and not (tmp_path / "b.checkpoints").exists()
+
+
+def test_loader_workers_build_the_same_batches() -> None:
+    """Batches built in DataLoader worker processes equal the in-process ones (a batch depends on its
+    indices and seed alone), so --loader-workers does not change the run."""
+    import torch
+
+    from edge_mmer.train.batches import EpochLoader
+    from edge_mmer.train.sequences import SequenceBatches
+
+    rng = np.random.default_rng(0)
+    seqs = [[rng.standard_normal(6).astype(np.float32) for _ in range(int(n))] for n in rng.integers(1, 5, 12)]
+    labels = [[int(v) for v in rng.integers(0, 3, len(s))] for s in seqs]
+    source = SequenceBatches(seqs, labels, 0.1)
+    keys = epoch_plan(len(source), 4, np.random.default_rng(1))
+    here = list(EpochLoader(source, 0).epoch(keys))
+    there = list(EpochLoader(source, 2).epoch(keys))
+    assert len(here) == len(there) == 3
+    for (xa, ya, wa), (xb, yb, wb) in zip(here, there, strict=True):
+        assert torch.equal(xa[0], xb[0]) and torch.equal(ya, yb) and wa is not None and wb is not None
+        assert torch.equal(wa, wb)

@@ -59,6 +59,8 @@ def test_speech_only_bundle_trains_without_faces_and_runs_with_camera_none(facel
     assert bundle.manifest["metrics"]["modalities"] == ["speech"]
     head = DecisionHead.from_bundle(bundle)
     assert head.channels == ("speech",)
+    refused = run_cli("evaluate", "--bundle", str(out), "--dataset", faceless_meld, "--no-progress", timeout=300)
+    assert refused.returncode == 1 and "single-modality bundle (speech only)" in refused.stderr
     converted = run_cli("convert", "--bundle", str(out), "--no-progress", timeout=600)
     assert converted.returncode == 0, converted.stderr[-3000:]
     audio, _ = demo_av()
