@@ -241,7 +241,8 @@ def evaluate_bundle(opts: EvaluateOptions) -> EvaluationResult:
     cfg = bundle.config
     present = bundle_modalities(bundle.network_specs)
     if present != MODALITIES:
-        raise EvaluationError(f"{opts.bundle}: a single-modality bundle ({', '.join(present)} only): evaluate scores speech + face bundles; its test-split figures are in its "
+        raise EvaluationError(f"{opts.bundle}: a single-modality bundle ({', '.join(present)} only): evaluate "
+                              "scores speech + face bundles; its test-split figures are in its "
                               "reports/metrics.json, and edge-mmer run takes it as it is")
     ds = T.load_dataset(opts.dataset)
     if tuple(ds.labels) != tuple(bundle.labels):
