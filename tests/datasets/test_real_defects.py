@@ -55,8 +55,8 @@ def test_meld_raw_c1_controls_are_mapped_back(meld: Path, tmp_path: Path) -> Non
     for name in ("train_sent_emo.csv", "dev_sent_emo.csv", "test_sent_emo.csv"):
         path = root / name
         text = path.read_text(encoding="utf-8").replace("\r\n", "\n")
-        path.write_text(text.translate(str.maketrans({"\u2019": "\u0092", "\u201c": "\u0093", "\u201d": "\u0094"})),
-                        encoding="utf-8", newline="")
+        c1: dict[str, str | int | None] = {"\u2019": "\u0092", "\u201c": "\u0093", "\u201d": "\u0094"}
+        path.write_text(text.translate(str.maketrans(c1)), encoding="utf-8", newline="")
     assert "\u0092" in (root / "train_sent_emo.csv").read_text(encoding="utf-8")
     ds = open_dataset(f"meld:{root}")
     assert ds.summary.handled["c1_controls"] == 3 and "crlf_line_ends" not in ds.summary.handled
