@@ -14,7 +14,7 @@ pytest.importorskip("torch", reason="training needs torch (the 'train' extra)") 
 from support import datasets as fx
 from support.cli import run_cli
 from support.configs import TINY, TINY_TOML
-from support.demo import demo_av
+from support.demo import DEMO_CLIP, demo_av
 
 from edge_mmer.bundle import read_bundle
 from edge_mmer.decision import DecisionHead
@@ -82,3 +82,9 @@ def test_face_only_bundle(dataset: Path, tmp_path: Path) -> None:
     report = result.metrics["test"]
     assert report["speech"]["n"] == 0 and report["fused"]["n"] == 0 and report["face"]["n"] > 0
     assert report["final"]["n"] == report["face"]["n"]  # no decision without a face
+    converted = run_cli("convert", "--bundle", str(result.bundle_dir), "--no-progress", timeout=600)
+    assert converted.returncode == 0, converted.stderr[-3000:]
+    run = run_cli("run", "--bundle", str(result.bundle_dir), "--camera", str(DEMO_CLIP), "--mic", "none", timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    events = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    assert events and all(e["trigger"] == "face_only" and e["channels"]["speech"] is None for e in events)
