@@ -147,11 +147,12 @@ def test_second_training_run_reuses_the_cache(tmp_path: Path) -> None:
     common = {"dataset": spec, "seed": 0, "device": "cpu", "progress": False, "ablation": False,
               "cache_dir": tmp_path / "cache"}
     first = train(TINY, TrainOptions(out=tmp_path / "b1", workers=2, **common))  # type: ignore[arg-type]
-    assert first.metrics["extraction"] == {"decoded": 12, "cached": 0, "failed": 0, "reasons": {}}
+    # 12 audio-video clips and the audio-only download's one trial without its mp4
+    assert first.metrics["extraction"] == {"decoded": 13, "cached": 0, "failed": 0, "reasons": {}}
     before = media.DECODES
     second = train(TINY, TrainOptions(out=tmp_path / "b2", workers=1, **common))  # type: ignore[arg-type]
     assert before == media.DECODES
-    assert second.metrics["extraction"] == {"decoded": 0, "cached": 12, "failed": 0, "reasons": {}}
+    assert second.metrics["extraction"] == {"decoded": 0, "cached": 13, "failed": 0, "reasons": {}}
     assert second.metrics["test"]["final"]["confusion"] == first.metrics["test"]["final"]["confusion"]
 
 
@@ -159,8 +160,10 @@ def test_evaluate_refuses_a_mismatched_dataset(trained: Trained) -> None:
     from edge_mmer.evaluate import EvaluateOptions, EvaluationError, evaluate_bundle
 
     _, ravdess_bundle, _, _ = trained["ravdess"]
-    with pytest.raises(EvaluationError, match="labels"):
-        evaluate_bundle(EvaluateOptions(bundle=ravdess_bundle, dataset=trained["meld"][0], progress=False))
+    # another corpus is scored over the shared classes (test_cross_corpus...); none shared is refused
+    with pytest.raises(EvaluationError, match="labels.*no class in common"):
+        evaluate_bundle(EvaluateOptions(bundle=ravdess_bundle, dataset=trained["meld"][0] + "&labels=joy,anger",
+                                        progress=False))
     _, pickle_bundle, _, _ = trained["mosi-pickle"]
     with pytest.raises(EvaluationError, match="precomputed features"):
         evaluate_bundle(EvaluateOptions(bundle=pickle_bundle, dataset=trained["mosi-raw"][0], progress=False))
