@@ -161,7 +161,7 @@ def test_evaluate_refuses_a_mismatched_dataset(trained: Trained) -> None:
 
     _, ravdess_bundle, _, _ = trained["ravdess"]
     # another corpus is scored over the shared classes (test_cross_corpus...); none shared is refused
-    with pytest.raises(EvaluationError, match="labels.*no class in common"):
+    with pytest.raises(EvaluationError, match=r"labels.*no class in common"):
         evaluate_bundle(EvaluateOptions(bundle=ravdess_bundle, dataset=trained["meld"][0] + "&labels=joy,anger",
                                         progress=False))
     _, pickle_bundle, _, _ = trained["mosi-pickle"]
