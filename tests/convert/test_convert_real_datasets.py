@@ -40,7 +40,8 @@ def ravdess(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, Path]:
     base = tmp_path_factory.mktemp("ravdess")
     root = base / "RAVDESS"
     fx.make_ravdess(root, actors=(1, 2, 3), emotions=("01", "05"))
-    (root / "Video_Speech_Actor_02" / "Actor_02" / "01-01-08-01-01-01-02.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
+    corrupt = root / "Video_Speech_Actor_02" / "Actor_02" / "01-01-08-01-01-01-02.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
     spec = f"ravdess:{root}?{OPTIONS}"
     result = train(TINY, TrainOptions(dataset=spec, out=base / "bundle", seed=0, device="cpu", progress=False,
                                       ablation=False, workers=1))
