@@ -86,14 +86,15 @@ def record_network_inputs(bundle: Bundle, runners: Mapping[str, Runner], session
     taps = {name: TapRunner(runner) for name, runner in runners.items()}
     networks = Networks(dict(taps))
     networks.activate()
-    steps: dict[str, list[int]] = {name: [] for name in STEP_NETWORKS}
+    stepping = [name for name in STEP_NETWORKS if name in taps]  # a single-modality bundle has two or one
+    steps: dict[str, list[int]] = {name: [] for name in stepping}
     for session in sessions:
         networks.reset_states()
-        before = {name: taps[name].recorded for name in STEP_NETWORKS}
+        before = {name: taps[name].recorded for name in stepping}
         for utt in session:
             crops = None if utt.faces is None else list(utt.faces)
             utterance_channels(networks, head, bundle.config.face, utt.mel, crops)
-        for name in STEP_NETWORKS:
+        for name in stepping:
             if taps[name].recorded > before[name]:
                 steps[name].append(taps[name].recorded - before[name])
     return NetworkInputs(n_utterances=sum(len(s) for s in sessions),

@@ -5,12 +5,14 @@ deployed unit makes is the one the metrics were measured on.
 
 Channels: ``speech`` (masked speech context features), ``face`` (masked face context features) and
 ``fused`` (the fusion LSTM's FC features). A channel whose input is absent (no face in view) is
-left out and the fuzzy integral runs over the channels present.
+left out and the fuzzy integral runs over the channels present. A single-modality bundle has one
+modality's mask and one channel's LIBSVM (:func:`channels_for`): its head holds only those.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,9 +21,21 @@ from edge_mmer.bundle import Bundle, BundleError
 from edge_mmer.fuzzy import FuzzyMeasure, fuzzy_integral
 from edge_mmer.selection import ChiSquareSelection
 from edge_mmer.svm import TrainedSVM
-from edge_mmer.vocab import CHANNELS
+from edge_mmer.vocab import CHANNELS, MODALITIES
 
 log = logging.getLogger(__name__)
+
+__all__ = ["Decision", "DecisionHead", "channels_for"]
+
+
+def channels_for(modalities: Iterable[str]) -> tuple[str, ...]:
+    """The decision channels of a bundle over ``modalities``: each modality's own, plus ``fused``
+    when both are there (in :data:`~edge_mmer.vocab.CHANNELS` order)."""
+    present = set(modalities)
+    unknown = present - set(MODALITIES)
+    if unknown or not present:
+        raise ValueError(f"modalities: expected some of {', '.join(MODALITIES)}, got {sorted(present)}")
+    return tuple(c for c in CHANNELS if c in present or (c == "fused" and present == set(MODALITIES)))
 
 
 @dataclass(frozen=True)
@@ -37,8 +51,8 @@ class Decision:
 class DecisionHead:
     """Masks, SVMs and the fuzzy measure of one bundle."""
 
-    selections: dict[str, ChiSquareSelection]  # "speech" / "face"
-    svms: dict[str, TrainedSVM]  # "speech" / "face" / "fused"
+    selections: dict[str, ChiSquareSelection]  # "speech" / "face" (the modalities present)
+    svms: dict[str, TrainedSVM]  # "speech" / "face" / "fused" (the channels present)
     measure: FuzzyMeasure
     method: str = "sugeno"
 
@@ -46,14 +60,16 @@ class DecisionHead:
     def from_bundle(cls, bundle: Bundle) -> DecisionHead:
         """Load masks, SVMs and the fuzzy measure; every file's sha256 is checked as it is read."""
         selections = {}
-        for modality in ("speech", "face"):
+        for modality in (m for m in MODALITIES if m in bundle.selection_specs):
             rel = bundle.selection_spec(modality).file
             try:
                 selections[modality] = ChiSquareSelection.from_arrays(bundle.load_tensors(rel))
             except (KeyError, ValueError) as exc:
                 raise BundleError(bundle.path, f"bundle file '{rel}'",
                                   f"not a valid chi-square selection: {exc}") from exc
-        svms = {name: bundle.load_svm(name) for name in CHANNELS}
+        if not selections:
+            raise BundleError(bundle.path, "manifest.json field 'selection'", "no speech or face selection")
+        svms = {name: bundle.load_svm(name) for name in channels_for(selections)}
         try:
             measure = FuzzyMeasure.from_dict(bundle.fuzzy)
         except ValueError as exc:
@@ -64,6 +80,11 @@ class DecisionHead:
                               f"expected 'sugeno' or 'choquet', got {method!r}")
         return cls(selections=selections, svms=svms, measure=measure, method=method)
 
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The channels this head decides with (its LIBSVMs), in :data:`CHANNELS` order."""
+        return tuple(c for c in CHANNELS if c in self.svms)
+
     def mask(self, modality: str, features: np.ndarray) -> np.ndarray:
         """Apply the modality's chi-square mask to (N, F) or (F,) features."""
         return self.selections[modality].apply(features)
@@ -73,6 +94,9 @@ class DecisionHead:
         out: dict[str, np.ndarray | None] = {}
         for name in CHANNELS:
             x = channel_inputs.get(name)
+            if x is not None and name not in self.svms:
+                raise ValueError(f"channel {name!r} has inputs but this bundle has no {name} LIBSVM "
+                                 f"(it has {', '.join(self.svms)})")
             out[name] = None if x is None else self.svms[name].predict_proba(np.atleast_2d(x))
         return out
 

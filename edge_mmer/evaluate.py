@@ -30,6 +30,7 @@ import numpy as np
 
 from edge_mmer.bundle import read_bundle
 from edge_mmer.datasets.base import check_split
+from edge_mmer.datasets.labelmap import relabel, shared_labels
 from edge_mmer.decision import DecisionHead
 from edge_mmer.errors import EvaluationError
 from edge_mmer.metrics import (
@@ -42,7 +43,7 @@ from edge_mmer.metrics import (
     protocol_report,
     weighted_f1,
 )
-from edge_mmer.networks import Networks, StepLSTM, decide, decide_utterance
+from edge_mmer.networks import Networks, StepLSTM, bundle_modalities, decide, decide_utterance
 from edge_mmer.vocab import MODALITIES, SPLITS
 
 if TYPE_CHECKING:
@@ -207,7 +208,8 @@ def _ablation(runners: dict[str, Runner], inputs: dict[str, _SplitInputs], opts:
         data = {split: inputs[split].media or [] for split in SPLITS}
         enc = T.encode(data, speech, face, cfg, device, opts.progress)
     else:
-        enc = {split: T.Features(speech=inputs[split].speech, face=inputs[split].face) for split in SPLITS}
+        enc = {split: T.Features(speech=[list(s) for s in inputs[split].speech], face=inputs[split].face)
+               for split in SPLITS}
     ctx = {split: T.Features() for split in SPLITS}
     for m in MODALITIES:
         net = modules[f"{m}_context"]
@@ -216,7 +218,8 @@ def _ablation(runners: dict[str, Runner], inputs: dict[str, _SplitInputs], opts:
             setattr(ctx[split], m, T.run_sequences(net, getattr(enc[split], m), device))
     torch.manual_seed(opts.seed)
     rng = np.random.default_rng(opts.seed)
-    abl = T.fit_back_end(ctx, {split: inputs[split].labels for split in SPLITS}, cfg, 1.0, topts, device, rng)
+    abl = T.fit_back_end(ctx, {split: inputs[split].labels for split in SPLITS}, cfg, 1.0, topts,
+                         T.FitContext(device=device), rng)
     return {"source": source,
             **{k: {"accuracy": v["accuracy"], "weighted_f1": v["weighted_f1"]} for k, v in abl.reports.items()}}
 
@@ -236,11 +239,22 @@ def evaluate_bundle(opts: EvaluateOptions) -> EvaluationResult:
                               "use it with split 'test'")
     bundle = read_bundle(opts.bundle)
     cfg = bundle.config
+    present = bundle_modalities(bundle.network_specs)
+    if present != MODALITIES:
+        raise EvaluationError(f"{opts.bundle}: a single-modality bundle ({', '.join(present)} only): evaluate "
+                              "scores speech + face bundles; its test-split figures are in its "
+                              "reports/metrics.json, and edge-mmer run takes it as it is")
     ds = T.load_dataset(opts.dataset)
     if tuple(ds.labels) != tuple(bundle.labels):
-        raise EvaluationError(f"dataset {ds.spec} has labels {list(ds.labels)}, the bundle {opts.bundle} "
-                              f"{list(bundle.labels)}: evaluate a bundle on the dataset (and target) "
-                              "it was trained for")
+        shared = shared_labels(ds.labels, bundle.labels)
+        if not shared:
+            raise EvaluationError(f"dataset {ds.spec} has labels {list(ds.labels)}, the bundle {opts.bundle} "
+                                  f"{list(bundle.labels)}: no class in common (map the dataset's labels with "
+                                  "?map=OLD:NEW, or evaluate on the dataset and target the bundle was trained for)")
+        log.warning("cross-corpus: dataset %s has labels %s, the bundle %s: scored over the shared classes %s "
+                    "(the dataset's other utterances left out)", ds.spec, list(ds.labels), list(bundle.labels),
+                    list(shared))
+        ds = relabel(ds, bundle.labels)
     device = T.select_device(opts.device)
     runners = torch_runners(bundle, device)
     splits = list(SPLITS) if opts.ablation else [opts.split]

@@ -10,6 +10,12 @@ context step; the face crops -> face encoder (mean over the crops) -> face conte
 chi-square masks; the fusion step on the concatenated masked features; the three LIBSVMs; the fuzzy
 integral over the channels present. An utterance without a face has no face channel: the face
 context and the fusion do not step (their state carries over) and the speech channel decides alone.
+
+A single-modality bundle (trained with ``--modalities speech`` or ``face``) has only that modality's
+encoder and context network, no fusion, and only that channel's LIBSVM: :class:`Networks` holds the
+networks a bundle has (:func:`bundle_modalities` says which), and the decision path computes the
+channels present. A face-only bundle has no utterance to step its face context on when there is no
+microphone, so its face-only decisions advance the face context (a speech + face bundle only reads it).
 The runtime's pipeline, INT8 drift (ONNX Runtime runners) and ``edge-mmer evaluate`` (torch runners)
 all call it, so what is measured is what the device runs. It lives here, below the runtime, because
 evaluation (which sits below the runtime) calls it too.
@@ -18,7 +24,7 @@ evaluation (which sits below the runtime) calls it too.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
@@ -29,7 +35,10 @@ from edge_mmer.decision import Decision, DecisionHead
 from edge_mmer.errors import RunnerError
 from edge_mmer.features.face import preprocess_faces
 from edge_mmer.runner import Runner, RunnerSet
-from edge_mmer.vocab import NETWORKS
+from edge_mmer.vocab import MODALITIES, NETWORKS
+
+__all__ = ["Networks", "StepLSTM", "bundle_modalities", "decide", "decide_utterance", "face_only_channels",
+           "has_channel", "utterance_channels"]
 
 
 class StepLSTM:
@@ -69,36 +78,65 @@ class StepLSTM:
         return self._run(x)[0]
 
 
+def bundle_modalities(networks: Iterable[str]) -> tuple[str, ...]:
+    """The modalities a set of network names serves, in :data:`~edge_mmer.vocab.MODALITIES` order: a
+    modality is present when its context network is (a feature bundle has contexts but no encoders)."""
+    names = set(networks)
+    return tuple(m for m in MODALITIES if f"{m}_context" in names)
+
+
 @dataclass
 class Networks(RunnerSet):
-    """Encoders and stateful sequence models of one bundle on one backend: the five networks'
-    runners, with the step graphs' states."""
+    """Encoders and stateful sequence models of one bundle on one backend, with the step graphs'
+    states: the five networks of a speech + face bundle, or the encoder and context network of a
+    single-modality one (no fusion)."""
 
     def __post_init__(self) -> None:
-        missing = [n for n in NETWORKS if n not in self.runners]
+        unknown = [n for n in self.runners if n not in NETWORKS]
+        if unknown:
+            raise RunnerError(f"unknown network(s) {unknown} (known: {', '.join(NETWORKS)})")
+        self.modalities = bundle_modalities(self.runners)
+        if not self.modalities:
+            raise RunnerError(f"no runner for network(s) {list(NETWORKS)}: a bundle needs a speech or a face "
+                              f"encoder and its context network (got {sorted(self.runners)})")
+        want = [f"{m}_{kind}" for m in self.modalities for kind in ("encoder", "context")]
+        if len(self.modalities) == len(MODALITIES):
+            want.append("fusion")
+        missing = [n for n in want if n not in self.runners]
         if missing:
             raise RunnerError(f"no runner for network(s) {missing}")
-        self.speech_context = StepLSTM(self.runners["speech_context"])
-        self.face_context = StepLSTM(self.runners["face_context"])
-        self.fusion = StepLSTM(self.runners["fusion"])
-        self._speech_in = self.runners["speech_encoder"].inputs[0].name
-        self._speech_out = self.runners["speech_encoder"].outputs[0].name
-        self._face_in = self.runners["face_encoder"].inputs[0].name
-        self._face_out = self.runners["face_encoder"].outputs[0].name
+        if "fusion" in self.runners and len(self.modalities) < len(MODALITIES):
+            raise RunnerError(f"a fusion network needs both modalities; the runners serve only {list(self.modalities)}")
+        self.speech_context = StepLSTM(self.runners["speech_context"]) if self.has_speech else None
+        self.face_context = StepLSTM(self.runners["face_context"]) if self.has_face else None
+        self.fusion = StepLSTM(self.runners["fusion"]) if "fusion" in self.runners else None
+        self._io = {enc: (self.runners[enc].inputs[0].name, self.runners[enc].outputs[0].name)
+                    for enc in ("speech_encoder", "face_encoder") if enc in self.runners}
+
+    @property
+    def has_speech(self) -> bool:
+        return "speech" in self.modalities
+
+    @property
+    def has_face(self) -> bool:
+        return "face" in self.modalities
 
     def reset_states(self) -> None:
         for m in (self.speech_context, self.face_context, self.fusion):
-            m.reset_states()
+            if m is not None:
+                m.reset_states()
 
     def speech_features(self, mel: np.ndarray) -> np.ndarray:
         """(T, n_mels) log-mel -> (D,) utterance features."""
-        out = self.runners["speech_encoder"].infer({self._speech_in: np.ascontiguousarray(mel[None], dtype=np.float32)})
-        return np.asarray(out[self._speech_out][0], dtype=np.float32)
+        name_in, name_out = self._io["speech_encoder"]
+        out = self.runners["speech_encoder"].infer({name_in: np.ascontiguousarray(mel[None], dtype=np.float32)})
+        return np.asarray(out[name_out][0], dtype=np.float32)
 
     def face_embedding(self, faces: np.ndarray) -> np.ndarray:
         """(N, 3, S, S) normalised crops -> (D,): the mean of the per-frame embeddings (as in training)."""
-        out = self.runners["face_encoder"].infer({self._face_in: np.ascontiguousarray(faces, dtype=np.float32)})
-        mean: np.ndarray = np.asarray(out[self._face_out], dtype=np.float32).mean(axis=0)
+        name_in, name_out = self._io["face_encoder"]
+        out = self.runners["face_encoder"].infer({name_in: np.ascontiguousarray(faces, dtype=np.float32)})
+        mean: np.ndarray = np.asarray(out[name_out], dtype=np.float32).mean(axis=0)
         return mean
 
 
@@ -113,33 +151,42 @@ def _no_stage(_name: str) -> AbstractContextManager[object]:
 Channels = dict[str, "np.ndarray | None"]
 
 
+def has_channel(channels: Channels) -> bool:
+    """Whether any channel is present (a face-only bundle has none on an utterance without a face)."""
+    return any(v is not None for v in channels.values())
+
+
 def _face_context(networks: Networks, face: FaceConfig, crops: Sequence[np.ndarray], stage: Stage, *,
                   advance: bool) -> np.ndarray:
     """The face context features of ``crops``: the face encoder's mean embedding through the face
     context step graph, its state stepped (``advance``) or only read."""
+    context = networks.face_context
+    assert context is not None  # the callers check has_face
     with stage("face_encoder"):
         emb = networks.face_embedding(preprocess_faces(list(crops), face))
     with stage("face_context"):
-        return networks.face_context.step(emb) if advance else networks.face_context.peek(emb)
+        return context.step(emb) if advance else context.peek(emb)
 
 
-def utterance_channels(networks: Networks, head: DecisionHead, face: FaceConfig, mel: np.ndarray,
+def utterance_channels(networks: Networks, head: DecisionHead, face: FaceConfig, mel: np.ndarray | None,
                        crops: Sequence[np.ndarray] | None, stage: Stage = _no_stage) -> Channels:
     """One utterance's channel inputs: masked speech and face context features and the fusion's
     features (``None`` where absent). Steps the context and fusion states. ``mel`` is the (T, n_mels)
-    log-mel; ``crops`` the face crops seen during the utterance (BGR uint8), empty or None without a face."""
-    with stage("speech_encoder"):
-        speech = networks.speech_features(mel)
-    with stage("speech_context"):
-        speech_ctx = networks.speech_context.step(speech)
-    face_ctx = None
-    if crops is not None and len(crops):
+    log-mel (unused by a face-only bundle); ``crops`` the face crops seen during the utterance (BGR
+    uint8), empty or None without a face."""
+    speech_m = face_m = fused = None
+    if networks.speech_context is not None and mel is not None:
+        with stage("speech_encoder"):
+            speech = networks.speech_features(mel)
+        with stage("speech_context"):
+            speech_ctx = networks.speech_context.step(speech)
+        with stage("mask"):
+            speech_m = head.mask("speech", speech_ctx)
+    if networks.has_face and crops is not None and len(crops):
         face_ctx = _face_context(networks, face, crops, stage, advance=True)
-    with stage("mask"):
-        speech_m = head.mask("speech", speech_ctx)
-        face_m = None if face_ctx is None else head.mask("face", face_ctx)
-    fused = None
-    if face_m is not None:
+        with stage("mask"):
+            face_m = head.mask("face", face_ctx)
+    if networks.fusion is not None and speech_m is not None and face_m is not None:
         with stage("fusion"):
             fused = networks.fusion.step(np.concatenate([speech_m, face_m]).astype(np.float32))
     return {"speech": speech_m, "face": face_m, "fused": fused}
@@ -147,16 +194,21 @@ def utterance_channels(networks: Networks, head: DecisionHead, face: FaceConfig,
 
 def face_only_channels(networks: Networks, head: DecisionHead, face: FaceConfig, crops: Sequence[np.ndarray],
                        stage: Stage = _no_stage) -> Channels:
-    """A face-only decision's channel inputs (a face in view during silence): the face context is
-    read, not advanced (:meth:`StepLSTM.peek`)."""
-    face_ctx = _face_context(networks, face, crops, stage, advance=False)
+    """A face-only decision's channel inputs (a face in view during silence, or no microphone). A
+    speech + face bundle reads its face context without advancing it (:meth:`StepLSTM.peek`); a
+    face-only bundle advances it (the face windows are its only steps). A speech-only bundle has no
+    face channel: every channel is None."""
+    if not networks.has_face:
+        return {"speech": None, "face": None, "fused": None}
+    face_ctx = _face_context(networks, face, crops, stage, advance=not networks.has_speech)
     with stage("mask"):
         face_m = head.mask("face", face_ctx)
     return {"speech": None, "face": face_m, "fused": None}
 
 
 def decide(head: DecisionHead, channels: Channels, stage: Stage = _no_stage) -> Decision:
-    """The three LIBSVMs on the channels present, then the fuzzy integral."""
+    """The LIBSVMs of the channels present, then the fuzzy integral (at least one channel must be
+    present: :func:`has_channel`)."""
     with stage("svm"):
         probs = head.channel_probabilities(channels)
     single = {k: (None if v is None else v[0]) for k, v in probs.items()}

@@ -30,7 +30,7 @@ import numpy as np
 from edge_mmer.bundle import Bundle
 from edge_mmer.decision import DecisionHead
 from edge_mmer.features.audio import log_mel, pcm16_to_float
-from edge_mmer.networks import Networks, decide, face_only_channels, utterance_channels
+from edge_mmer.networks import Networks, decide, face_only_channels, has_channel, utterance_channels
 from edge_mmer.runtime.chunks import AudioChunk, Chunk, VideoFrame
 from edge_mmer.runtime.events import EmotionEvent, channel_result, scores_by_label, utc_now_iso
 from edge_mmer.runtime.face_tracks import FaceTracks
@@ -263,15 +263,17 @@ class Pipeline:
         stage = self.stats.stage
         if work.kind == "utterance":
             assert work.utterance is not None
-            with stage("log_mel"):
-                mel = log_mel(pcm16_to_float(work.utterance.samples), self.cfg.audio)
+            mel = None
+            if self.networks.has_speech:
+                with stage("log_mel"):
+                    mel = log_mel(pcm16_to_float(work.utterance.samples), self.cfg.audio)
             compute = lambda: utterance_channels(self.networks, self.head, self.cfg.face, mel, crops, stage)  # noqa: E731
         else:
             if len(crops) < self.settings.faces.min_face_frames:
                 return None
             compute = lambda: face_only_channels(self.networks, self.head, self.cfg.face, crops, stage)  # noqa: E731
         channels = skip_failed_decision(self.stats, compute)  # a runner failure skips this decision only
-        if channels is None:
+        if channels is None or not has_channel(channels):  # failed, or a single-modality bundle without its modality
             return None
         with stage("decision"):
             decision = decide(self.head, channels, stage)

@@ -346,3 +346,19 @@ def chunk_sessions(utterances: Sequence[Any], key: str, length: int) -> list[lis
     (the same speaker, utterance after utterance) without the label order."""
     shuffled = stable_shuffle(list(utterances), key)
     return [shuffled[i : i + length] for i in range(0, len(shuffled), max(1, length))]
+
+
+#: The first line of a git-LFS pointer file (what a clone without ``git lfs`` or a GitHub zip holds
+#: instead of the media: CREMA-D's repository stores every wav and flv in LFS).
+LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
+
+
+def is_lfs_pointer(path: Path) -> bool:
+    """Whether ``path`` is a git-LFS pointer stub (~130 bytes of text) instead of the media itself."""
+    try:
+        if path.stat().st_size > 1024:
+            return False
+        with open(path, "rb") as f:
+            return f.read(len(LFS_POINTER)) == LFS_POINTER
+    except OSError:
+        return False

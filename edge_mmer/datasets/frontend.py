@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 __all__ = ["ExtractStats", "UtteranceInput", "default_workers", "extract_all", "extract_utterance",
            "front_end_settings"]
 
-FRONTEND_VERSION = 1
+FRONTEND_VERSION = 2  # 2: an undecodable or overlong video beside a separate audio file is dropped, not the utterance
 DEFAULT_MAX_CLIP_S = 60.0
 
 
@@ -94,6 +94,23 @@ def _reason(exc: Exception) -> str:
     return "corrupt_clip"
 
 
+def _frames(utt: Any, cfg: ModelConfig, max_clip_s: float | None) -> list[np.ndarray]:
+    """The frames of an utterance whose sound is a separate file: none (audio only, logged) when its
+    video cannot be decoded or is longer than ``max_clip_s``."""
+    try:
+        if max_clip_s is not None:
+            info = probe(utt.video_path)
+            if info.duration_s is not None and info.duration_s > max_clip_s:
+                log.info("%s: video %.1f s > %.0f s: the utterance is audio only", utt.video_path, info.duration_s,
+                         max_clip_s)
+                return []
+        frames: list[np.ndarray] = utt.face_frames(cfg.face, max_s=cfg.audio.max_utterance_s)
+    except DatasetError as exc:
+        log.info("%s: the video cannot be decoded (%s): the utterance is audio only", utt.video_path, exc)
+        return []
+    return frames
+
+
 def extract_utterance(utt: Any, cfg: ModelConfig, detector: HaarFaceDetector,
                       max_clip_s: float | None = None) -> CacheEntry:
     """The front ends over one utterance. For media datasets every failure comes back as
@@ -105,16 +122,20 @@ def extract_utterance(utt: Any, cfg: ModelConfig, detector: HaarFaceDetector,
                            getattr(utt, "subsample_crops", False),
                            cfg, detector)
 
+    # a separate audio file (CREMA-D's wav beside its flv) is the utterance: a video that cannot be
+    # decoded, or that is far longer than its sound, only loses the face channel
+    separate = utt.audio_path is not None and utt.video_path is not None
     try:
         if max_clip_s is not None and utt.start_s is None and utt.end_s is None:
-            info = probe(utt.video_path or utt.audio_path)  # type: ignore[arg-type]
+            info = probe(utt.audio_path or utt.video_path)  # type: ignore[arg-type]
             if info.duration_s is not None and info.duration_s > max_clip_s:
                 return CacheEntry(None, None, "overlong_clip", f"{info.duration_s:.1f} s > {max_clip_s:.0f} s")
         wave = utt.speech_audio(cfg.audio)
-        frames = utt.face_frames(cfg.face, max_s=cfg.audio.max_utterance_s)
+        frames = _frames(utt, cfg, max_clip_s) if separate else utt.face_frames(cfg.face,
+                                                                               max_s=cfg.audio.max_utterance_s)
     except DatasetError as exc:
         return CacheEntry(None, None, _reason(exc), str(exc))
-    if utt.video_path is not None and not frames:
+    if utt.video_path is not None and not frames and not separate:
         return CacheEntry(None, None, "corrupt_clip", f"{utt.video_path}: no decodable video frames")
     try:
         return _front_ends(wave, frames, utt.subsample_crops, cfg, detector)

@@ -12,7 +12,10 @@ a missing clip (dev ``dia110_utt7``), a clip with no CSV row (dev ``dia66_utt9``
 ``final_videos_testdia101_utt0``), a corrupt clip (train ``dia125_utt3``, found when decoding), an
 overlong clip (test ``dia220_utt0``, 4-5 minutes: skipped above ``max_clip_s``, default 60 s),
 one-digit hours in the times (``0:13:42,477``: parsed), CRLF line ends and curly quotes (read as
-UTF-8, a cp1252 file is decoded as such), duplicate rows and unknown labels.
+UTF-8, a cp1252 file is decoded as such), the C1 controls of MELD.Raw's CSVs (cp1252 bytes stored as
+U+0080-U+009F: mapped back, ``c1_controls``), duplicate rows, unknown labels and AppleDouble
+``._*`` files. The dyadic variant's ``*_sent_emo_dya.csv`` names are found too. A tree whose inner
+``train.tar.gz`` / ``dev.tar.gz`` / ``test.tar.gz`` were never extracted is an error that says so.
 
 Options: ``target=emotion`` (default; 7 classes) or ``sentiment`` (3 classes); ``max_clip_s``.
 """
@@ -36,10 +39,14 @@ __all__ = ["EMOTIONS", "SENTIMENTS", "load_meld", "parse_meld_time", "read_meld_
 EMOTIONS = ("neutral", "joy", "sadness", "anger", "surprise", "fear", "disgust")
 SENTIMENTS = ("negative", "neutral", "positive")
 CSV_FILES = {"train": "train_sent_emo.csv", "val": "dev_sent_emo.csv", "test": "test_sent_emo.csv"}
+#: The dyadic variant's names (MELD's ``*_sent_emo_dya.csv``), searched when the plain ones are absent.
+DYADIC_FILES = {split: name.replace(".csv", "_dya.csv") for split, name in CSV_FILES.items()}
+TARBALLS = {"train": "train", "val": "dev", "test": "test"}
 CLIP_DIRS = {"train": "train_splits", "val": "dev_splits_complete", "test": "output_repeated_splits_test"}
 REQUIRED = ("Utterance", "Emotion", "Sentiment", "Dialogue_ID", "Utterance_ID")
 _TIME = re.compile(r"^\s*(\d{1,2}):(\d{2}):(\d{2})[,.](\d{1,3})\s*$")
 _CLIP = re.compile(r"dia(\d+)_utt(\d+)$")
+_C1 = re.compile("[\u0080-\u009f]")
 _CURLY = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
 
 
@@ -54,6 +61,15 @@ def parse_meld_time(text: str) -> tuple[float, bool]:
     return int(h) * 3600 + int(mi) * 60 + int(s) + int(ms.ljust(3, "0")) / 1000.0, len(h) == 1
 
 
+def _from_cp1252(m: re.Match[str]) -> str:
+    """A C1 control back to the character its cp1252 byte stands for (U+0092 -> U+2019 ...); the five
+    bytes cp1252 leaves undefined stay as they are."""
+    try:
+        return bytes([ord(m.group(0))]).decode("cp1252")
+    except UnicodeDecodeError:
+        return m.group(0)
+
+
 def read_meld_csv(path: Path, summary: DefectSummary) -> list[dict[str, str]]:
     """The rows of one MELD CSV as dicts (UTF-8 with or without BOM; cp1252 as a fallback; CRLF or LF)."""
     raw = path.read_bytes()
@@ -64,6 +80,9 @@ def read_meld_csv(path: Path, summary: DefectSummary) -> list[dict[str, str]]:
     except UnicodeDecodeError:
         text = raw.decode("cp1252", errors="replace")
         summary.handle("not_utf8", path.name)
+    if _C1.search(text):  # MELD.Raw's CSVs: cp1252 bytes read as Latin-1, stored as UTF-8 (U+0092 for ')
+        text = _C1.sub(_from_cp1252, text)
+        summary.handle("c1_controls", path.name)
     if "\r\n" in text:
         summary.handle("crlf_line_ends", path.name)
     reader = csv.DictReader(io.StringIO(text, newline=""))
@@ -153,6 +172,8 @@ def _split_utterances(files: _SplitFiles, csv_path: Path, column: str, labels: t
             if (u := _row_utterance(row, lineno, files, column, labels, summary)) is not None]
     if files.clip_dir is not None:
         for clip in sorted(files.clip_dir.glob("*.mp4")):
+            if clip.name.startswith("._"):  # macOS AppleDouble metadata, not a clip
+                continue
             if clip.name not in files.referenced:
                 summary.skip("clip_without_row", f"{files.split}/{clip.name}")
     return utts
@@ -168,20 +189,31 @@ def load_meld(root: Path, options: Options, spec: str = "") -> LoadedDataset:
     summary = DefectSummary()
     utts: list[MediaUtterance] = []
     found_csv = False
+    unpacked: list[Path] = []
     for split, csv_name in CSV_FILES.items():
         csv_path = _find(root, csv_name, want_dir=False)
+        if csv_path is None:
+            csv_name = DYADIC_FILES[split]
+            csv_path = _find(root, csv_name, want_dir=False)
         if csv_path is None:
             log.warning("MELD: %s not found under %s: no '%s' split", csv_name, root, split)
             continue
         found_csv = True
         clip_dir = _find(root, CLIP_DIRS[split], want_dir=True)
         if clip_dir is None:
-            log.warning("MELD: clip folder %s/ not found under %s: every %s clip is missing", CLIP_DIRS[split],
-                        root, split)
+            tarball = _find(root, f"{TARBALLS[split]}.tar.gz", want_dir=False)
+            if tarball is not None:
+                unpacked.append(tarball)
+            log.warning("MELD: clip folder %s/ not found under %s: every %s clip is missing%s", CLIP_DIRS[split],
+                        root, split, f" ({tarball} is not extracted)" if tarball is not None else "")
         utts.extend(_split_utterances(_SplitFiles(split, csv_name, clip_dir), csv_path, column, labels,
                                       summary))
     if not found_csv:
         raise DatasetError(f"{root}: none of {', '.join(CSV_FILES.values())} found (MELD root expected)")
+    if unpacked and not utts:
+        raise DatasetError(f"{root}: no clip found; MELD.Raw.tar.gz holds the clips in inner tarballs that are not "
+                           f"extracted yet: {', '.join(str(t) for t in unpacked)} (extract each in its folder: "
+                           "tar -xzf train.tar.gz ...)")
     log.info("MELD (%s): %d utterances in %d dialogues (%s)", target, len(utts), len({u.session for u in utts}),
              summary.format())
     return LoadedDataset(kind="meld", spec=spec, root=root, labels=labels, all_utterances=tuple(utts),

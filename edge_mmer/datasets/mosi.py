@@ -180,8 +180,9 @@ def _load_csd(root: Path, opts: Options, b: _Builder) -> dict[str, Any]:
         for key in sorted(labels):
             feats, intervals = labels[key]
             m = _ALIGNED_KEY.match(key)
-            if m:  # aligned: one key per segment
-                yield m.group(1), int(m.group(2)), float(np.asarray(feats).reshape(-1)[0]), key, None
+            if m:  # aligned: one key per segment, <vid>[i] with i the 0-based label row (SDK dataset.py):
+                # segment i + 1, numbered from 1 as the unaligned files, MMSA and the raw layouts are
+                yield m.group(1), int(m.group(2)) + 1, float(np.asarray(feats).reshape(-1)[0]), key, None
                 continue
             for i in range(len(feats)):
                 yield key, i + 1, float(np.asarray(feats[i]).reshape(-1)[0]), key, (float(intervals[i][0]),
@@ -217,14 +218,34 @@ def _load_csd(root: Path, opts: Options, b: _Builder) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------ pickle
 
 
+def _times(parts: list[str]) -> tuple[float, float] | None:
+    """MulT's ``[video_id, start_s, end_s]`` id (MulT issue #36: ``('-3g5yACwYnA', '82.753', '100.555')``):
+    the segment's times, or None for another layout."""
+    if len(parts) != 3 or not all("." in p for p in parts[1:]):
+        return None
+    try:
+        return float(parts[1]), float(parts[2])
+    except ValueError:
+        return None
+
+
 def _ids(raw: Any, n: int) -> list[tuple[str, int]]:
+    """Per row, (video id, segment number). A MulT id holds the segment's start and end times, not
+    its number: the segments of a video are numbered by start time (1-based), so two segments that
+    start in the same second stay two segments."""
     out = []
+    timed: dict[str, list[tuple[float, float, int]]] = defaultdict(list)
     for i in range(n):
         x = raw[i] if raw is not None else i
         if isinstance(x, bytes):
             x = x.decode("utf-8", "replace")
         if isinstance(x, (list, tuple, np.ndarray)):
             parts = [p.decode() if isinstance(p, bytes) else str(p) for p in np.asarray(x).reshape(-1)]
+            times = _times(parts)
+            if times is not None:
+                timed[parts[0]].append((*times, i))
+                out.append((parts[0], -1))  # numbered below
+                continue
             vid, clip = parts[0], parts[1] if len(parts) > 1 else str(i)
         else:
             s = str(x)
@@ -233,7 +254,7 @@ def _ids(raw: Any, n: int) -> list[tuple[str, int]]:
             elif _ALIGNED_KEY.match(s):
                 m = _ALIGNED_KEY.match(s)
                 assert m is not None
-                vid, clip = m.group(1), m.group(2)
+                vid, clip = m.group(1), str(int(m.group(2)) + 1)  # 0-based in the SDK's keys
             elif "_" in s and s.rsplit("_", 1)[1].isdigit():
                 vid, clip = s.rsplit("_", 1)
             else:
@@ -242,6 +263,9 @@ def _ids(raw: Any, n: int) -> list[tuple[str, int]]:
             out.append((vid, int(float(clip))))
         except ValueError:
             out.append((vid, i))
+    for vid, rows in timed.items():
+        for k, (_start, _end, i) in enumerate(sorted(rows), start=1):
+            out[i] = (vid, k)
     return out
 
 

@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl
 from edge_mmer.datasets.base import DatasetError, LoadedDataset
 from edge_mmer.datasets.cremad import load_cremad
 from edge_mmer.datasets.csv_manifest import load_csv_manifest
+from edge_mmer.datasets.labelmap import apply_label_map, label_map_from_options
 from edge_mmer.datasets.meld import load_meld
 from edge_mmer.datasets.mosi import load_mosi
 from edge_mmer.datasets.options import Options
@@ -81,10 +82,12 @@ def open_dataset(spec: str | DatasetSpec) -> LoadedDataset:
     if s.kind == "synthetic":
         opts.check_used()
         return load_synthetic(s.path, spec=text)
-    if s.kind == "mosi":  # windows and features: no container-length check
-
-        return load_mosi(s.path, opts, text)
+    label_map = label_map_from_options(opts)  # read before a loader checks that every option was used
     max_clip = opts.number("max_clip_s", DEFAULT_MAX_CLIP_S)
+    if s.kind == "mosi":  # the raw segment clips get the length check; feature files have no media
+        mosi = load_mosi(s.path, opts, text)
+        mosi.max_clip_s = None if mosi.features_only else max_clip
+        return apply_label_map(mosi, label_map)
     if s.kind == "ravdess":
         ds = load_ravdess(s.path, opts, text)
     elif s.kind == "cremad":
@@ -94,4 +97,4 @@ def open_dataset(spec: str | DatasetSpec) -> LoadedDataset:
     else:
         ds = load_csv_manifest(s.path, opts, text)
     ds.max_clip_s = max_clip
-    return ds
+    return apply_label_map(ds, label_map)

@@ -27,7 +27,8 @@ from edge_mmer.datasets.base import DatasetError, LoadedDataset
 from edge_mmer.datasets.frontend import UtteranceInput, extract_all
 from edge_mmer.datasets.registry import KINDS, open_dataset, parse_spec
 from edge_mmer.errors import DatasetMissingError, DatasetUnusableError, FeatureBundleError
-from edge_mmer.vocab import ENCODERS
+from edge_mmer.networks import bundle_modalities
+from edge_mmer.vocab import ENCODERS, MODALITIES
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +45,18 @@ __all__ = [
 
 
 def require_encoders(bundle: Bundle, action: str = "conversion") -> None:
-    """Raise :class:`FeatureBundleError` when the bundle lacks the speech or face encoder (trained on
-    precomputed features): its context / fusion LSTMs take a feature dataset's pooled vectors, which
-    no device computes from a camera and a microphone, so there is nothing deployable to convert."""
-    missing = [n for n in ENCODERS if n not in bundle.network_specs]
+    """Raise :class:`FeatureBundleError` when the bundle lacks the encoder of a modality it has (trained
+    on precomputed features): its context / fusion LSTMs take a feature dataset's pooled vectors, which
+    no device computes from a camera and a microphone, so there is nothing deployable to convert. A
+    single-modality bundle needs only its own modality's encoder."""
+    modalities = bundle_modalities(bundle.network_specs) or MODALITIES
+    missing = [n for n in ENCODERS if n.removesuffix("_encoder") in modalities and n not in bundle.network_specs]
     if not missing:
         return
     prov = bundle.provenance.get("dataset")
     spec = prov.get("spec") or prov.get("path") if isinstance(prov, dict) else prov
     raise FeatureBundleError(
-        f"{bundle.path}: {action} needs the speech and face encoders, and this bundle has no "
+        f"{bundle.path}: {action} needs the encoders of its modalities, and this bundle has no "
         f"{' / '.join(missing)} network: it was trained on precomputed features"
         + (f" ({spec})" if spec else "")
         + " (CMU-MOSI .csd files or an MMSA / MulT pickle), so its context and fusion LSTMs take that dataset's "

@@ -114,12 +114,27 @@ class FaceEncoder(nn.Module):
         match by name and shape (missing ``num_batches_tracked`` buffers are tolerated). Needs
         ``width == 1`` and ``repeats == (10, 20, 9)``. Returns the checkpoint keys that were skipped.
         """
+        self._check_timm_width()
+        try:
+            sd = read_state_dict(path)
+        except (OSError, WeightsError):
+            raise
+        except Exception as exc:  # safetensors / torch raise their own types on a file that is not theirs
+            raise WeightsError(f"{path}: not a readable state dict ({type(exc).__name__}: {exc})") from None
+        return self.load_backbone_state(sd, str(path))
+
+    def _check_timm_width(self) -> None:
         if self.width != 1.0:
             raise WeightsError(
                 f"load_timm_weights: face_encoder.width is {self.width}, timm's Inception-ResNet-v2 "
                 "weights need width = 1.0 (the paper preset)"
             )
-        sd = _strip_prefix(read_state_dict(path))
+
+    def load_backbone_state(self, state: Mapping[str, Tensor], source: str) -> list[str]:
+        """Load a timm-layout ``inception_resnet_v2`` state dict into ``backbone`` (the rules of
+        :meth:`load_timm_weights`; ``source`` names it in errors). Returns the keys skipped."""
+        self._check_timm_width()
+        sd = _strip_prefix(dict(state))
         own = self.backbone.state_dict()
         skipped: list[str] = []
         to_load: dict[str, Tensor] = {}
@@ -138,7 +153,7 @@ class FaceEncoder(nn.Module):
             hint = ("" if self.repeats == TIMM_REPEATS
                     else f" (face_encoder.repeats is {self.repeats}, timm's is {TIMM_REPEATS})")
             raise WeightsError(
-                f"{path}: not an inception_resnet_v2 checkpoint for this backbone{hint}: "
+                f"{source}: not an inception_resnet_v2 checkpoint for this backbone{hint}: "
                 f"{len(missing)} missing keys {_head(missing)}, {len(unexpected)} unexpected keys {_head(unexpected)}, "
                 f"{len(mismatched)} shape mismatches {_head(mismatched)}"
             )
@@ -146,7 +161,7 @@ class FaceEncoder(nn.Module):
             if k not in to_load:  # num_batches_tracked absent from the checkpoint: keep ours
                 to_load[k] = own[k]
         self.backbone.load_state_dict(to_load, strict=True)
-        logger.info("loaded %d backbone tensors from %s; skipped %s", len(sd) - len(skipped), path, skipped)
+        logger.info("loaded %d backbone tensors from %s; skipped %s", len(sd) - len(skipped), source, skipped)
         return skipped
 
 

@@ -46,7 +46,7 @@ from edge_mmer.train.data import (
     with_dataset_labels,
 )
 from edge_mmer.train.encoders import encode, face_embeddings, fit_face_encoder, fit_speech_encoder, speech_features
-from edge_mmer.train.fit import fit_model
+from edge_mmer.train.fit import FitContext, FitResult, fit_model
 from edge_mmer.train.options import TrainOptions, TrainResult, progress, scaled_epochs, seed_everything, select_device
 from edge_mmer.train.outputs import encoder_dims, network_entries, state_to_numpy, write_bundle
 from edge_mmer.train.report import build_metrics, format_metrics, split_description
@@ -59,6 +59,8 @@ __all__ = [
     "ContextStage",
     "FeatureInputs",
     "Features",
+    "FitContext",
+    "FitResult",
     "Session",
     "TrainError",
     "TrainOptions",

@@ -14,15 +14,18 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from edge_mmer.config import ModelConfig
 from edge_mmer.datasets.base import LoadedDataset
+from edge_mmer.datasets.cache import CacheEntry
 from edge_mmer.datasets.frontend import ExtractStats, UtteranceInput, extract_all
 from edge_mmer.datasets.registry import open_dataset
 from edge_mmer.errors import TrainError
 from edge_mmer.features.face import HaarFaceDetector
+from edge_mmer.train.distributed import Distributed
 from edge_mmer.train.options import TrainOptions
 from edge_mmer.vocab import MODALITIES, SPLITS
 
@@ -47,7 +50,7 @@ Session = list[UtteranceInput]
 class Features:
     """Per-session, per-utterance features at some stage; ``None`` where a modality is absent."""
 
-    speech: list[list[np.ndarray]] = field(default_factory=list)
+    speech: list[list[np.ndarray | None]] = field(default_factory=list)
     face: list[list[np.ndarray | None]] = field(default_factory=list)
 
 
@@ -65,14 +68,36 @@ def with_dataset_labels(cfg: ModelConfig, ds: LoadedDataset) -> ModelConfig:
     return replace(cfg, labels=tuple(ds.labels)).validate()
 
 
-def prepare_data(ds: LoadedDataset, cfg: ModelConfig, opts: TrainOptions, splits: Sequence[str] = SPLITS
-                 ) -> tuple[dict[str, list[Session]], ExtractStats]:
+def _extract_sharded(utts: Sequence[Any], cfg: ModelConfig, opts: TrainOptions, ds: LoadedDataset,
+                     dist: Distributed | None) -> tuple[dict[str, CacheEntry], ExtractStats]:
+    """The front ends over ``utts``; under torchrun each rank decodes its share and every rank gets
+    all of them (the result does not depend on the number of ranks)."""
+    mine = dist.shard(utts) if dist is not None else list(utts)
+    entries, stats = extract_all(mine, cfg, cache_dir=opts.cache_dir, workers=opts.workers,
+                                 progress=opts.progress and (dist is None or dist.main), max_clip_s=ds.max_clip_s)
+    if dist is None or not dist.active:
+        return entries, stats
+    merged: dict[str, CacheEntry] = {}
+    total = ExtractStats()
+    for part, part_stats in dist.all_gather((entries, stats)):
+        merged.update(part)
+        total.decoded += part_stats.decoded
+        total.cached += part_stats.cached
+        total.failed += part_stats.failed
+        for k, v in part_stats.reasons.items():
+            total.reasons[k] = total.reasons.get(k, 0) + v
+    return merged, total
+
+
+def prepare_data(ds: LoadedDataset, cfg: ModelConfig, opts: TrainOptions, splits: Sequence[str] = SPLITS,
+                 dist: Distributed | None = None) -> tuple[dict[str, list[Session]], ExtractStats]:
     """The audio and face front ends over every utterance of ``splits`` (worker processes, feature
-    cache), grouped by session. Utterances whose media is defective are dropped and counted in
-    ``ds.summary``; a session left empty is dropped."""
+    cache, sharded across torchrun's ranks), grouped by session. Utterances whose media is defective
+    are dropped and counted in ``ds.summary``; a session left empty is dropped. A speech-only run
+    (``opts.modalities``) keeps no face crops."""
     utts = [u for split in splits for u in ds.utterances(split)]
-    entries, stats = extract_all(utts, cfg, cache_dir=opts.cache_dir, workers=opts.workers, progress=opts.progress,
-                                 max_clip_s=ds.max_clip_s)
+    entries, stats = _extract_sharded(utts, cfg, opts, ds, dist)
+    use_faces = "face" in opts.modalities
     if stats.cached:
         log.info("front ends: %d utterances from the feature cache, %d decoded", stats.cached, stats.decoded)
     out: dict[str, list[Session]] = {}
@@ -87,12 +112,13 @@ def prepare_data(ds: LoadedDataset, cfg: ModelConfig, opts: TrainOptions, splits
                     ds.summary.skip(entry.error or "no_audio", utt.id)
                     log.debug("%s: skipped (%s: %s)", utt.id, entry.error, entry.detail)
                     continue
-                items.append(UtteranceInput(uid=utt.id, label=utt.label_index, mel=entry.mel, faces=entry.faces))
-                missing += entry.faces is None
+                faces = entry.faces if use_faces else None
+                items.append(UtteranceInput(uid=utt.id, label=utt.label_index, mel=entry.mel, faces=faces))
+                missing += faces is None
                 total += 1
             if items:
                 sessions.append(items)
-        if missing:
+        if missing and use_faces:
             log.warning("%s: no face found in %d of %d utterances (face channel absent for those)", split, missing,
                         total)
         out[split] = sessions
@@ -148,7 +174,7 @@ def feature_inputs(ds: LoadedDataset) -> FeatureInputs:
         f = Features()
         sessions = ds.sessions(split)
         for session in sessions:
-            f.speech.append([apply("speech", u.speech) for u in session])  # type: ignore[misc]  # speech is never absent
+            f.speech.append([apply("speech", u.speech) for u in session])
             f.face.append([apply("face", u.face) for u in session])
         feats[split] = f
         labels[split] = [[u.label_index for u in s] for s in sessions]

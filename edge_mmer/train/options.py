@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from edge_mmer.errors import TrainError
+from edge_mmer.vocab import MODALITIES
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +42,31 @@ class TrainOptions:
     progress: bool = True
     workers: int = 1
     cache_dir: Path | None = None
+    modalities: tuple[str, ...] = MODALITIES  # ("speech",), ("face",) or both
+    face_init: str | None = None  # --face-init SOURCE (a file or a timm model name)
+    face_freeze_epochs: int = 0  # the backbone's stem frozen for the first N face-encoder epochs
+    checkpoint_dir: Path | None = None  # None: <out>.checkpoints beside the bundle
+    checkpoints: bool = True
+    resume: bool = False
+    patience: int = 0  # epochs without a better validation accuracy before a stage stops (0: never)
+    amp: str = "auto"  # "auto" (bf16 / fp16 on CUDA, fp32 on the CPU) or "off"
+    loader_workers: int = 0  # DataLoader processes building the encoders' batches (0: in this one)
+
+    def checkpoint_root(self) -> Path:
+        """Where the per-epoch checkpoints and the training log go."""
+        return self.checkpoint_dir if self.checkpoint_dir is not None else self.out.with_name(
+            self.out.name + ".checkpoints")
 
 
 @dataclass
 class TrainResult:
+    """What a run wrote (``bundle_dir``; on a torchrun rank other than 0 nothing: rank 0 writes), its
+    metrics, and whether it continued from checkpoints (``resumed_from``)."""
+
     bundle_dir: Path
     metrics: dict[str, Any]
+    resumed_from: Path | None = None
+    writer: bool = True
 
 
 def progress(iterable: Iterable[T], desc: str, enabled: bool, total: int | None = None) -> Iterable[T]:

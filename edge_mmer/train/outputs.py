@@ -96,7 +96,8 @@ def _description(ds: LoadedDataset, synthetic: bool) -> str:
 def write_bundle(
     opts: TrainOptions, cfg: ModelConfig, ds: LoadedDataset, nets: dict[str, nn.Module], back: BackEnd,
     dims: dict[str, int], metrics: dict[str, Any], reports_png: Path, dataset_meta: dict[str, Any],
-    inputs: dict[str, dict[str, Any]] | None = None,
+    inputs: dict[str, dict[str, Any]] | None = None, extra_files: dict[str, bytes] | None = None,
+    extra_provenance: dict[str, Any] | None = None,
 ) -> Path:
     """The bundle: every network in ``nets`` (a feature dataset's bundle has no encoders; ``inputs``
     then records, per context network, what its input is and its standardisation)."""
@@ -115,6 +116,8 @@ def write_bundle(
     svms = {name: writer.add_svm(name, svm) for name, svm in back.head.svms.items()}
     writer.add_file("reports/confusion.png", reports_png.read_bytes())
     writer.add_json("reports/metrics.json", metrics)
+    for rel, data in (extra_files or {}).items():
+        writer.add_file(rel, data)
     synthetic = bool(dataset_meta.get("synthetic", False))
     dataset_prov: dict[str, Any] = {"path": str(ds.root), "kind": ds.kind, "spec": ds.spec,
                                     "generator": dataset_meta.get("generator"), "seed": dataset_meta.get("seed"),
@@ -135,7 +138,7 @@ def write_bundle(
         "svms": svms,
         "fuzzy": {"integral": back.head.method, **back.head.measure.to_dict()},
         "metrics": metrics,
-        "provenance": provenance(dataset_prov, opts.seed),
+        "provenance": provenance(dataset_prov, opts.seed, **(extra_provenance or {})),
     }
     writer.write_manifest(manifest)
     return opts.out

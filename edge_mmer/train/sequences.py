@@ -9,22 +9,24 @@ LSTM do not step on it (their state carries over). Training sequences follow the
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from edge_mmer.config import ModelConfig
+from edge_mmer.errors import TrainError
 from edge_mmer.models import ContextLSTM, FusionLSTM
+from edge_mmer.train.batches import Batch
 from edge_mmer.train.data import Features
-from edge_mmer.train.fit import fit_model
+from edge_mmer.train.fit import FitContext, fit_model
 from edge_mmer.train.options import TrainOptions, scaled_epochs
 from edge_mmer.vocab import MODALITIES, SPLITS
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ContextStage", "fit_context", "fit_sequence_model", "present_steps", "run_sequences"]
+__all__ = ["ContextStage", "SequenceBatches", "fit_context", "fit_sequence_model", "present_steps", "run_sequences"]
 
 Sequences = tuple[list[list[np.ndarray]], list[list[int]]]
 """Per sequence (session): the steps' input vectors and their labels."""
@@ -54,22 +56,36 @@ def _pad_sequences(seqs: Sequence[Sequence[np.ndarray]], labels: Sequence[Sequen
     return x, y, w
 
 
+class SequenceBatches:
+    """An LSTM's training items (one padded sequence per session) and their augmentation: Gaussian
+    feature noise at ``noise`` times the inputs' standard deviation, drawn per batch."""
+
+    min_batch = 1
+
+    def __init__(self, seqs: Sequence[Sequence[np.ndarray]], labels: Sequence[Sequence[int]], noise: float) -> None:
+        self.x, self.y, self.w = _pad_sequences(seqs, labels)
+        self.sigma = noise * (float(self.x[self.w > 0].std()) if (self.w > 0).any() else 1.0)
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def batch(self, indices: np.ndarray, seed: int) -> Batch:
+        r = np.random.default_rng(seed)
+        idx = torch.from_numpy(np.asarray(indices, dtype=np.int64))
+        x = self.x[idx]
+        x = x + torch.from_numpy(r.normal(0, self.sigma, size=tuple(x.shape)).astype(np.float32))
+        return (x,), self.y[idx], self.w[idx]
+
+
 def fit_sequence_model(model: ContextLSTM | FusionLSTM, train: Sequences, val: Sequences, epochs: int,
-                       cfg: ModelConfig, rng: np.random.Generator, device: torch.device, desc: str, progress: bool,
+                       cfg: ModelConfig, rng: np.random.Generator, stage: str, ctx: FitContext,
                        noise: float = 0.1) -> float:
     """Train an LSTM over utterance sequences (one sequence per session), cross-entropy per step."""
     seqs, labels = [s for s in train[0] if s], [lab for s, lab in zip(*train, strict=True) if s]
-    x_all, y_all, w_all = _pad_sequences(seqs, labels)
-    scale = float(x_all[w_all > 0].std()) if (w_all > 0).any() else 1.0
-    bs = max(1, min(16, len(seqs)))
-
-    def batches(r: np.random.Generator) -> Iterator[tuple[tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]]:
-        order = torch.from_numpy(r.permutation(len(seqs)))
-        for i in range(0, len(order), bs):
-            idx = order[i : i + bs]
-            x = x_all[idx]
-            x = x + torch.from_numpy(r.normal(0, noise * scale, size=tuple(x.shape)).astype(np.float32))
-            yield (x.to(device),), y_all[idx].to(device), w_all[idx].to(device)
+    if not seqs:
+        raise TrainError(f"{stage}: no training session has a step for this network")
+    source = SequenceBatches(seqs, labels, noise)
+    device = ctx.device
 
     @torch.no_grad()
     def val_acc() -> float:
@@ -82,7 +98,8 @@ def fit_sequence_model(model: ContextLSTM | FusionLSTM, train: Sequences, val: S
             total += len(lab)
         return correct / max(total, 1)
 
-    return fit_model(model, batches, val_acc, epochs, cfg, rng, desc, progress)
+    result = fit_model(model, source, val_acc, epochs, cfg, rng, stage, ctx, batch_size=max(1, min(16, len(seqs))))
+    return result.val_accuracy
 
 
 @torch.no_grad()
@@ -107,19 +124,20 @@ class ContextStage:
 
 
 def fit_context(enc: dict[str, Features], labels: dict[str, list[list[int]]], dims: dict[str, int], cfg: ModelConfig,
-                opts: TrainOptions, device: torch.device, rng: np.random.Generator) -> ContextStage:
+                opts: TrainOptions, ctx_fit: FitContext, rng: np.random.Generator,
+                modalities: Sequence[str] = MODALITIES) -> ContextStage:
     """One unidirectional context LSTM per modality over each session's utterance features."""
+    device = ctx_fit.device
     n_classes = len(cfg.labels)
     ctx: dict[str, Features] = {split: Features() for split in SPLITS}
     nets: dict[str, ContextLSTM] = {}
     acc: dict[str, float] = {}
-    for modality in MODALITIES:
+    for modality in modalities:
         net = ContextLSTM(dims[modality], n_classes, cfg.context).to(device)
         acc[modality] = fit_sequence_model(
             net, present_steps(getattr(enc["train"], modality), labels["train"]),
             present_steps(getattr(enc["val"], modality), labels["val"]),
-            scaled_epochs(cfg.train.context_epochs, opts.epochs_scale), cfg, rng, device, f"{modality} context LSTM",
-            opts.progress)
+            scaled_epochs(cfg.train.context_epochs, opts.epochs_scale), cfg, rng, f"{modality}_context", ctx_fit)
         nets[modality] = net
         for split in SPLITS:
             setattr(ctx[split], modality, run_sequences(net, getattr(enc[split], modality), device))

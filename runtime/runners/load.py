@@ -72,7 +72,7 @@ class LoadedRunners(RunnerSet):
                          for name, r in self.runners.items())
 
     def networks(self) -> Networks:
-        """The decision path's view of these runners (all five networks; their states start at zero),
+        """The decision path's view of these runners (the bundle's networks; their states start at zero),
         each call fitted to the shapes its plan or model takes (:mod:`.fit`)."""
         return Networks({name: fit_runner(r) for name, r in self.runners.items()})
 
@@ -236,8 +236,9 @@ def _try_tensorrt(b: Bundle, backend: str, precision: str, networks: Sequence[st
 
 def load_runners(bundle: Bundle | str | os.PathLike[str], backend: str = "auto", precision: str = "fp32",
                  threads: int = 0, providers: str | Sequence[str] | None = None, *,
-                 networks: Sequence[str] = NETWORKS, device: int = 0, activate: bool = True) -> LoadedRunners:
-    """Runners for ``networks`` of ``bundle`` (a :class:`Bundle` or its directory).
+                 networks: Sequence[str] | None = None, device: int = 0, activate: bool = True) -> LoadedRunners:
+    """Runners for ``networks`` of ``bundle`` (a :class:`Bundle` or its directory; None: every network
+    it has, the five of a speech + face bundle or the two of a single-modality one).
 
     ``backend``: ``auto`` | ``onnxruntime`` | ``tensorrt``; ``precision``: ``fp32`` | ``fp16`` | ``int8``;
     ``threads``: ONNX Runtime intra-op threads (0 = its default); ``providers``: ONNX Runtime providers
@@ -248,6 +249,8 @@ def load_runners(bundle: Bundle | str | os.PathLike[str], backend: str = "auto",
     """
     _check_request(backend, precision, threads)
     b = bundle if isinstance(bundle, Bundle) else read_bundle(Path(bundle))
+    if networks is None:
+        networks = [n for n in NETWORKS if n in b.network_specs]
     absent = [n for n in networks if n not in b.network_specs]
     if absent:
         raise RunnerError(f"{b.path}: network(s) {', '.join(absent)} not in the bundle "

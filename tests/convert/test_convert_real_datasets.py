@@ -40,7 +40,8 @@ def ravdess(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, Path]:
     base = tmp_path_factory.mktemp("ravdess")
     root = base / "RAVDESS"
     fx.make_ravdess(root, actors=(1, 2, 3), emotions=("01", "05"))
-    (root / "Actor_02" / "01-01-08-01-01-01-02.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
+    corrupt = root / "Video_Speech_Actor_02" / "Actor_02" / "01-01-08-01-01-01-02.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
     spec = f"ravdess:{root}?{OPTIONS}"
     result = train(TINY, TrainOptions(dataset=spec, out=base / "bundle", seed=0, device="cpu", progress=False,
                                       ablation=False, workers=1))
@@ -154,7 +155,7 @@ def test_a_features_only_bundle_is_refused_with_the_reason(features_bundle: tupl
     for precisions in (("fp32",), ("fp32", "int8-cpu")):
         with pytest.raises(ConvertError, match=r"no speech_encoder / face_encoder network.*precomputed features"):
             convert_bundle(ConvertOptions(bundle=trained, precisions=precisions, progress=False))
-    with pytest.raises(FeatureBundleError, match=r"calibration set needs the speech and face encoders"):
+    with pytest.raises(FeatureBundleError, match=r"calibration set needs the encoders of its modalities"):
         build_from_dataset(trained, None, "train", 4, progress=False)
     cli = subprocess.run([sys.executable, "-m", "edge_mmer.cli", "convert", "--bundle", str(trained),
                           "--no-progress"], capture_output=True, text=True, timeout=300)

@@ -73,18 +73,23 @@ def test_ravdess(roots: dict[str, Any]) -> None:
     root, made = roots["ravdess"]
     ds = open_dataset(f"ravdess:{root}")
     assert ds.labels == ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
-    assert len(ds) == made["clips"] == 24
+    assert len(ds) == made["clips"] == 25
     assert {u.speaker: u.split for u in ds.utterances()} == {"actor01": "train", "actor02": "val", "actor03": "test"}
     u = next(u for u in ds.utterances() if u.id == "01-01-05-01-02-01-02")
     assert (u.label, u.speaker, u.split, u.video_path.name) == ("angry", "actor02", "val", "01-01-05-01-02-01-02.mp4")
-    assert ds.summary.handled == {"not_audio_video": 1, "other_vocal_channel": 1}
+    assert u.audio_path is None  # the mp4's own 48 kHz stereo AAC track
+    both = next(u for u in ds.utterances() if u.id == "01-01-03-01-01-01-01")  # the wav is the lossless sound
+    assert both.audio_path is not None and both.audio_path.name == "03-01-03-01-01-01-01.wav" and both.video_path
+    alone = next(u for u in ds.utterances() if u.id == "03-01-07-01-01-01-01")  # the audio-only download
+    assert alone.video_path is None and alone.label == "disgust"
+    assert ds.summary.handled == {"not_audio_video": 1, "audio_only": 1, "other_vocal_channel": 1}
     assert ds.summary.skipped == {"unrecognised_name": 1}
     # sessions: one actor's clips in a seeded shuffle, not the file order (which groups emotions)
     sessions = ds.sessions("train")
-    assert len(sessions) == 1 and [u.index for u in sessions[0]] == list(range(8))
+    assert len(sessions) == 2 and [u.index for u in sessions[0]] == list(range(8))
     ids = [u.id for u in sessions[0]]
     assert ids != sorted(ids) and ids == [u.id for u in open_dataset(f"ravdess:{root}").sessions("train")[0]]
-    assert len(open_dataset(f"ravdess:{root}?vocal=all")) == 25
+    assert len(open_dataset(f"ravdess:{root}?vocal=all")) == 26
 
 
 def test_cremad(roots: dict[str, Any]) -> None:
@@ -190,13 +195,14 @@ def test_mosi_csd_features(tmp_path: Path) -> None:
         vid = STANDARD_FOLDS["train"][0]
         scores = f["Opinion Segment Labels"]["data"][vid]["features"][()].reshape(-1)
     labels, audio = {}, {}
-    for i, sc in enumerate(scores[:4], start=1):
+    for i, sc in enumerate(scores[:4]):  # the SDK's align() keys: <vid>[i], i the 0-based label row
         labels[f"{vid}[{i}]"] = (np.array([[sc]], np.float32), np.array([[0.0, 1.0]]))
         audio[f"{vid}[{i}]"] = (np.full((3, 5), float(i), np.float32), np.zeros((3, 2)))
     fx._csd(aligned / "CMU_MOSI_Opinion_Labels.csd", "Opinion Segment Labels", labels)
     fx._csd(aligned / "CMU_MOSI_COVAREP.csd", "COVAREP", audio)
     al = open_dataset(f"mosi:{aligned}")
-    assert [u.index for u in al.utterances()] == [0, 1, 2, 3] and al.utterances()[2].speech[:5].tolist() == [3.0] * 5
+    assert [u.index for u in al.utterances()] == [0, 1, 2, 3] and al.utterances()[2].speech[:5].tolist() == [2.0] * 5
+    assert [u.id.rsplit("_", 1)[1] for u in al.utterances()] == ["1", "2", "3", "4"]  # 1-based, as every layout
     assert all(u.face is None for u in al.utterances())
 
 
@@ -213,6 +219,8 @@ def test_mosi_pickles(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     mult = fx.make_mosi_mult_pickle(tmp_path / "mosi_data.pkl")
     m = open_dataset(f"mosi:{tmp_path / 'mosi_data.pkl'}")
     assert m.info["pickle_layout"] == "MulT" and len(m.utterances("test")) == mult["per_split"]
+    assert "duplicate_segment" not in m.summary.skipped  # two segments starting in one second stay two
+    assert [u.id.rsplit("_", 1)[1] for u in m.sessions("test")[0]] == [str(c) for c in range(1, 13)]
     assert all(np.isfinite(u.speech).all() for u in m.utterances())
     (tmp_path / "bad.pkl").write_bytes(b"not a pickle")
     with pytest.raises(DatasetError, match=r"bad\.pkl: not a readable pickle"):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from support.demo import DEMO_BUNDLE, DEMO_CLIP, PipelineFactory, comparable, demo_av, demo_timeline
 
+from edge_mmer.networks import StepLSTM
 from edge_mmer.runtime.chunks import AudioChunk, VideoFrame
 from edge_mmer.runtime.events import load_schema
 from edge_mmer.runtime.pipeline import PipelineSettings, run_offline
@@ -18,6 +19,12 @@ from edge_mmer.runtime.smoothing import Smoother, SmoothingSettings
 from edge_mmer.runtime.sources.files import MediaFileSource
 
 EVERY = PipelineSettings(decision=DecisionSettings(emit="every"))
+
+
+def _steps(step: StepLSTM | None) -> int:
+    """Steps of a step graph the bundle has (a speech + face bundle has all three)."""
+    assert step is not None
+    return step.steps
 
 
 def collapse(labels: list[str]) -> list[str]:
@@ -72,7 +79,7 @@ def test_no_camera_gives_speech_only_decisions(demo_pipeline: PipelineFactory) -
         assert e["channels"]["face"] is None and e["channels"]["fused"] is None
         assert e["channels"]["speech"] is not None
         assert e["scores"] == pytest.approx(e["channels"]["speech"]["scores"], abs=1e-5)  # one channel: its support
-    assert pipe.networks.face_context.steps == 0 and pipe.networks.fusion.steps == 0
+    assert _steps(pipe.networks.face_context) == 0 and _steps(pipe.networks.fusion) == 0
 
 
 def test_face_in_view_during_silence_gives_face_only_decisions(demo_pipeline: PipelineFactory) -> None:
@@ -87,7 +94,7 @@ def test_face_in_view_during_silence_gives_face_only_decisions(demo_pipeline: Pi
         assert e["trigger"] == "face_only"
         assert e["channels"]["speech"] is None and e["channels"]["fused"] is None and e["channels"]["face"] is not None
         assert e["utterance"]["end_s"] - e["utterance"]["start_s"] == pytest.approx(4.0)
-    assert pipe.networks.face_context.steps == 0  # face-only decisions read the context, never advance it
+    assert _steps(pipe.networks.face_context) == 0  # face-only decisions read the context, never advance it
 
 
 def test_camera_only_runs_on_the_video_clock(demo_pipeline: PipelineFactory) -> None:
@@ -103,14 +110,14 @@ def test_context_resets_after_a_long_gap(demo_pipeline: PipelineFactory) -> None
     pipe = demo_pipeline(dataclasses.replace(EVERY, faces=FaceSettings(face_only_interval_s=0.0),
                                              decision=DecisionSettings(emit="every", context_reset_gap_s=10.0)))
     first = run_offline(pipe, audio, frames)
-    assert pipe.networks.speech_context.steps == len(first)
+    assert _steps(pipe.networks.speech_context) == len(first)
     # 12 s of silence, then one sentence again: the context starts over
     later = len(audio) / 16000 + 12.0
     seg = audio[int(0.5 * 16000) : int(3.4 * 16000)]
     pipe.feed(AudioChunk(later, np.concatenate([seg, np.zeros(8000, np.int16)]), 16000))
     pipe.flush()
     assert pipe.stats.snapshot()["counters"].get("context_resets") == 1
-    assert pipe.networks.speech_context.steps == 1
+    assert _steps(pipe.networks.speech_context) == 1
 
 
 def test_late_frames_are_waited_for(demo_pipeline: PipelineFactory) -> None:

@@ -43,8 +43,11 @@ def write_wav(path: Path, audio: np.ndarray, sr: int = SR) -> Path:
 
 
 def write_clip(path: Path, label_index: int, *, seconds: float = 0.8, speaker: int = 0, seed: int = 0,
-               size: int = 96, fps: int = 8, audio: bool = True, video_codec: str = "mpeg4") -> Path:
-    """A talking-face clip with an audio track (AAC in mp4, MP3 in flv) written by PyAV."""
+               size: int = 96, fps: int = 8, audio: bool = True, video_codec: str = "mpeg4", face: bool = True,
+               audio_rate: int | None = None, stereo: bool = False) -> Path:
+    """A talking-face clip with an audio track (AAC in mp4, MP3 in flv) written by PyAV. ``face=False``:
+    frames of a blank wall (no detectable face); ``audio_rate`` / ``stereo``: the track as the real
+    datasets store it (RAVDESS and MELD: 48 kHz stereo AAC)."""
     import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -60,10 +63,12 @@ def write_clip(path: Path, label_index: int, *, seconds: float = 0.8, speaker: i
         vs.pix_fmt = "yuv420p"
         a_s = None
         if audio:
-            a_s = out.add_stream("mp3" if fmt == "flv" else "aac", rate=SR if fmt != "flv" else 22050)
-            a_s.layout = "mono"
+            a_s = out.add_stream("mp3" if fmt == "flv" else "aac",
+                                 rate=audio_rate or (SR if fmt != "flv" else 22050))
+            a_s.layout = "stereo" if stereo else "mono"
         for i in range(n_frames):
-            img = render_face(ident, expr, talk=float(0.5 + 0.5 * np.sin(i)), rng=rng, size=(size, size))
+            img = (render_face(ident, expr, talk=float(0.5 + 0.5 * np.sin(i)), rng=rng, size=(size, size)) if face
+                   else np.full((size, size, 3), 90 + 10 * (i % 3), dtype=np.uint8))
             frame = av.VideoFrame.from_ndarray(img, format="bgr24")
             frame.pts = i
             frame.time_base = Fraction(1, fps)
@@ -75,7 +80,12 @@ def write_clip(path: Path, label_index: int, *, seconds: float = 0.8, speaker: i
                                                      np.arange(wav.size) / SR, wav).astype(np.float32)
             chunk = 1152 if fmt == "flv" else 1024
             for pos in range(0, data.size, chunk):
-                af = av.AudioFrame.from_ndarray(data[pos: pos + chunk].reshape(1, -1), format="flt", layout="mono")
+                part = data[pos: pos + chunk]
+                if stereo:  # packed L R L R ...
+                    af = av.AudioFrame.from_ndarray(np.repeat(part, 2).reshape(1, -1), format="flt",
+                                                    layout="stereo")
+                else:
+                    af = av.AudioFrame.from_ndarray(part.reshape(1, -1), format="flt", layout="mono")
                 af.sample_rate = rate
                 af.pts = pos
                 af.time_base = Fraction(1, rate)
@@ -89,19 +99,29 @@ def write_clip(path: Path, label_index: int, *, seconds: float = 0.8, speaker: i
 
 def make_ravdess(root: Path, actors: tuple[int, ...] = (1, 2, 3), emotions: tuple[str, ...] = ("01", "03", "05", "04"),
                  statements: tuple[str, ...] = ("01", "02")) -> dict[str, int]:
-    """``Actor_XX/01-01-EE-01-SS-01-XX.mp4`` for every actor, emotion and statement, plus files the
-    loader must ignore: an audio-only wav (modality 03), a song (vocal channel 02), a stray file."""
+    """The Zenodo zips extracted into one folder: ``Video_Speech_Actor_XX/Actor_XX/01-01-EE-01-SS-01-XX.mp4``
+    (H.264-like mp4 with 48 kHz stereo AAC, as the real files) for every actor, emotion and statement,
+    a video-only ``02-`` file beside them (no sound, as in the real folders), and from the audio zip
+    ``Audio_Speech_Actors_01-24/Actor_01/03-*.wav`` at 48 kHz: one of a trial that has its mp4 (the
+    wav is then the sound), one of a trial without (audio only). Plus files the loader must ignore: a
+    song (vocal channel 02), a stray file."""
     n = 0
     for a in actors:
+        folder = root / f"Video_Speech_Actor_{a:02d}" / f"Actor_{a:02d}"
         for ei, e in enumerate(emotions):
             for s in statements:
-                write_clip(root / f"Actor_{a:02d}" / f"01-01-{e}-01-{s}-01-{a:02d}.mp4", int(e) - 1, speaker=a,
-                           seed=ei * 10 + int(s))
+                write_clip(folder / f"01-01-{e}-01-{s}-01-{a:02d}.mp4", int(e) - 1, speaker=a,
+                           seed=ei * 10 + int(s), audio_rate=48000, stereo=True)
                 n += 1
-    write_wav(root / "Actor_01" / "03-01-03-01-01-01-01.wav", tone(2, 0.5, 0))
-    write_clip(root / "Actor_01" / "01-02-03-01-01-01-01.mp4", 2, speaker=1)
-    (root / "Actor_01" / "notes.mp4").write_bytes(b"")
-    return {"clips": n, "not_audio_video": 1, "other_vocal_channel": 1, "unrecognised_name": 1}
+    first = root / f"Video_Speech_Actor_{actors[0]:02d}" / f"Actor_{actors[0]:02d}"
+    write_clip(first / f"02-01-{emotions[1]}-01-01-01-{actors[0]:02d}.mp4", int(emotions[1]) - 1, speaker=actors[0],
+               audio=False)
+    audio = root / "Audio_Speech_Actors_01-24" / f"Actor_{actors[0]:02d}"
+    write_wav(audio / f"03-01-{emotions[1]}-01-01-01-{actors[0]:02d}.wav", tone(2, 0.5, 0, sr=48000), sr=48000)
+    write_wav(audio / f"03-01-07-01-01-01-{actors[0]:02d}.wav", tone(6, 0.6, 1, sr=48000), sr=48000)  # no mp4
+    write_clip(first / f"01-02-03-01-01-01-{actors[0]:02d}.mp4", 2, speaker=actors[0])
+    (first / "notes.mp4").write_bytes(b"")
+    return {"clips": n + 1, "not_audio_video": 1, "audio_only": 1, "other_vocal_channel": 1, "unrecognised_name": 1}
 
 
 # ------------------------------------------------------------------------------------------ CREMA-D
@@ -130,6 +150,29 @@ def make_cremad(root: Path, actors: tuple[int, ...] = (1001, 1002, 1003),
     return {"clips": n, "audio_without_video": 1, "video_without_audio": 1}
 
 
+def lfs_pointer(path: Path, size: int) -> Path:
+    """A git-LFS pointer stub as a clone without git-lfs (or a GitHub zip) leaves it in place of the
+    media: three lines, ~130 bytes (the format of CheyneyComputerScience/CREMA-D's AudioWAV files)."""
+    import hashlib
+
+    oid = hashlib.sha256(path.name.encode()).hexdigest()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {size}\n")
+    return path
+
+
+def make_cremad_lfs_stubs(root: Path, actors: tuple[int, ...] = (1001, 1002, 1003)) -> int:
+    """CREMA-D as a GitHub zip download holds it: every wav and flv a pointer stub."""
+    n = 0
+    for a in actors:
+        for e in ("NEU", "HAP", "ANG"):
+            stem = f"{a}_DFA_{e}_XX"
+            lfs_pointer(root / "AudioWAV" / f"{stem}.wav", 80_044)
+            lfs_pointer(root / "VideoFlash" / f"{stem}.flv", 311_233)
+            n += 1
+    return n
+
+
 # --------------------------------------------------------------------------------------------- MELD
 
 MELD_HEADER = "Sr No.,Utterance,Speaker,Emotion,Sentiment,Dialogue_ID,Utterance_ID,Season,Episode,StartTime,EndTime"
@@ -147,7 +190,8 @@ class MeldFixture:
     overlong: list[str] = field(default_factory=list)
 
 
-def make_meld(root: Path, dialogues: int = 3, utterances: int = 4) -> MeldFixture:
+def make_meld(root: Path, dialogues: int = 3, utterances: int = 4, faces: bool = True,
+              audio_rate: int | None = None, stereo: bool = False) -> MeldFixture:
     """The three CSVs (CRLF, curly quotes, one-digit hours) and clip folders with the known defects:
     dev ``dia110_utt7`` has a row but no clip; dev ``dia66_utt9`` and test
     ``final_videos_testdia101_utt0`` are clips with no row; train ``dia125_utt3`` is corrupt; test
@@ -171,7 +215,8 @@ def make_meld(root: Path, dialogues: int = 3, utterances: int = 4) -> MeldFixtur
                              f'"{hour}:13:4{u},477","{hour}:13:4{u + 1},100"')
                 sr += 1
                 write_clip(root / folder / f"dia{d}_utt{u}.mp4", EMOTIONS.index(emo), speaker=u % 3,
-                           seed=100 * split_no + d * 10 + u, seconds=0.7)
+                           seed=100 * split_no + d * 10 + u, seconds=0.7, face=faces, audio_rate=audio_rate,
+                           stereo=stereo)
                 loaded += 1
         if split == "train":
             lines.append(f'{sr},"It\u2019s broken.",Joey,anger,negative,125,3,3,1,"0:01:02,000","0:01:03,500"')
@@ -337,7 +382,10 @@ def make_mosi_mult_pickle(path: Path, n: int = 12) -> dict[str, int]:
         vid = STANDARD_FOLDS[{"valid": "val"}.get(split, split)][0]
         data[split] = {"vision": arr["vision"], "audio": arr["audio"], "text": np.zeros((n, 50, 300), np.float32),
                        "labels": arr["scores"].reshape(n, 1, 1),
-                       "id": np.array([[vid, str(i), "0"] for i in range(n)])}
+                       # MulT's id: [video, start_s, end_s] as bytes; here two segments start in each
+                       # whole second (the real set has such pairs), and rows are not in time order
+                       "id": np.array([[vid.encode(), f"{0.5 * j + 0.125:.3f}".encode(),
+                                        f"{0.5 * j + 0.6:.3f}".encode()] for j in reversed(range(n))])}
     with open(path, "wb") as f:
         pickle.dump(data, f)
     return {"per_split": n}

@@ -147,11 +147,12 @@ def test_second_training_run_reuses_the_cache(tmp_path: Path) -> None:
     common = {"dataset": spec, "seed": 0, "device": "cpu", "progress": False, "ablation": False,
               "cache_dir": tmp_path / "cache"}
     first = train(TINY, TrainOptions(out=tmp_path / "b1", workers=2, **common))  # type: ignore[arg-type]
-    assert first.metrics["extraction"] == {"decoded": 12, "cached": 0, "failed": 0, "reasons": {}}
+    # 12 audio-video clips and the audio-only download's one trial without its mp4
+    assert first.metrics["extraction"] == {"decoded": 13, "cached": 0, "failed": 0, "reasons": {}}
     before = media.DECODES
     second = train(TINY, TrainOptions(out=tmp_path / "b2", workers=1, **common))  # type: ignore[arg-type]
     assert before == media.DECODES
-    assert second.metrics["extraction"] == {"decoded": 0, "cached": 12, "failed": 0, "reasons": {}}
+    assert second.metrics["extraction"] == {"decoded": 0, "cached": 13, "failed": 0, "reasons": {}}
     assert second.metrics["test"]["final"]["confusion"] == first.metrics["test"]["final"]["confusion"]
 
 
@@ -159,8 +160,10 @@ def test_evaluate_refuses_a_mismatched_dataset(trained: Trained) -> None:
     from edge_mmer.evaluate import EvaluateOptions, EvaluationError, evaluate_bundle
 
     _, ravdess_bundle, _, _ = trained["ravdess"]
-    with pytest.raises(EvaluationError, match="labels"):
-        evaluate_bundle(EvaluateOptions(bundle=ravdess_bundle, dataset=trained["meld"][0], progress=False))
+    # another corpus is scored over the shared classes (test_cross_corpus...); none shared is refused
+    with pytest.raises(EvaluationError, match=r"labels.*no class in common"):
+        evaluate_bundle(EvaluateOptions(bundle=ravdess_bundle, dataset=trained["meld"][0] + "&labels=joy,anger",
+                                        progress=False))
     _, pickle_bundle, _, _ = trained["mosi-pickle"]
     with pytest.raises(EvaluationError, match="precomputed features"):
         evaluate_bundle(EvaluateOptions(bundle=pickle_bundle, dataset=trained["mosi-raw"][0], progress=False))
@@ -185,3 +188,26 @@ def test_cli_train_and_evaluate(tmp_path: Path) -> None:
     assert "## Accuracy per class" in ev.stdout and (tmp_path / "b.eval" / "csv-test" / "report.json").is_file()
     bad = cli("evaluate", "--bundle", str(tmp_path / "b"), "--dataset", f"meld:{tmp_path / 'none'}")
     assert bad.returncode == 2 and "edge-mmer evaluate: " in bad.stderr and "does not exist" in bad.stderr
+
+
+def test_cross_corpus_evaluation_over_the_shared_classes(trained: Trained, tmp_path: Path) -> None:
+    """The CREMA-D bundle scored on RAVDESS (fearful -> fear, calm and surprised dropped): the
+    bundle's labels, over the utterances of the classes both corpora have."""
+    from edge_mmer.evaluate import EvaluateOptions, EvaluationError, evaluate_bundle
+
+    _, bundle_dir, _, cache = trained["cremad"]
+    ravdess = trained["ravdess"][0] + "?map=fearful:fear&drop=calm,surprised"
+    result = evaluate_bundle(EvaluateOptions(bundle=bundle_dir, dataset=ravdess, out=tmp_path / "x",
+                                             cache_dir=cache, progress=False))
+    report = result.report
+    assert report["labels"] == list(read_labels(bundle_dir)) and report["channels"]["final"]["n"] > 0
+    surprise_only = trained["meld"][0] + "&labels=surprise"  # CREMA-D has no surprise
+    with pytest.raises(EvaluationError, match="no class in common"):
+        evaluate_bundle(EvaluateOptions(bundle=bundle_dir, dataset=surprise_only, out=tmp_path / "y",
+                                        cache_dir=cache, progress=False))
+
+
+def read_labels(bundle_dir: Path) -> tuple[str, ...]:
+    from edge_mmer.bundle import read_bundle
+
+    return tuple(read_bundle(bundle_dir).labels)
