@@ -20,27 +20,38 @@ for candidate in "$(command -v python3.10 || true)" /root/.pyenv/versions/3.10*/
     break
   fi
 done
-if [ -n "$PY310" ] && [ $# -eq 0 ]; then
-  echo "== pytest -m 'not torchfree' (the torch-free tests run on Python 3.10 below)"
-  .venv/bin/python -m pytest -q -m "not torchfree"
-else
-  echo "== pytest"; .venv/bin/python -m pytest -q "$@"
+if [ -z "$PY310" ] || [ $# -gt 0 ]; then
+  [ $# -gt 0 ] || echo "== no python3.10 here: every test runs in .venv (Python $(.venv/bin/python -c 'import sys; print(sys.version.split()[0])'))"
+  echo "== pytest"; exec .venv/bin/python -m pytest -q "$@"
 fi
 
-if [ -n "$PY310" ] && [ $# -eq 0 ]; then
-  echo "== pytest -m torchfree on $("$PY310" --version), without torch"
+# The two sessions share nothing (their own venvs, temporary dirs and broker ports) and the torch-free
+# one mostly waits (real-time clips, brokers, watchdog timeouts), so they run side by side; the
+# torch-free session's output follows the other's.
+core_session() {
   [ -x .venv-core/bin/python ] || "$PY310" -m venv .venv-core
   # the device install (the runtime loop: no torch, no conversion tools) plus the test tools
   if ! .venv-core/bin/python -m pip install -q -e ".[test]" >.venv-core/install.log 2>&1; then
-    grep -v "WARNING: Location" .venv-core/install.log >&2 || true
-    echo "test: installing the core into .venv-core failed" >&2
-    exit 1
+    grep -v "WARNING: Location" .venv-core/install.log || true
+    echo "test: installing the core into .venv-core failed"
+    return 1
   fi
   if .venv-core/bin/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is None)"; then
-    echo "test: torch is installed in .venv-core: the torch-free run would prove nothing" >&2
-    exit 1
+    echo "test: torch is installed in .venv-core: the torch-free run would prove nothing"
+    return 1
   fi
   .venv-core/bin/python -m pytest -q -p no:cacheprovider -m torchfree
-elif [ $# -eq 0 ]; then
-  echo "== no python3.10 here: the torch-free tests on Python 3.10 were not run"
-fi
+}
+core_log=$(mktemp)
+trap 'rm -f "$core_log"' EXIT
+core_session >"$core_log" 2>&1 &
+core_pid=$!
+
+echo "== pytest -m 'not torchfree' in .venv (the torch-free tests run on $("$PY310" --version) beside it)"
+main_rc=0
+.venv/bin/python -m pytest -q -m "not torchfree" || main_rc=$?
+core_rc=0
+wait "$core_pid" || core_rc=$?
+echo "== pytest -m torchfree on $("$PY310" --version), without torch"
+cat "$core_log"
+[ "$main_rc" -eq 0 ] && [ "$core_rc" -eq 0 ]

@@ -171,7 +171,11 @@ def test_compare_fp32_int8_reports_both_interleaved_with_ratios(tmp_path: Path,
     assert fp32["artifacts"]["face_encoder"] == "onnx-fp32" and int8["artifacts"]["face_encoder"] == "int8-cpu"
     assert int8["artifacts"]["speech_context"] == "onnx-fp32"  # LSTMs are never quantized
     for v in (fp32, int8):
-        assert len(v["pipeline"]["passes"]) == 2 and v["pipeline"]["consistency"]["ok"]
+        assert len(v["pipeline"]["passes"]) == 2
+        # every structural check holds; "latency_accounted" (untimed glue <= 25 % of the decision latency)
+        # is a timing property that a loaded machine's preemption breaks: the default profile's test owns it
+        failed = [c["name"] for c in v["pipeline"]["consistency"]["checks"] if not c["ok"]]
+        assert set(failed) <= {"latency_accounted"}, failed
     # interleaved round-robin, the first variant rotating: fp32, int8, then int8, fp32
     starts = sorted((p["start_s"], v["label"]) for v in (fp32, int8) for p in v["pipeline"]["passes"])
     assert [label for _, label in starts] == ["fp32", "int8", "int8", "fp32"]
