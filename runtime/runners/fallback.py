@@ -23,6 +23,7 @@ from edge_mmer.runtime.logonce import LogOnce
 from edge_mmer.runtime.stats import RuntimeStats
 
 from .base import Runner, RunnerError
+from .delegate import DelegatingRunner
 
 __all__ = ["MAX_FAILURES", "FallbackRunner", "skip_failed_decision"]
 
@@ -50,7 +51,7 @@ def skip_failed_decision(stats: RuntimeStats, compute: Callable[[], _T]) -> _T |
         return None
 
 
-class FallbackRunner(Runner):
+class FallbackRunner(DelegatingRunner):
     """``primary`` (a TensorRT runner) until it fails ``max_failures`` times in a row; then
     ``fallback()`` (an ONNX Runtime runner of the same network), or :class:`RunError` without one."""
 
@@ -65,43 +66,14 @@ class FallbackRunner(Runner):
         self.failed_calls = 0  # in all
         self.fell_back = False
 
+    _own = ("current", "primary")
+
+    def target(self) -> Runner:
+        return self.current
+
     @property
     def backend(self) -> str:  # type: ignore[override]
         return self.current.backend
-
-    @property
-    def active(self) -> bool:
-        return self.current.active
-
-    @active.setter
-    def active(self, value: bool) -> None:
-        del value  # activate / deactivate go to the current runner
-
-    @property
-    def description(self) -> str:
-        return self.current.description
-
-    def __getattr__(self, name: str) -> object:
-        """Anything else (``providers_used``, ``build_facts`` ...) is the current runner's."""
-        if name in ("current", "primary"):
-            raise AttributeError(name)
-        return getattr(self.current, name)
-
-    def shape_bounds(self) -> object:
-        get = getattr(self.current, "shape_bounds", None)
-        return get() if callable(get) else None
-
-    def activate(self) -> None:
-        self.current.activate()
-
-    def deactivate(self) -> None:
-        self.current.deactivate()
-
-    def _activate(self) -> None:
-        self.current.activate()
-
-    def _deactivate(self) -> None:
-        self.current.deactivate()
 
     def _infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         try:

@@ -28,6 +28,7 @@ import numpy as np
 from edge_mmer.runtime.logonce import LogOnce
 
 from .base import Runner, RunnerError
+from .delegate import DelegatingRunner
 
 __all__ = ["Bounds", "ShapeFit", "fit_runner"]
 
@@ -43,7 +44,7 @@ def _runner_bounds(runner: Runner) -> Bounds | None:
     return get() if callable(get) else None
 
 
-class ShapeFit(Runner):
+class ShapeFit(DelegatingRunner):
     """``inner`` with every call fitted to ``bounds`` (see the module docstring); delegates the rest."""
 
     def __init__(self, inner: Runner, bounds: Bounds | None = None) -> None:
@@ -52,39 +53,13 @@ class ShapeFit(Runner):
         self.backend = inner.backend
         self._bounds = bounds
 
-    @property
-    def active(self) -> bool:
-        """The inner runner's state: it may have been activated before it was wrapped."""
-        return self.inner.active
+    _own = ("inner",)
 
-    @active.setter
-    def active(self, value: bool) -> None:
-        del value  # activate / deactivate go to the inner runner
-
-    @property
-    def description(self) -> str:
-        return self.inner.description
-
-    def __getattr__(self, name: str) -> object:
-        """Anything else (``providers_used``, ``build_facts`` ...) is the inner runner's."""
-        if name == "inner":
-            raise AttributeError(name)
-        return getattr(self.inner, name)
+    def target(self) -> Runner:
+        return self.inner
 
     def shape_bounds(self) -> Bounds | None:
         return self._bounds if self._bounds is not None else _runner_bounds(self.inner)
-
-    def activate(self) -> None:
-        self.inner.activate()
-
-    def deactivate(self) -> None:
-        self.inner.deactivate()
-
-    def _activate(self) -> None:
-        self.inner.activate()
-
-    def _deactivate(self) -> None:
-        self.inner.deactivate()
 
     def _batch_limits(self, bounds: Bounds) -> tuple[int, int | None] | None:
         """(min, max) rows of the batch axis, or None when no input has a bounded ``batch`` axis 0."""
