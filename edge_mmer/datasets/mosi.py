@@ -219,8 +219,8 @@ def _load_csd(root: Path, opts: Options, b: _Builder) -> dict[str, Any]:
 
 
 def _times(parts: list[str]) -> tuple[float, float] | None:
-    """MulT's ``[video_id, start_s, end_s]`` id (MulT issue #36: ``('-3g5yACwYnA', '82.753', '100.555')``):
-    the segment's times, or None for another layout."""
+    """MulT's ``[video_id, start_s, end_s]`` id (as reported in MulT's tracker, #36:
+    ``('-3g5yACwYnA', '82.753', '100.555')``): the segment's times, or None for another layout."""
     if len(parts) != 3 or not all("." in p for p in parts[1:]):
         return None
     try:
