@@ -42,8 +42,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # tests/support/broker.py: the same broker helper the tests use
-    sys.path.insert(0, str(ROOT))
+if str(ROOT / "tests") not in sys.path:  # tests/support/broker.py: the same broker helper the tests use
+    sys.path.insert(0, str(ROOT / "tests"))
 
 from edge_mmer.bundle import read_bundle  # noqa: E402
 from edge_mmer.runtime.chunks import AudioChunk, Chunk, VideoFrame  # noqa: E402
@@ -206,7 +206,7 @@ class SeqRecorder:
     """
 
     def __init__(self, port: int, topic: str) -> None:
-        from tests.support.broker import Recorder
+        from support.broker import Recorder
 
         self.topic = topic
         self.seqs = array.array("q")
@@ -257,7 +257,7 @@ def run_soak(minutes: float, speed: float, restart_every_s: float, down_s: float
     """Run the soak; returns the figures (see the module docstring). ``kill``: the broker is killed
     (SIGKILL) instead of stopped, and saves its persistence on every change so that what it had
     acknowledged survives (what the subscriber then misses is the broker's loss, not the device's)."""
-    from tests.support.broker import Mosquitto, wait_until
+    from support.broker import Mosquitto, wait_until
 
     broker = Mosquitto(workdir / "broker", persistence=True)
     if kill:
@@ -465,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.minutes <= 0 or args.speed <= 0 or args.down_s < 0 or args.restart_every < 0:
         p.error("--minutes and --speed must be > 0, --down-s and --restart-every >= 0")
-    from tests.support.broker import mosquitto_binary
+    from support.broker import mosquitto_binary
 
     if mosquitto_binary() is None:
         sys.stderr.write("soak: mosquitto is not installed (apt-get install mosquitto)\n")
