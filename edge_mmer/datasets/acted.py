@@ -32,12 +32,15 @@ class Clip:
 
 def build_acted_dataset(kind: str, root: Path, spec: str, labels: tuple[str, ...], clips: Mapping[str, Sequence[Clip]],
                         *, val_fraction: float, test_fraction: float, session_length: int, summary: DefectSummary,
-                        info: Mapping[str, Any] | None = None) -> LoadedDataset:
+                        info: Mapping[str, Any] | None = None, roster: Sequence[str] = ()) -> LoadedDataset:
     """``clips`` per actor -> the dataset: actors split by the fractions, each actor's clips (by
     :class:`Clip` order) shuffled with the key ``KIND:ACTOR`` and cut into sessions
     ``ACTOR/sNN`` of ``session_length``. ``info`` lands between the actors and the session length
-    in ``LoadedDataset.info``."""
-    splits = assign_splits(clips, val_fraction, test_fraction)
+    in ``LoadedDataset.info``. ``roster``: the corpus's full list of actors; the fractions then split
+    the roster (actors present but not in it appended), so that an actor's split depends on its
+    number only, not on which actors a selection or a partial copy holds."""
+    groups = [*roster, *(a for a in clips if a not in set(roster))]
+    splits = {a: s for a, s in assign_splits(groups, val_fraction, test_fraction).items() if a in clips}
     utts: list[MediaUtterance] = []
     for actor in sorted(clips):
         for si, session in enumerate(chunk_sessions(sorted(clips[actor]), f"{kind}:{actor}", session_length)):

@@ -74,9 +74,9 @@ def test_ravdess(roots: dict[str, Any]) -> None:
     ds = open_dataset(f"ravdess:{root}")
     assert ds.labels == ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
     assert len(ds) == made["clips"] == 25
-    assert {u.speaker: u.split for u in ds.utterances()} == {"actor01": "train", "actor02": "val", "actor03": "test"}
-    u = next(u for u in ds.utterances() if u.id == "01-01-05-01-02-01-02")
-    assert (u.label, u.speaker, u.split, u.video_path.name) == ("angry", "actor02", "val", "01-01-05-01-02-01-02.mp4")
+    assert {u.speaker: u.split for u in ds.utterances()} == {"actor01": "train", "actor18": "val", "actor20": "test"}
+    u = next(u for u in ds.utterances() if u.id == "01-01-05-01-02-01-18")
+    assert (u.label, u.speaker, u.split, u.video_path.name) == ("angry", "actor18", "val", "01-01-05-01-02-01-18.mp4")
     assert u.audio_path is None  # the mp4's own 48 kHz stereo AAC track
     both = next(u for u in ds.utterances() if u.id == "01-01-03-01-01-01-01")  # the wav is the lossless sound
     assert both.audio_path is not None and both.audio_path.name == "03-01-03-01-01-01-01.wav" and both.video_path

@@ -97,14 +97,16 @@ def write_clip(path: Path, label_index: int, *, seconds: float = 0.8, speaker: i
 # ------------------------------------------------------------------------------------------ RAVDESS
 
 
-def make_ravdess(root: Path, actors: tuple[int, ...] = (1, 2, 3), emotions: tuple[str, ...] = ("01", "03", "05", "04"),
+def make_ravdess(root: Path, actors: tuple[int, ...] = (1, 18, 20),
+                 emotions: tuple[str, ...] = ("01", "03", "05", "04"),
                  statements: tuple[str, ...] = ("01", "02")) -> dict[str, int]:
     """The Zenodo zips extracted into one folder: ``Video_Speech_Actor_XX/Actor_XX/01-01-EE-01-SS-01-XX.mp4``
     (H.264-like mp4 with 48 kHz stereo AAC, as the real files) for every actor, emotion and statement,
     a video-only ``02-`` file beside them (no sound, as in the real folders), and from the audio zip
     ``Audio_Speech_Actors_01-24/Actor_01/03-*.wav`` at 48 kHz: one of a trial that has its mp4 (the
     wav is then the sound), one of a trial without (audio only). Plus files the loader must ignore: a
-    song (vocal channel 02), a stray file."""
+    song (vocal channel 02), a stray file. The default actors 01 / 18 / 20 are one of each split
+    (the split is fixed by actor number: 01-17 train, 18-19 validation, 20-24 test)."""
     n = 0
     for a in actors:
         folder = root / f"Video_Speech_Actor_{a:02d}" / f"Actor_{a:02d}"
