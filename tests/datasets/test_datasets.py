@@ -233,6 +233,18 @@ def test_pooling() -> None:
     assert pool_sequence(np.zeros((0, 3))).shape == (6,)
 
 
+def test_pooling_ignores_zero_padding() -> None:
+    """The SDK pads MulT's sequences with zero rows on the left (no lengths in the pickle); MMSA-FET
+    pads on the right (with lengths). Neither padding enters the mean and the standard deviation."""
+    real = np.array([[1.0, 2.0], [3.0, -np.inf], [5.0, 6.0]])
+    want = pool_sequence(real)
+    pad = np.zeros((4, 2))
+    np.testing.assert_allclose(pool_sequence(np.vstack([pad, real])), want)  # MulT: left, no length
+    np.testing.assert_allclose(pool_sequence(np.vstack([real, pad])), want)  # right, no length
+    np.testing.assert_allclose(pool_sequence(np.vstack([real, pad]), length=5), want)  # MMSA: a length past the data
+    np.testing.assert_allclose(pool_sequence(np.zeros((5, 2))), np.zeros(4))  # all padding: zeros
+
+
 def test_csv_manifest(roots: dict[str, Any], tmp_path: Path) -> None:
     root, made = roots["csv"]
     ds = open_dataset(f"csv:{root / 'manifest.csv'}")
