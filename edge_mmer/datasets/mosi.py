@@ -78,13 +78,16 @@ def binary_label(score: float) -> str:
 
 def pool_sequence(seq: np.ndarray, length: int | None = None) -> np.ndarray:
     """(T, D) -> (2D,): mean and standard deviation over the first ``length`` steps (all when None);
-    non-finite values count as 0. An empty sequence pools to zeros."""
+    non-finite values count as 0. All-zero rows are padding and left out: the SDK pads MulT's
+    sequences on the left and the pickle has no lengths, MMSA-FET pads on the right. An empty (or
+    all-padding) sequence pools to zeros."""
     x = np.asarray(seq, dtype=np.float64)
     if x.ndim == 1:
         x = x[:, None]
     if length is not None:
         x = x[: max(0, int(length))]
     x = np.where(np.isfinite(x), x, 0.0)
+    x = x[np.any(x != 0.0, axis=1)]
     if x.shape[0] == 0:
         return np.zeros(2 * x.shape[1], dtype=np.float32)
     return np.concatenate([x.mean(0), x.std(0)]).astype(np.float32)
