@@ -165,14 +165,40 @@ def test_mosi_folds_are_the_sdk_standard() -> None:
     assert len(set().union(*STANDARD_FOLDS.values())) == 93
 
 
-@pytest.mark.needs_h5py  # h5py reads CMU-MultimodalSDK .csd files
-def test_mosi_raw_sdk_layout(tmp_path: Path) -> None:
-    made = fx.make_mosi_raw_sdk(tmp_path)
+def test_mosi_raw_sdk_layout_labels_from_the_opinion_csv(tmp_path: Path) -> None:
+    """The raw release's ``Labels/OpinionLevelSentiment.csv`` (headerless: start, end, video_id,
+    segment_no, label) labels each ``<vid>_<i>.mp4`` by its (video, segment number), whatever the
+    time order of the numbers; no .csd (and no h5py) is needed."""
+    made = fx.make_mosi_raw_sdk(tmp_path, labels="csv")
     ds = open_dataset(f"mosi:{tmp_path}")
-    assert len(ds) == made["segments"] and ds.summary.skipped == {"missing_clip": made["missing_clip"]}
+    assert len(ds) == made.segments and ds.summary.skipped == {"missing_clip": made.missing_clip}
+    assert ds.info["labels_file"] == "OpinionLevelSentiment.csv"
+    assert {u.id: u.score for u in ds.utterances()} == pytest.approx(made.scores)
     first = ds.sessions("train")[0][0]
     assert first.audio_path is None and first.video_path.name.endswith("_1.mp4")  # no wav: audio from the mp4
     assert all(u.audio_path is not None for u in ds.utterances() if u is not first)
+    assert [u.id.rsplit("_", 1)[1] for u in ds.sessions("test")[0]] == ["1", "2", "3"]
+
+
+@pytest.mark.needs_h5py  # h5py reads CMU-MultimodalSDK .csd files
+def test_mosi_raw_sdk_layout_prefers_the_csv_to_the_csd(tmp_path: Path) -> None:
+    made = fx.make_mosi_raw_sdk(tmp_path, labels="both")
+    ds = open_dataset(f"mosi:{tmp_path}")
+    assert ds.info["labels_file"] == "OpinionLevelSentiment.csv"
+    assert {u.id: u.score for u in ds.utterances()} == pytest.approx(made.scores)
+
+
+@pytest.mark.needs_h5py
+def test_mosi_raw_sdk_layout_csd_checks_the_files_per_video(tmp_path: Path) -> None:
+    """The labels .csd has no segment numbers (segment i = row i - 1): used only when each video's
+    files are exactly segments 1..rows, else refused naming the video (no silent mislabel)."""
+    made = fx.make_mosi_raw_sdk(tmp_path, labels="csd")
+    ds = open_dataset(f"mosi:{tmp_path}")
+    assert len(ds) == made.segments and ds.info["labels_file"] == "CMU_MOSI_Opinion_Labels.csd"
+    vid = STANDARD_FOLDS["val"][0]
+    (tmp_path / "Raw" / "Video" / "Segmented" / f"{vid}_2.mp4").unlink()
+    with pytest.raises(DatasetError, match=rf"video {vid}: segment files 1, 3 but 3 rows .*OpinionLevelSentiment"):
+        open_dataset(f"mosi:{tmp_path}")
 
 
 @pytest.mark.needs_h5py

@@ -323,24 +323,47 @@ def make_mosi_csd(root: Path, segments: int = 8, per_split: int = 3, extra_video
     return {"segments": n, "per_split": segments * per_split, "videos_per_split": per_split}
 
 
-def make_mosi_raw_sdk(root: Path, segments: int = 3) -> dict[str, int]:
+@dataclass
+class MosiSdkFixture:
+    segments: int  # segment video files written
+    missing_clip: int  # labelled segments without a video file
+    scores: dict[str, float]  # "<vid>_<i>" -> its true score
+
+
+def make_mosi_raw_sdk(root: Path, segments: int = 3, labels: str = "csv") -> MosiSdkFixture:
     """SDK layout: ``Raw/Video/Segmented/<vid>_<i>.mp4``, ``Raw/Audio/WAV_16000/Segmented/<vid>_<i>.wav``
-    (one missing: audio from the mp4) and the labels ``.csd``; one labelled segment has no video."""
-    labels = {}
+    (one missing: audio from the mp4) and the labels: ``labels='csv'`` the raw release's headerless
+    ``Labels/OpinionLevelSentiment.csv`` (start, end, video_id, segment_no, label; one labelled
+    segment per video has no video file), ``'csd'`` the labels ``.csd`` (one row per file, in time
+    order, no segment numbers), ``'both'``. Segment numbers are not in time order here (segment 2
+    comes after segment 3), so only the CSV's (video_id, segment_no) gives each file its label.
+    Returns the files written, the labelled segments without a file and each file's true score."""
+    rows: list[str] = []
+    csd: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    truth: dict[str, float] = {}
     n = 0
+    order = [1, *range(segments, 1, -1)]  # time order of the segment numbers: 1, n, n-1, ..., 2
     for vi, vid in enumerate(v for vs in mosi_videos(1).values() for v in vs):
         scores = _scores(segments, vi)
-        labels[vid] = (np.array([*scores, 1.0], dtype=np.float32).reshape(-1, 1),
-                       np.array([[2.0 * i, 2.0 * i + 1.5] for i in range(segments + 1)]))
         for i, s in enumerate(scores, start=1):
             write_clip(root / "Raw" / "Video" / "Segmented" / f"{vid}_{i}.mp4", 1 if s >= 0 else 2, speaker=vi,
                        seed=100 * n + i, seconds=0.6)
             if not (vi == 0 and i == 1):
                 write_wav(root / "Raw" / "Audio" / "WAV_16000" / "Segmented" / f"{vid}_{i}.wav",
                           tone(i, 0.6, 100 * n + i))
+            truth[f"{vid}_{i}"] = s
             n += 1
-    _csd(root / "CMU_MOSI_Opinion_Labels.csd", "Opinion Segment Labels", labels)
-    return {"segments": n, "missing_clip": 3}
+        timed = [(2.0 * t, seg, scores[seg - 1]) for t, seg in enumerate(order)]
+        rows += [f"{t:.3f},{t + 1.5:.3f},{vid},{seg},{score}" for t, seg, score in timed]
+        rows.append(f"{2.0 * segments:.3f},{2.0 * segments + 1.5:.3f},{vid},{segments + 1},1.0")  # no video
+        csd[vid] = (np.array([[score] for _t, _seg, score in timed], dtype=np.float32),
+                    np.array([[t, t + 1.5] for t, _seg, _score in timed]))
+    if labels in ("csv", "both"):
+        (root / "Labels").mkdir(parents=True, exist_ok=True)
+        (root / "Labels" / "OpinionLevelSentiment.csv").write_text("\r\n".join(rows) + "\r\n", encoding="utf-8")
+    if labels in ("csd", "both"):
+        _csd(root / "CMU_MOSI_Opinion_Labels.csd", "Opinion Segment Labels", csd)
+    return MosiSdkFixture(segments=n, missing_clip=3 if labels != "csd" else 0, scores=truth)
 
 
 def _pickle_split(n: int, seed: int, steps: int = 50, da: int = 5, dv: int = 20) -> dict[str, np.ndarray]:
