@@ -128,3 +128,21 @@ def test_ravdess_actor_split_is_fixed_by_actor_number(tmp_path: Path) -> None:
     fx.make_ravdess(few, actors=(17, 19, 21), emotions=("01", "03"), statements=("01",))
     assert {u.speaker: u.split for u in open_dataset(f"ravdess:{few}").utterances()} == {
         "actor17": "train", "actor19": "val", "actor21": "test"}
+
+
+def test_cremad_fixture_is_like_the_real_set(tmp_path: Path) -> None:
+    """The real set's AudioWAV/ and VideoFlash/ match 1:1 (all 7,442 names) and its flvs carry a sound
+    track (FLV1 video + MP3): the fixture too, and the loader then takes the sound from the wav with
+    nothing to count."""
+    av = pytest.importorskip("av", reason="the dataset fixtures are written with PyAV")
+    root = tmp_path / "cremad"
+    fx.make_cremad(root)
+    wavs = {p.stem for p in (root / "AudioWAV").glob("*.wav")}
+    flvs = sorted((root / "VideoFlash").glob("*.flv"))
+    assert wavs == {p.stem for p in flvs}
+    for flv in flvs:
+        with av.open(str(flv)) as c:
+            assert c.streams.video and c.streams.audio, flv.name
+    ds = open_dataset(f"cremad:{root}")
+    assert not ds.summary.handled and not ds.summary.skipped
+    assert all(u.audio_path.suffix == ".wav" and u.video_path.suffix == ".flv" for u in ds.utterances())
