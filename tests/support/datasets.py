@@ -131,9 +131,11 @@ def make_ravdess(root: Path, actors: tuple[int, ...] = (1, 18, 20),
 
 def make_cremad(root: Path, actors: tuple[int, ...] = (1001, 1002, 1003),
                 emotions: tuple[str, ...] = ("NEU", "HAP", "ANG", "SAD"),
-                sentences: tuple[str, ...] = ("DFA", "IEO")) -> dict[str, int]:
-    """``AudioWAV/<actor>_<sentence>_<emotion>_XX.wav`` + ``VideoFlash/...flv``; one flv is missing
-    (audio without video) and one flv has no wav (skipped)."""
+                sentences: tuple[str, ...] = ("DFA", "IEO"), mismatched: bool = False) -> dict[str, int]:
+    """``AudioWAV/<actor>_<sentence>_<emotion>_XX.wav`` (16 kHz mono) + ``VideoFlash/...flv`` (FLV1 video
+    with an MP3 track, as the real flvs), matching 1:1 as in the real set. ``mismatched=True`` adds what
+    the real set does not have but a partial copy can: the first wav's flv removed (audio only) and a
+    stray flv without its wav (skipped)."""
     from edge_mmer.datasets.cremad import LABELS
 
     emo = {"NEU": "neutral", "HAP": "happy", "ANG": "angry", "SAD": "sad", "FEA": "fear", "DIS": "disgust"}
@@ -144,11 +146,12 @@ def make_cremad(root: Path, actors: tuple[int, ...] = (1001, 1002, 1003),
                 stem = f"{a}_{s}_{e}_XX"
                 li = LABELS.index(emo[e])
                 write_wav(root / "AudioWAV" / f"{stem}.wav", tone(li, 0.8, 1000 * n + a))
-                if not (a == actors[0] and e == emotions[0] and s == sentences[0]):
-                    write_clip(root / "VideoFlash" / f"{stem}.flv", li, speaker=a % 100, seed=n, audio=False,
-                               video_codec="flv")
+                if not (mismatched and a == actors[0] and e == emotions[0] and s == sentences[0]):
+                    write_clip(root / "VideoFlash" / f"{stem}.flv", li, speaker=a % 100, seed=n, video_codec="flv")
                 n += 1
-    write_clip(root / "VideoFlash" / f"{actors[0]}_ITS_HAP_HI.flv", 1, speaker=1, audio=False, video_codec="flv")
+    if not mismatched:
+        return {"clips": n}
+    write_clip(root / "VideoFlash" / f"{actors[0]}_ITS_HAP_HI.flv", 1, speaker=1, video_codec="flv")
     return {"clips": n, "audio_without_video": 1, "video_without_audio": 1}
 
 
