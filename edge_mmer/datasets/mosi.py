@@ -44,8 +44,14 @@ from typing import Any
 
 import numpy as np
 
-from edge_mmer.datasets import mosi_sdk
 from edge_mmer.datasets.base import DatasetError, DefectSummary, FeatureUtterance, LoadedDataset, MediaUtterance
+from edge_mmer.datasets.mosi_sdk import (
+    OPINION_CSV,
+    check_segment_files,
+    find_opinion_csv,
+    read_opinion_csv,
+    segment_files,
+)
 from edge_mmer.datasets.options import Options
 
 log = logging.getLogger(__name__)
@@ -352,19 +358,19 @@ def _sdk_labels(root: Path, video_dir: Path, opts: Options, b: _Builder) -> tupl
     """(labels file name, video -> segment number -> score): the raw release's opinion CSV when present
     (and no ``labels=`` names a .csd), else the labels .csd, checked file count against rows per video."""
     explicit = opts.string("labels")
-    csv_p = None if explicit else mosi_sdk.find_opinion_csv(root)
+    csv_p = None if explicit else find_opinion_csv(root)
     if csv_p is not None:
-        return csv_p.name, mosi_sdk.read_opinion_csv(csv_p, b.summary)
+        return csv_p.name, read_opinion_csv(csv_p, b.summary)
     labels_p = _pick(root, explicit, ("Opinion_Labels",), "labels")
     if labels_p is None:
         raise DatasetError(f"{root}: CMU-MOSI raw segments need their labels: the raw release's "
-                           f"Labels/{mosi_sdk.OPINION_CSV} or CMU_MOSI_Opinion_Labels.csd (or the MMSA layout: "
+                           f"Labels/{OPINION_CSV} or CMU_MOSI_Opinion_Labels.csd (or the MMSA layout: "
                            "label.csv + Raw/<video_id>/<clip_id>.mp4)")
-    files = mosi_sdk.segment_files(video_dir)
+    files = segment_files(video_dir)
     out: dict[str, dict[int, float]] = {}
     for vid, (feats, _) in read_csd(labels_p).items():
         if vid in _FOLD_OF:
-            mosi_sdk.check_segment_files(vid, files.get(vid, set()), len(feats), labels_p.name)
+            check_segment_files(vid, files.get(vid, set()), len(feats), labels_p.name)
         out[vid] = {i + 1: float(np.asarray(feats[i]).reshape(-1)[0]) for i in range(len(feats))}
     return labels_p.name, out
 
