@@ -37,10 +37,12 @@ def build_acted_dataset(kind: str, root: Path, spec: str, labels: tuple[str, ...
     :class:`Clip` order) shuffled with the key ``KIND:ACTOR`` and cut into sessions
     ``ACTOR/sNN`` of ``session_length``. ``info`` lands between the actors and the session length
     in ``LoadedDataset.info``. ``roster``: the corpus's full list of actors; the fractions then split
-    the roster (actors present but not in it appended), so that an actor's split depends on its
-    number only, not on which actors a selection or a partial copy holds."""
-    groups = [*roster, *(a for a in clips if a not in set(roster))]
-    splits = {a: s for a, s in assign_splits(groups, val_fraction, test_fraction).items() if a in clips}
+    the roster, so that an actor's split depends on its number only, not on which actors a selection
+    or a partial copy holds (actors outside the roster are split among themselves)."""
+    extra = [a for a in clips if a not in set(roster)]
+    split_of = {**assign_splits(roster, val_fraction, test_fraction), **assign_splits(extra, val_fraction,
+                                                                                        test_fraction)}
+    splits = {a: split_of[a] for a in clips}
     utts: list[MediaUtterance] = []
     for actor in sorted(clips):
         for si, session in enumerate(chunk_sessions(sorted(clips[actor]), f"{kind}:{actor}", session_length)):

@@ -124,10 +124,10 @@ def test_ravdess_actor_split_is_fixed_by_actor_number(tmp_path: Path) -> None:
     assert "actor18" not in splits
     assert ds.info["actors"] == {"train": [f"actor{a:02d}" for a in range(1, 18)], "val": ["actor19"],
                                  "test": [f"actor{a:02d}" for a in range(20, 25)]}
-    few = tmp_path / "few"  # a partial copy: actors 17, 19, 21 keep their splits
-    fx.make_ravdess(few, actors=(17, 19, 21), emotions=("01", "03"), statements=("01",))
+    few = tmp_path / "few"  # a partial copy: actors 17, 19, 21 keep their splits (a stray actor 25 moves none)
+    fx.make_ravdess(few, actors=(17, 19, 21, 25), emotions=("01", "03"), statements=("01",))
     assert {u.speaker: u.split for u in open_dataset(f"ravdess:{few}").utterances()} == {
-        "actor17": "train", "actor19": "val", "actor21": "test"}
+        "actor17": "train", "actor19": "val", "actor21": "test", "actor25": "train"}
 
 
 def test_cremad_fixture_is_like_the_real_set(tmp_path: Path) -> None:
