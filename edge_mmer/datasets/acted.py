@@ -32,12 +32,17 @@ class Clip:
 
 def build_acted_dataset(kind: str, root: Path, spec: str, labels: tuple[str, ...], clips: Mapping[str, Sequence[Clip]],
                         *, val_fraction: float, test_fraction: float, session_length: int, summary: DefectSummary,
-                        info: Mapping[str, Any] | None = None) -> LoadedDataset:
+                        info: Mapping[str, Any] | None = None, roster: Sequence[str] = ()) -> LoadedDataset:
     """``clips`` per actor -> the dataset: actors split by the fractions, each actor's clips (by
     :class:`Clip` order) shuffled with the key ``KIND:ACTOR`` and cut into sessions
     ``ACTOR/sNN`` of ``session_length``. ``info`` lands between the actors and the session length
-    in ``LoadedDataset.info``."""
-    splits = assign_splits(clips, val_fraction, test_fraction)
+    in ``LoadedDataset.info``. ``roster``: the corpus's full list of actors; the fractions then split
+    the roster, so that an actor's split depends on its number only, not on which actors a selection
+    or a partial copy holds (actors outside the roster are split among themselves)."""
+    extra = [a for a in clips if a not in set(roster)]
+    split_of = {**assign_splits(roster, val_fraction, test_fraction), **assign_splits(extra, val_fraction,
+                                                                                        test_fraction)}
+    splits = {a: split_of[a] for a in clips}
     utts: list[MediaUtterance] = []
     for actor in sorted(clips):
         for si, session in enumerate(chunk_sessions(sorted(clips[actor]), f"{kind}:{actor}", session_length)):

@@ -9,9 +9,11 @@ overrides the detection):
   * MMSA: ``label.csv`` (columns ``video_id, clip_id, label, mode``, any order, more allowed) and
     ``Raw/<video_id>/<clip_id>.mp4``; ``mode`` gives the split (train / valid / test);
   * CMU-MultimodalSDK: ``Raw/Video/Segmented/<video_id>_<i>.mp4`` (audio from
-    ``Raw/Audio/WAV_16000/Segmented/<video_id>_<i>.wav`` when present), labels from
-    ``CMU_MOSI_Opinion_Labels.csd`` (segment ``i`` = row ``i - 1`` of the video's label sequence);
-    splits from the SDK's standard folds (52 / 10 / 31 videos). Needs h5py.
+    ``Raw/Audio/WAV_16000/Segmented/<video_id>_<i>.wav`` when present), labels from the raw
+    release's ``Labels/OpinionLevelSentiment.csv`` by (video, segment number), else from
+    ``CMU_MOSI_Opinion_Labels.csd`` (segment ``i`` = row ``i - 1``, needs h5py; a video whose files
+    are not segments 1..rows is refused, see :mod:`edge_mmer.datasets.mosi_sdk`); splits from the
+    SDK's standard folds (52 / 10 / 31 videos).
 ``csd`` (CMU-MultimodalSDK computational sequences, HDF5; needs h5py): an audio file (default: the
   one whose name has ``COVAREP``; ``audio=NAME``), a visual one (``Facet`` or ``OpenFace``;
   ``vision=NAME``) and the labels (``Opinion_Labels``; ``labels=NAME``). Unaligned files are cut per
@@ -43,6 +45,13 @@ from typing import Any
 import numpy as np
 
 from edge_mmer.datasets.base import DatasetError, DefectSummary, FeatureUtterance, LoadedDataset, MediaUtterance
+from edge_mmer.datasets.mosi_sdk import (
+    OPINION_CSV,
+    check_segment_files,
+    find_opinion_csv,
+    read_opinion_csv,
+    segment_files,
+)
 from edge_mmer.datasets.options import Options
 
 log = logging.getLogger(__name__)
@@ -78,13 +87,16 @@ def binary_label(score: float) -> str:
 
 def pool_sequence(seq: np.ndarray, length: int | None = None) -> np.ndarray:
     """(T, D) -> (2D,): mean and standard deviation over the first ``length`` steps (all when None);
-    non-finite values count as 0. An empty sequence pools to zeros."""
+    non-finite values count as 0. All-zero rows are padding and left out: the SDK pads MulT's
+    sequences on the left and the pickle has no lengths, MMSA-FET pads on the right. An empty (or
+    all-padding) sequence pools to zeros."""
     x = np.asarray(seq, dtype=np.float64)
     if x.ndim == 1:
         x = x[:, None]
     if length is not None:
         x = x[: max(0, int(length))]
     x = np.where(np.isfinite(x), x, 0.0)
+    x = x[np.any(x != 0.0, axis=1)]
     if x.shape[0] == 0:
         return np.zeros(2 * x.shape[1], dtype=np.float32)
     return np.concatenate([x.mean(0), x.std(0)]).astype(np.float32)
@@ -342,29 +354,43 @@ def _load_raw_mmsa(root: Path, label_csv: Path, b: _Builder) -> dict[str, Any]:
     return {"layout": "MMSA raw (label.csv + Raw/<video>/<clip>.mp4)", "splits": "label.csv 'mode'"}
 
 
-def _load_raw_sdk(root: Path, video_dir: Path, opts: Options, b: _Builder) -> dict[str, Any]:
-    labels_p = _pick(root, opts.string("labels"), ("Opinion_Labels",), "labels")
+def _sdk_labels(root: Path, video_dir: Path, opts: Options, b: _Builder) -> tuple[str, dict[str, dict[int, float]]]:
+    """(labels file name, video -> segment number -> score): the raw release's opinion CSV when present
+    (and no ``labels=`` names a .csd), else the labels .csd, checked file count against rows per video."""
+    explicit = opts.string("labels")
+    csv_p = None if explicit else find_opinion_csv(root)
+    if csv_p is not None:
+        return csv_p.name, read_opinion_csv(csv_p, b.summary)
+    labels_p = _pick(root, explicit, ("Opinion_Labels",), "labels")
     if labels_p is None:
-        raise DatasetError(f"{root}: CMU-MOSI raw segments need the labels file CMU_MOSI_Opinion_Labels.csd "
-                           "(or the MMSA layout: label.csv + Raw/<video_id>/<clip_id>.mp4)")
-    labels = read_csd(labels_p)
+        raise DatasetError(f"{root}: CMU-MOSI raw segments need their labels: the raw release's "
+                           f"Labels/{OPINION_CSV} or CMU_MOSI_Opinion_Labels.csd (or the MMSA layout: "
+                           "label.csv + Raw/<video_id>/<clip_id>.mp4)")
+    files = segment_files(video_dir)
+    out: dict[str, dict[int, float]] = {}
+    for vid, (feats, _) in read_csd(labels_p).items():
+        if vid in _FOLD_OF:
+            check_segment_files(vid, files.get(vid, set()), len(feats), labels_p.name)
+        out[vid] = {i + 1: float(np.asarray(feats[i]).reshape(-1)[0]) for i in range(len(feats))}
+    return labels_p.name, out
+
+
+def _load_raw_sdk(root: Path, video_dir: Path, opts: Options, b: _Builder) -> dict[str, Any]:
+    labels_name, labels = _sdk_labels(root, video_dir, opts, b)
     wav_dir = root / "Raw" / "Audio" / "WAV_16000" / "Segmented"
     counted: set[str] = set()
     for vid in sorted(labels):
         split = _standard_split(vid, b.summary, counted)
         if split is None:
             continue
-        feats, _ = labels[vid]
-        for i in range(len(feats)):
-            clip = i + 1
+        for clip, score in sorted(labels[vid].items()):
             video = video_dir / f"{vid}_{clip}.mp4"
             if not video.is_file():
                 b.summary.skip("missing_clip", f"{vid}_{clip}")
                 continue
             wav = wav_dir / f"{vid}_{clip}.wav"
-            b.add(vid, clip, split, float(np.asarray(feats[i]).reshape(-1)[0]), video=video,
-                  audio=wav if wav.is_file() else None)
-    return {"layout": "CMU-MultimodalSDK raw (Raw/Video/Segmented)", "labels_file": labels_p.name,
+            b.add(vid, clip, split, score, video=video, audio=wav if wav.is_file() else None)
+    return {"layout": "CMU-MultimodalSDK raw (Raw/Video/Segmented)", "labels_file": labels_name,
             "splits": "CMU-MultimodalSDK standard folds"}
 
 

@@ -10,7 +10,9 @@ Any folder layout works (``Actor_01/...``, ``Video_Speech_Actor_01/Actor_01/...`
 found recursively.
 
 Options: ``vocal=speech`` (default), ``song`` or ``all``; ``val`` / ``test`` fractions of the actors
-(defaults 0.1 / 0.2: actors 01-17 train, 18-19 validation, 20-24 test); ``session_length`` (8).
+(defaults 0.1 / 0.2: actors 01-17 train, 18-19 validation, 20-24 test); ``session_length`` (8). The
+fractions split the corpus's 24 actors, not the ones found: an actor's split is fixed by its number,
+the same for ``vocal=song`` (which has no Actor_18) as for speech, and for a partial copy.
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ from edge_mmer.datasets.options import Options
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EMOTIONS", "LABELS", "load_ravdess"]
+__all__ = ["ACTORS", "EMOTIONS", "LABELS", "load_ravdess"]
 
 EMOTIONS = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry", "06": "fearful",
             "07": "disgust", "08": "surprised"}
 LABELS = tuple(EMOTIONS.values())
+#: The corpus's actors (01-24): the actor split is computed over all of them (see the module doc).
+ACTORS = tuple(f"actor{a:02d}" for a in range(1, 25))
 _NAME = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
 
 
@@ -89,6 +93,6 @@ def load_ravdess(root: Path, options: Options, spec: str = "") -> LoadedDataset:
         raise DatasetError(f"{root}: no RAVDESS files (01-*.mp4 audio-video or 03-*.wav audio-only, named "
                            "MM-VC-EE-II-SS-RR-AA) found")
     ds = build_acted_dataset("ravdess", root, spec, LABELS, by_actor, val_fraction=val_f, test_fraction=test_f,
-                             session_length=length, summary=summary, info={"vocal": vocal})
+                             session_length=length, summary=summary, info={"vocal": vocal}, roster=ACTORS)
     log.info("RAVDESS: %d clips of %d actors (%s)", len(ds), len(by_actor), summary.format())
     return ds

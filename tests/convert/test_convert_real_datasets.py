@@ -33,14 +33,14 @@ OPTIONS = "max_clip_s=30"  # a recorded option that --data must keep
 
 @pytest.fixture(scope="module")
 def ravdess(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, Path]:
-    """A RAVDESS fixture (actors 1 / 2 / 3 = train / val / test, 2 emotions x 2 statements each, plus a
+    """A RAVDESS fixture (actors 1 / 18 / 20 = train / val / test, 2 emotions x 2 statements each, plus a
     corrupt clip of the validation actor) trained once with the TINY configuration: (spec, root, bundle)."""
     from edge_mmer.train import TrainOptions, train
 
     base = tmp_path_factory.mktemp("ravdess")
     root = base / "RAVDESS"
-    fx.make_ravdess(root, actors=(1, 2, 3), emotions=("01", "05"))
-    corrupt = root / "Video_Speech_Actor_02" / "Actor_02" / "01-01-08-01-01-01-02.mp4"
+    fx.make_ravdess(root, actors=(1, 18, 20), emotions=("01", "05"))
+    corrupt = root / "Video_Speech_Actor_18" / "Actor_18" / "01-01-08-01-01-01-18.mp4"
     corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
     spec = f"ravdess:{root}?{OPTIONS}"
     result = train(TINY, TrainOptions(dataset=spec, out=base / "bundle", seed=0, device="cpu", progress=False,

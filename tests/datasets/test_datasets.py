@@ -74,9 +74,9 @@ def test_ravdess(roots: dict[str, Any]) -> None:
     ds = open_dataset(f"ravdess:{root}")
     assert ds.labels == ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
     assert len(ds) == made["clips"] == 25
-    assert {u.speaker: u.split for u in ds.utterances()} == {"actor01": "train", "actor02": "val", "actor03": "test"}
-    u = next(u for u in ds.utterances() if u.id == "01-01-05-01-02-01-02")
-    assert (u.label, u.speaker, u.split, u.video_path.name) == ("angry", "actor02", "val", "01-01-05-01-02-01-02.mp4")
+    assert {u.speaker: u.split for u in ds.utterances()} == {"actor01": "train", "actor18": "val", "actor20": "test"}
+    u = next(u for u in ds.utterances() if u.id == "01-01-05-01-02-01-18")
+    assert (u.label, u.speaker, u.split, u.video_path.name) == ("angry", "actor18", "val", "01-01-05-01-02-01-18.mp4")
     assert u.audio_path is None  # the mp4's own 48 kHz stereo AAC track
     both = next(u for u in ds.utterances() if u.id == "01-01-03-01-01-01-01")  # the wav is the lossless sound
     assert both.audio_path is not None and both.audio_path.name == "03-01-03-01-01-01-01.wav" and both.video_path
@@ -96,12 +96,23 @@ def test_cremad(roots: dict[str, Any]) -> None:
     root, made = roots["cremad"]
     ds = open_dataset(f"cremad:{root}")
     assert ds.labels == ("neutral", "happy", "angry", "sad", "fear", "disgust") == CFG.labels
-    assert len(ds) == made["clips"] == 24
+    assert len(ds) == made["clips"] == 24 and not ds.summary.handled and not ds.summary.skipped
+    first = next(u for u in ds.utterances() if u.id == "1001_DFA_NEU_XX")
+    assert first.audio_path.suffix == ".wav" and first.video_path.suffix == ".flv" and first.label == "neutral"
+    assert {u.split for u in ds.utterances() if u.speaker == "1003"} == {"test"}
+
+
+def test_cremad_partial_copy(tmp_path: Path) -> None:
+    """Not in the real set (its wavs and flvs match 1:1), but in a partial copy: a wav without its flv
+    is kept audio only, an flv without its wav is skipped; both counted."""
+    made = fx.make_cremad(tmp_path, actors=(1001, 1002), emotions=("NEU", "HAP"), sentences=("DFA",),
+                          mismatched=True)
+    ds = open_dataset(f"cremad:{tmp_path}")
+    assert len(ds) == made["clips"] == 4
     assert ds.summary.handled == {"audio_without_video": 1} and ds.summary.skipped == {"video_without_audio": 1}
     first = next(u for u in ds.utterances() if u.id == "1001_DFA_NEU_XX")
-    assert first.video_path is None and first.audio_path.suffix == ".wav" and first.label == "neutral"
-    assert all(u.video_path is not None and u.video_path.suffix == ".flv" for u in ds.utterances() if u is not first)
-    assert {u.split for u in ds.utterances() if u.speaker == "1003"} == {"test"}
+    assert first.video_path is None and first.audio_path.suffix == ".wav"
+    assert all(u.video_path is not None for u in ds.utterances() if u is not first)
 
 
 def test_meld_defects_and_dialogues(roots: dict[str, Any]) -> None:
@@ -165,14 +176,40 @@ def test_mosi_folds_are_the_sdk_standard() -> None:
     assert len(set().union(*STANDARD_FOLDS.values())) == 93
 
 
-@pytest.mark.needs_h5py  # h5py reads CMU-MultimodalSDK .csd files
-def test_mosi_raw_sdk_layout(tmp_path: Path) -> None:
-    made = fx.make_mosi_raw_sdk(tmp_path)
+def test_mosi_raw_sdk_layout_labels_from_the_opinion_csv(tmp_path: Path) -> None:
+    """The raw release's ``Labels/OpinionLevelSentiment.csv`` (headerless: start, end, video_id,
+    segment_no, label) labels each ``<vid>_<i>.mp4`` by its (video, segment number), whatever the
+    time order of the numbers; no .csd (and no h5py) is needed."""
+    made = fx.make_mosi_raw_sdk(tmp_path, labels="csv")
     ds = open_dataset(f"mosi:{tmp_path}")
-    assert len(ds) == made["segments"] and ds.summary.skipped == {"missing_clip": made["missing_clip"]}
+    assert len(ds) == made.segments and ds.summary.skipped == {"missing_clip": made.missing_clip}
+    assert ds.info["labels_file"] == "OpinionLevelSentiment.csv"
+    assert {u.id: u.score for u in ds.utterances()} == pytest.approx(made.scores)
     first = ds.sessions("train")[0][0]
     assert first.audio_path is None and first.video_path.name.endswith("_1.mp4")  # no wav: audio from the mp4
     assert all(u.audio_path is not None for u in ds.utterances() if u is not first)
+    assert [u.id.rsplit("_", 1)[1] for u in ds.sessions("test")[0]] == ["1", "2", "3"]
+
+
+@pytest.mark.needs_h5py  # h5py reads CMU-MultimodalSDK .csd files
+def test_mosi_raw_sdk_layout_prefers_the_csv_to_the_csd(tmp_path: Path) -> None:
+    made = fx.make_mosi_raw_sdk(tmp_path, labels="both")
+    ds = open_dataset(f"mosi:{tmp_path}")
+    assert ds.info["labels_file"] == "OpinionLevelSentiment.csv"
+    assert {u.id: u.score for u in ds.utterances()} == pytest.approx(made.scores)
+
+
+@pytest.mark.needs_h5py
+def test_mosi_raw_sdk_layout_csd_checks_the_files_per_video(tmp_path: Path) -> None:
+    """The labels .csd has no segment numbers (segment i = row i - 1): used only when each video's
+    files are exactly segments 1..rows, else refused naming the video (no silent mislabel)."""
+    made = fx.make_mosi_raw_sdk(tmp_path, labels="csd")
+    ds = open_dataset(f"mosi:{tmp_path}")
+    assert len(ds) == made.segments and ds.info["labels_file"] == "CMU_MOSI_Opinion_Labels.csd"
+    vid = STANDARD_FOLDS["val"][0]
+    (tmp_path / "Raw" / "Video" / "Segmented" / f"{vid}_2.mp4").unlink()
+    with pytest.raises(DatasetError, match=rf"video {vid}: segment files 1, 3 but 3 rows .*OpinionLevelSentiment"):
+        open_dataset(f"mosi:{tmp_path}")
 
 
 @pytest.mark.needs_h5py
@@ -231,6 +268,18 @@ def test_pooling() -> None:
     x = np.array([[1.0, -np.inf], [3.0, 2.0], [100.0, 100.0]])
     np.testing.assert_allclose(pool_sequence(x, length=2), [2.0, 1.0, 1.0, 1.0])
     assert pool_sequence(np.zeros((0, 3))).shape == (6,)
+
+
+def test_pooling_ignores_zero_padding() -> None:
+    """The SDK pads MulT's sequences with zero rows on the left (no lengths in the pickle); MMSA-FET
+    pads on the right (with lengths). Neither padding enters the mean and the standard deviation."""
+    real = np.array([[1.0, 2.0], [3.0, -np.inf], [5.0, 6.0]])
+    want = pool_sequence(real)
+    pad = np.zeros((4, 2))
+    np.testing.assert_allclose(pool_sequence(np.vstack([pad, real])), want)  # MulT: left, no length
+    np.testing.assert_allclose(pool_sequence(np.vstack([real, pad])), want)  # right, no length
+    np.testing.assert_allclose(pool_sequence(np.vstack([real, pad]), length=5), want)  # MMSA: a length past the data
+    np.testing.assert_allclose(pool_sequence(np.zeros((5, 2))), np.zeros(4))  # all padding: zeros
 
 
 def test_csv_manifest(roots: dict[str, Any], tmp_path: Path) -> None:

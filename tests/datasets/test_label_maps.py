@@ -17,7 +17,7 @@ from edge_mmer.datasets.labelmap import relabel, shared_labels
 def ravdess(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("av", reason="the dataset fixtures are written with PyAV")
     root = tmp_path_factory.mktemp("ravdess")
-    fx.make_ravdess(root, actors=(1, 2, 3), emotions=("01", "02", "03", "06", "08"), statements=("01",))
+    fx.make_ravdess(root, actors=(1, 18, 20), emotions=("01", "02", "03", "06", "08"), statements=("01",))
     return root
 
 

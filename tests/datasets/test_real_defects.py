@@ -110,3 +110,39 @@ def test_cremad_undecodable_flv_keeps_the_wav(tmp_path: Path) -> None:
     entries, stats = extract_all([utt], demo_config(), workers=1)
     entry = entries[utt.id]
     assert entry.error is None and entry.mel is not None and entry.faces is None and stats.failed == 0
+
+
+def test_ravdess_actor_split_is_fixed_by_actor_number(tmp_path: Path) -> None:
+    """RAVDESS has no song for Actor_18: ``vocal=song`` sees 23 actors. Splitting the actors present
+    made actor 17 validation for song but train for speech; the split is by actor number (01-17 /
+    18-19 / 20-24 at the default fractions), whichever actors a selection or a partial copy has."""
+    pytest.importorskip("av", reason="the dataset fixtures are written with PyAV")
+    present = tuple(a for a in range(1, 25) if a != 18)
+    fx.make_ravdess(tmp_path, actors=present, emotions=("01", "03"), statements=("01",))
+    ds = open_dataset(f"ravdess:{tmp_path}")
+    splits = {u.speaker: u.split for u in ds.utterances()}
+    assert "actor18" not in splits
+    assert ds.info["actors"] == {"train": [f"actor{a:02d}" for a in range(1, 18)], "val": ["actor19"],
+                                 "test": [f"actor{a:02d}" for a in range(20, 25)]}
+    few = tmp_path / "few"  # a partial copy: actors 17, 19, 21 keep their splits (a stray actor 25 moves none)
+    fx.make_ravdess(few, actors=(17, 19, 21, 25), emotions=("01", "03"), statements=("01",))
+    assert {u.speaker: u.split for u in open_dataset(f"ravdess:{few}").utterances()} == {
+        "actor17": "train", "actor19": "val", "actor21": "test", "actor25": "train"}
+
+
+def test_cremad_fixture_is_like_the_real_set(tmp_path: Path) -> None:
+    """The real set's AudioWAV/ and VideoFlash/ match 1:1 (all 7,442 names) and its flvs carry a sound
+    track (FLV1 video + MP3): the fixture too, and the loader then takes the sound from the wav with
+    nothing to count."""
+    av = pytest.importorskip("av", reason="the dataset fixtures are written with PyAV")
+    root = tmp_path / "cremad"
+    fx.make_cremad(root)
+    wavs = {p.stem for p in (root / "AudioWAV").glob("*.wav")}
+    flvs = sorted((root / "VideoFlash").glob("*.flv"))
+    assert wavs == {p.stem for p in flvs}
+    for flv in flvs:
+        with av.open(str(flv)) as c:
+            assert c.streams.video and c.streams.audio, flv.name
+    ds = open_dataset(f"cremad:{root}")
+    assert not ds.summary.handled and not ds.summary.skipped
+    assert all(u.audio_path.suffix == ".wav" and u.video_path.suffix == ".flv" for u in ds.utterances())

@@ -97,14 +97,16 @@ def write_clip(path: Path, label_index: int, *, seconds: float = 0.8, speaker: i
 # ------------------------------------------------------------------------------------------ RAVDESS
 
 
-def make_ravdess(root: Path, actors: tuple[int, ...] = (1, 2, 3), emotions: tuple[str, ...] = ("01", "03", "05", "04"),
+def make_ravdess(root: Path, actors: tuple[int, ...] = (1, 18, 20),
+                 emotions: tuple[str, ...] = ("01", "03", "05", "04"),
                  statements: tuple[str, ...] = ("01", "02")) -> dict[str, int]:
     """The Zenodo zips extracted into one folder: ``Video_Speech_Actor_XX/Actor_XX/01-01-EE-01-SS-01-XX.mp4``
     (H.264-like mp4 with 48 kHz stereo AAC, as the real files) for every actor, emotion and statement,
     a video-only ``02-`` file beside them (no sound, as in the real folders), and from the audio zip
     ``Audio_Speech_Actors_01-24/Actor_01/03-*.wav`` at 48 kHz: one of a trial that has its mp4 (the
     wav is then the sound), one of a trial without (audio only). Plus files the loader must ignore: a
-    song (vocal channel 02), a stray file."""
+    song (vocal channel 02), a stray file. The default actors 01 / 18 / 20 are one of each split
+    (the split is fixed by actor number: 01-17 train, 18-19 validation, 20-24 test)."""
     n = 0
     for a in actors:
         folder = root / f"Video_Speech_Actor_{a:02d}" / f"Actor_{a:02d}"
@@ -129,9 +131,11 @@ def make_ravdess(root: Path, actors: tuple[int, ...] = (1, 2, 3), emotions: tupl
 
 def make_cremad(root: Path, actors: tuple[int, ...] = (1001, 1002, 1003),
                 emotions: tuple[str, ...] = ("NEU", "HAP", "ANG", "SAD"),
-                sentences: tuple[str, ...] = ("DFA", "IEO")) -> dict[str, int]:
-    """``AudioWAV/<actor>_<sentence>_<emotion>_XX.wav`` + ``VideoFlash/...flv``; one flv is missing
-    (audio without video) and one flv has no wav (skipped)."""
+                sentences: tuple[str, ...] = ("DFA", "IEO"), mismatched: bool = False) -> dict[str, int]:
+    """``AudioWAV/<actor>_<sentence>_<emotion>_XX.wav`` (16 kHz mono) + ``VideoFlash/...flv`` (FLV1 video
+    with an MP3 track, as the real flvs), matching 1:1 as in the real set. ``mismatched=True`` adds what
+    the real set does not have but a partial copy can: the first wav's flv removed (audio only) and a
+    stray flv without its wav (skipped)."""
     from edge_mmer.datasets.cremad import LABELS
 
     emo = {"NEU": "neutral", "HAP": "happy", "ANG": "angry", "SAD": "sad", "FEA": "fear", "DIS": "disgust"}
@@ -142,11 +146,12 @@ def make_cremad(root: Path, actors: tuple[int, ...] = (1001, 1002, 1003),
                 stem = f"{a}_{s}_{e}_XX"
                 li = LABELS.index(emo[e])
                 write_wav(root / "AudioWAV" / f"{stem}.wav", tone(li, 0.8, 1000 * n + a))
-                if not (a == actors[0] and e == emotions[0] and s == sentences[0]):
-                    write_clip(root / "VideoFlash" / f"{stem}.flv", li, speaker=a % 100, seed=n, audio=False,
-                               video_codec="flv")
+                if not (mismatched and a == actors[0] and e == emotions[0] and s == sentences[0]):
+                    write_clip(root / "VideoFlash" / f"{stem}.flv", li, speaker=a % 100, seed=n, video_codec="flv")
                 n += 1
-    write_clip(root / "VideoFlash" / f"{actors[0]}_ITS_HAP_HI.flv", 1, speaker=1, audio=False, video_codec="flv")
+    if not mismatched:
+        return {"clips": n}
+    write_clip(root / "VideoFlash" / f"{actors[0]}_ITS_HAP_HI.flv", 1, speaker=1, video_codec="flv")
     return {"clips": n, "audio_without_video": 1, "video_without_audio": 1}
 
 
@@ -321,24 +326,47 @@ def make_mosi_csd(root: Path, segments: int = 8, per_split: int = 3, extra_video
     return {"segments": n, "per_split": segments * per_split, "videos_per_split": per_split}
 
 
-def make_mosi_raw_sdk(root: Path, segments: int = 3) -> dict[str, int]:
+@dataclass
+class MosiSdkFixture:
+    segments: int  # segment video files written
+    missing_clip: int  # labelled segments without a video file
+    scores: dict[str, float]  # "<vid>_<i>" -> its true score
+
+
+def make_mosi_raw_sdk(root: Path, segments: int = 3, labels: str = "csv") -> MosiSdkFixture:
     """SDK layout: ``Raw/Video/Segmented/<vid>_<i>.mp4``, ``Raw/Audio/WAV_16000/Segmented/<vid>_<i>.wav``
-    (one missing: audio from the mp4) and the labels ``.csd``; one labelled segment has no video."""
-    labels = {}
+    (one missing: audio from the mp4) and the labels: ``labels='csv'`` the raw release's headerless
+    ``Labels/OpinionLevelSentiment.csv`` (start, end, video_id, segment_no, label; one labelled
+    segment per video has no video file), ``'csd'`` the labels ``.csd`` (one row per file, in time
+    order, no segment numbers), ``'both'``. Segment numbers are not in time order here (segment 2
+    comes after segment 3), so only the CSV's (video_id, segment_no) gives each file its label.
+    Returns the files written, the labelled segments without a file and each file's true score."""
+    rows: list[str] = []
+    csd: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    truth: dict[str, float] = {}
     n = 0
+    order = [1, *range(segments, 1, -1)]  # time order of the segment numbers: 1, n, n-1, ..., 2
     for vi, vid in enumerate(v for vs in mosi_videos(1).values() for v in vs):
         scores = _scores(segments, vi)
-        labels[vid] = (np.array([*scores, 1.0], dtype=np.float32).reshape(-1, 1),
-                       np.array([[2.0 * i, 2.0 * i + 1.5] for i in range(segments + 1)]))
         for i, s in enumerate(scores, start=1):
             write_clip(root / "Raw" / "Video" / "Segmented" / f"{vid}_{i}.mp4", 1 if s >= 0 else 2, speaker=vi,
                        seed=100 * n + i, seconds=0.6)
             if not (vi == 0 and i == 1):
                 write_wav(root / "Raw" / "Audio" / "WAV_16000" / "Segmented" / f"{vid}_{i}.wav",
                           tone(i, 0.6, 100 * n + i))
+            truth[f"{vid}_{i}"] = s
             n += 1
-    _csd(root / "CMU_MOSI_Opinion_Labels.csd", "Opinion Segment Labels", labels)
-    return {"segments": n, "missing_clip": 3}
+        timed = [(2.0 * t, seg, scores[seg - 1]) for t, seg in enumerate(order)]
+        rows += [f"{t:.3f},{t + 1.5:.3f},{vid},{seg},{score}" for t, seg, score in timed]
+        rows.append(f"{2.0 * segments:.3f},{2.0 * segments + 1.5:.3f},{vid},{segments + 1},1.0")  # no video
+        csd[vid] = (np.array([[score] for _t, _seg, score in timed], dtype=np.float32),
+                    np.array([[t, t + 1.5] for t, _seg, _score in timed]))
+    if labels in ("csv", "both"):
+        (root / "Labels").mkdir(parents=True, exist_ok=True)
+        (root / "Labels" / "OpinionLevelSentiment.csv").write_text("\r\n".join(rows) + "\r\n", encoding="utf-8")
+    if labels in ("csd", "both"):
+        _csd(root / "CMU_MOSI_Opinion_Labels.csd", "Opinion Segment Labels", csd)
+    return MosiSdkFixture(segments=n, missing_clip=3 if labels != "csd" else 0, scores=truth)
 
 
 def _pickle_split(n: int, seed: int, steps: int = 50, da: int = 5, dv: int = 20) -> dict[str, np.ndarray]:
