@@ -27,6 +27,7 @@ import numpy as np
 
 from edge_mmer.runtime.chunks import AudioChunk, Chunk, VideoFrame
 from edge_mmer.runtime.sources.base import Source, SourceError
+from edge_mmer.runtime.sources.decoded import decoded_frame
 from edge_mmer.runtime.sources.pacing import Pacer, chunk_samples, import_av
 from edge_mmer.vocab import SAMPLE_RATE
 
@@ -193,7 +194,7 @@ class MediaFileSource(Source):
             else:
                 raise SourceError(f"media file {self.path}: "
                                   f"video frame {index} has no timestamp and the stream no frame rate")
-            yield VideoFrame(max(0.0, t), frame.to_ndarray(format="bgr24"), index)
+            yield decoded_frame(max(0.0, t), frame, index)  # converted to BGR where it is used
 
     def _audio_chunks(self, container: Any, what: Path) -> Iterator[AudioChunk]:
         blocks = _audio_blocks(container)
