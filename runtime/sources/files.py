@@ -5,7 +5,9 @@ Decoding is PyAV's (FFmpeg). Audio is resampled to 16 kHz mono int16 and cut int
 shorter); video frames come out as BGR uint8 with ``t`` = the frame's presentation time. Both are
 relative to the start of the container, so a frame and the speech it belongs to carry comparable
 times, and they are merged in time order (audio first on a tie). The file is streamed packet by
-packet — never loaded whole — and the same file always gives the same chunks.
+packet — never loaded whole — and the same file always gives the same chunks. A frame's BGR
+picture is converted where it is first read, whole or by regions
+(:mod:`edge_mmer.runtime.sources.decoded`), so the reading thread only decodes.
 
 ``realtime=True`` paces delivery to the wall clock (a chunk is released at start + t), as a camera
 and a microphone would deliver it; ``realtime=False`` delivers as fast as the consumer takes it.
