@@ -9,8 +9,9 @@ asks — the face worker's, not the reader's.
 
 A region is converted from a block of the planes around it (aligned, with a margin of
 :data:`_MARGIN` pixels so FFmpeg's chroma handling sees the same neighbours) and then cut, so its
-pixels are exactly those of the whole conversion; ``tests/runtime/test_decoded_frames.py`` checks
-that on real clips.
+pixels are exactly those of the whole conversion; a later region inside a block already converted
+(a face's crop and mouth inside its tracked region) is cut from it. ``tests/runtime/test_decoded_frames.py``
+checks the pixels on real clips.
 """
 
 from __future__ import annotations
@@ -49,11 +50,14 @@ class DecodedFrame(VideoFrame):
 
     lazy = True
     _frame: Any  # the decoder's frame (set in __init__: the base is a frozen dataclass)
+    _blocks: list[tuple[int, int, int, int, int, int, np.ndarray]]
 
     def __init__(self, t: float, frame: Any, index: int) -> None:
         object.__setattr__(self, "t", t)
         object.__setattr__(self, "index", index)
         object.__setattr__(self, "_frame", frame)
+        # regions converted so far: (the exact part x0, y0, x1, y1, the block's x0, y0, its BGR pixels)
+        object.__setattr__(self, "_blocks", [])
 
     @functools.cached_property
     def image(self) -> np.ndarray:  # a field of the base, computed here on demand
@@ -74,6 +78,9 @@ class DecodedFrame(VideoFrame):
         x0, y0, x1, y1 = min(max(0, x0), w), min(max(0, y0), h), min(max(0, x1), w), min(max(0, y1), h)
         if x1 <= x0 or y1 <= y0:
             return np.zeros((max(0, y1 - y0), max(0, x1 - x0), 3), np.uint8)
+        for ex0, ey0, ex1, ey1, bx0, by0, block in self._blocks:  # a tracked face's crop and mouth lie in its region
+            if ex0 <= x0 and ey0 <= y0 and x1 <= ex1 and y1 <= ey1:
+                return block[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0]
         bx0 = max(0, (x0 - _MARGIN) // _ALIGN_X * _ALIGN_X)
         by0 = max(0, (y0 - _MARGIN) // 2 * 2)
         bx1 = min(w, -(-(x1 + _MARGIN) // _ALIGN_X) * _ALIGN_X)
@@ -88,6 +95,9 @@ class DecodedFrame(VideoFrame):
         sub.colorspace = f.colorspace
         sub.color_range = f.color_range
         bgr: np.ndarray = _reformatter().reformat(sub, format="bgr24", threads=1).to_ndarray()
+        exact = (bx0 + _MARGIN if bx0 > 0 else 0, by0 + _MARGIN if by0 > 0 else 0,
+                 bx1 - _MARGIN if bx1 < w else w, by1 - _MARGIN if by1 < h else h)
+        self._blocks.append((*exact, bx0, by0, bgr))
         return bgr[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0]
 
 
