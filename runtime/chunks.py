@@ -9,6 +9,7 @@ of one run share a clock, so a frame and the speech it belongs to carry comparab
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -37,6 +38,18 @@ class VideoFrame:
     t: float
     image: np.ndarray
     index: int
+
+    lazy: ClassVar[bool] = False  # True: ``image`` is converted on first use and :meth:`region` costs less
+
+    @property
+    def height_width(self) -> tuple[int, int]:
+        """The picture's (height, width), known without converting a decoded frame."""
+        h, w = self.image.shape[:2]
+        return int(h), int(w)
+
+    def region(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+        """``image[y0:y1, x0:x1]`` clipped to the frame (a decoded file frame converts only that region)."""
+        return self.image[max(0, y0):max(0, y1), max(0, x0):max(0, x1)]
 
 
 Chunk = AudioChunk | VideoFrame

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from edge_mmer.features.face import FaceBox
+from edge_mmer.runtime.chunks import VideoFrame
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +91,12 @@ class FaceTracks:
         self.tracks.clear()
         self._last_full_slot = None
 
-    def update(self, img: np.ndarray, t: float) -> list[Track]:
-        """Detect on ``img`` (BGR uint8, analysed at stream time ``t``); the tracks seen in it, largest first."""
-        h, w = img.shape[:2]
+    def update(self, img: np.ndarray | VideoFrame, t: float) -> list[Track]:
+        """Detect on ``img`` (BGR uint8, analysed at stream time ``t``); the tracks seen in it, largest first.
+
+        A :class:`VideoFrame` is read by regions where a detection needs no more (a decoded file frame
+        then converts only those)."""
+        h, w = img.shape[:2] if isinstance(img, np.ndarray) else img.height_width
         if self._size != (w, h):  # another frame size: old boxes mean nothing in the new frame
             if self._size is not None:
                 log.info("face tracks: frame size changed %s -> %s; tracks restarted", self._size, (w, h))
@@ -108,8 +112,9 @@ class FaceTracks:
             boxes = self._detect_rois(img)
         return self._associate(boxes, t)
 
-    def _detect_full(self, img: np.ndarray) -> list[FaceBox]:
+    def _detect_full(self, picture: np.ndarray | VideoFrame) -> list[FaceBox]:
         self.full_detections += 1
+        img = picture if isinstance(picture, np.ndarray) else picture.image
         h, w = img.shape[:2]
         s = min(1.0, self.detect_max_side / max(w, h))
         if s >= 1.0:
@@ -117,8 +122,8 @@ class FaceTracks:
         small = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
         return [scale_box(b, s, 0, 0, w, h) for b in self.detector.detect(small)]
 
-    def _detect_rois(self, img: np.ndarray) -> list[FaceBox]:
-        h, w = img.shape[:2]
+    def _detect_rois(self, img: np.ndarray | VideoFrame) -> list[FaceBox]:
+        h, w = img.shape[:2] if isinstance(img, np.ndarray) else img.height_width
         out: list[FaceBox] = []
         for tr in self.tracks:
             b = tr.box
@@ -126,7 +131,7 @@ class FaceTracks:
             x0, y0 = max(0, b.x - gx), max(0, b.y - gy)
             x1, y1 = min(w, b.x + b.w + gx), min(h, b.y + b.h + gy)
             s = min(1.0, ROI_FACE_PX / max(1, b.h))
-            roi = img[y0:y1, x0:x1]
+            roi = img[y0:y1, x0:x1] if isinstance(img, np.ndarray) else img.region(x0, y0, x1, y1)
             if s < 1.0:
                 roi = cv2.resize(roi, (max(1, round(roi.shape[1] * s)), max(1, round(roi.shape[0] * s))),
                                  interpolation=cv2.INTER_AREA)

@@ -22,7 +22,7 @@ import threading
 import time
 
 from edge_mmer.runtime.chunks import VideoFrame
-from edge_mmer.runtime.faces import FaceTracker, as_bgr
+from edge_mmer.runtime.faces import FaceTracker, well_formed
 from edge_mmer.runtime.stats import RuntimeStats
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class FaceWorker:
         return self._clock
 
     def submit(self, frame: VideoFrame) -> None:
-        if as_bgr(frame.image) is not None:
+        if well_formed(frame):
             self._clock = frame.t if self._clock is None else max(self._clock, frame.t)
         if self._thread is None:
             self._analyse(frame)

@@ -31,7 +31,7 @@ import numpy as np
 
 from edge_mmer.config import FaceConfig
 from edge_mmer.datasets.base import even_subsample
-from edge_mmer.features.face import FaceBox, HaarFaceDetector, crop_face, resize_face
+from edge_mmer.features.face import FaceBox, HaarFaceDetector, crop_face, crop_square, resize_face
 from edge_mmer.hashing import sha256_file
 from edge_mmer.runtime.chunks import VideoFrame
 from edge_mmer.runtime.face_tracks import FaceTracks, Track
@@ -99,6 +99,11 @@ class FaceObservation:
     people: tuple[tuple[int, FaceBox, np.ndarray], ...] = ()  # (track id, box, crop) of every face, largest first
 
 
+def well_formed(frame: VideoFrame) -> bool:
+    """Whether the frame can be analysed (a decoded file frame always can: checked without converting it)."""
+    return frame.lazy or as_bgr(frame.image) is not None
+
+
 def as_bgr(img: object) -> np.ndarray | None:
     """A camera frame as BGR uint8 (gray and BGRA converted), or None when it cannot be one."""
     if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim not in (2, 3) or min(img.shape[:2]) < 8:
@@ -108,6 +113,16 @@ def as_bgr(img: object) -> np.ndarray | None:
     if img.ndim == 3 and img.shape[2] == 4:
         return cast("np.ndarray", cv2.cvtColor(img, cv2.COLOR_BGRA2BGR))
     return img if img.ndim == 3 and img.shape[2] == 3 else None
+
+
+def _crop(img: np.ndarray | VideoFrame, box: FaceBox, margin: float) -> np.ndarray:
+    """:func:`crop_face` of the frame, reading a :class:`VideoFrame` only inside the crop's square."""
+    if isinstance(img, np.ndarray):
+        return crop_face(img, box, margin)
+    x0, y0, side = crop_square(box, margin)
+    cx0, cy0 = max(0, x0), max(0, y0)
+    inner = img.region(cx0, cy0, x0 + side, y0 + side)  # the square clipped to the frame
+    return crop_face(inner, FaceBox(box.x - cx0, box.y - cy0, box.w, box.h), margin)
 
 
 class FaceTracker:
@@ -156,6 +171,8 @@ class FaceTracker:
     def feed(self, frame: VideoFrame) -> FaceObservation | None:
         """Analyse the frame if its slot is new; returns the observation made, if any."""
         self.frames_seen += 1
+        if frame.lazy:  # a decoded file frame: converted only where it is read (see sources/decoded.py)
+            return self._feed_lazy(frame)
         img = as_bgr(frame.image)
         if img is None:
             self.bad_frames += 1  # every malformed frame is counted, analysed slot or not
@@ -170,14 +187,24 @@ class FaceTracker:
             self.motion.feed(img, frame.t, self._boxes)
         return obs
 
-    def _analyse(self, img: np.ndarray, t: float) -> FaceObservation:
+    def _feed_lazy(self, frame: VideoFrame) -> FaceObservation | None:
+        self._clock = frame.t if self._clock is None else max(self._clock, frame.t)
+        obs = None
+        if self.wants(frame.t):
+            self._last_slot = math.floor(frame.t * self.analysis_fps + 1e-9)
+            obs = self._analyse(frame, frame.t)
+        with self.lock:
+            self.motion.feed(frame.region, frame.t, self._boxes)
+        return obs
+
+    def _analyse(self, img: np.ndarray | VideoFrame, t: float) -> FaceObservation:
         self.frames_analysed += 1
         seen: list[Track] = self.tracks.update(img, t)
         self._boxes = {tr.id: tr.box for tr in seen}
         people = []
         for tr in seen:
             try:
-                people.append((tr.id, tr.box, resize_face(crop_face(img, tr.box, self.cfg.margin), self.cfg.crop_size)))
+                people.append((tr.id, tr.box, resize_face(_crop(img, tr.box, self.cfg.margin), self.cfg.crop_size)))
             except ValueError as exc:
                 log.debug("face tracker: crop failed: %s", exc)
         crop = people[0][2] if seen and people and people[0][0] == seen[0].id else None

@@ -13,6 +13,7 @@ is taken instead, as a single-person device would. Everything runs on the stream
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -26,12 +27,21 @@ _PATCH = (16, 8)
 _MIN_FRAMES = 8
 _MAX_LAG = 2
 
+Region = Callable[[int, int, int, int], np.ndarray]  # (x0, y0, x1, y1) -> the BGR pixels there, clipped
 
-def mouth_patch(img: np.ndarray, box: FaceBox) -> np.ndarray | None:
-    """The mouth region of ``box`` as a small mean-normalised gray patch (None when it is empty)."""
+
+def _slice(img: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+    return img[max(0, y0):max(0, y1), max(0, x0):max(0, x1)]
+
+
+def mouth_patch(img: np.ndarray | Region, box: FaceBox) -> np.ndarray | None:
+    """The mouth region of ``box`` as a small mean-normalised gray patch (None when it is empty).
+
+    ``img`` is the BGR frame, or a function giving a region of it (so a decoded frame converts
+    only the mouth, see :class:`edge_mmer.runtime.chunks.VideoFrame`)."""
     x0, y0 = box.x + round(_MOUTH[0] * box.w), box.y + round(_MOUTH[1] * box.h)
     x1, y1 = box.x + round(_MOUTH[2] * box.w), box.y + round(_MOUTH[3] * box.h)
-    roi = img[max(0, y0):max(0, y1), max(0, x0):max(0, x1)]
+    roi = _slice(img, x0, y0, x1, y1) if isinstance(img, np.ndarray) else img(x0, y0, x1, y1)
     if roi.shape[0] < 2 or roi.shape[1] < 2:
         return None
     gray = cv2.cvtColor(roi, cv2.COLOR_BGR2GRAY)
@@ -51,7 +61,7 @@ class MouthMotion:
         self._prev.clear()
         self._series.clear()
 
-    def feed(self, img: np.ndarray, t: float, boxes: dict[int, FaceBox]) -> None:
+    def feed(self, img: np.ndarray | Region, t: float, boxes: dict[int, FaceBox]) -> None:
         for tid, box in boxes.items():
             p = mouth_patch(img, box)
             if p is None:

@@ -22,6 +22,7 @@ __all__ = [
     "FaceBox",
     "HaarFaceDetector",
     "crop_face",
+    "crop_square",
     "largest_face",
     "preprocess_face",
     "preprocess_faces",
@@ -132,6 +133,12 @@ def largest_face(boxes: Sequence[FaceBox]) -> FaceBox | None:
     return best
 
 
+def crop_square(box: FaceBox, margin: float) -> tuple[int, int, int]:
+    """The square :func:`crop_face` cuts around ``box``: its top-left corner and side (may leave the frame)."""
+    side = max(1, round(max(box.w, box.h) * (1.0 + 2.0 * margin)))
+    return (2 * box.x + box.w - side) // 2, (2 * box.y + box.h - side) // 2, side
+
+
 def crop_face(frame_bgr: np.ndarray, box: FaceBox, margin: float) -> np.ndarray:
     """Square crop centred on ``box``, side ``max(w, h) * (1 + 2 * margin)`` (rounded, >= 1).
 
@@ -149,9 +156,7 @@ def crop_face(frame_bgr: np.ndarray, box: FaceBox, margin: float) -> np.ndarray:
     if margin < 0:
         raise ValueError(f"margin must be >= 0, got {margin}")
     height, width = frame.shape[:2]
-    side = max(1, round(max(box.w, box.h) * (1.0 + 2.0 * margin)))
-    x0 = (2 * box.x + box.w - side) // 2
-    y0 = (2 * box.y + box.h - side) // 2
+    x0, y0, side = crop_square(box, margin)
     x1, y1 = x0 + side, y0 + side
     cx0, cy0 = max(0, x0), max(0, y0)
     cx1, cy1 = min(width, x1), min(height, y1)

@@ -5,7 +5,9 @@ Decoding is PyAV's (FFmpeg). Audio is resampled to 16 kHz mono int16 and cut int
 shorter); video frames come out as BGR uint8 with ``t`` = the frame's presentation time. Both are
 relative to the start of the container, so a frame and the speech it belongs to carry comparable
 times, and they are merged in time order (audio first on a tie). The file is streamed packet by
-packet — never loaded whole — and the same file always gives the same chunks.
+packet — never loaded whole — and the same file always gives the same chunks. A frame's BGR
+picture is converted where it is first read, whole or by regions
+(:mod:`edge_mmer.runtime.sources.decoded`), so the reading thread only decodes.
 
 ``realtime=True`` paces delivery to the wall clock (a chunk is released at start + t), as a camera
 and a microphone would deliver it; ``realtime=False`` delivers as fast as the consumer takes it.
@@ -27,6 +29,7 @@ import numpy as np
 
 from edge_mmer.runtime.chunks import AudioChunk, Chunk, VideoFrame
 from edge_mmer.runtime.sources.base import Source, SourceError
+from edge_mmer.runtime.sources.decoded import decoded_frame
 from edge_mmer.runtime.sources.pacing import Pacer, chunk_samples, import_av
 from edge_mmer.vocab import SAMPLE_RATE
 
@@ -193,7 +196,7 @@ class MediaFileSource(Source):
             else:
                 raise SourceError(f"media file {self.path}: "
                                   f"video frame {index} has no timestamp and the stream no frame rate")
-            yield VideoFrame(max(0.0, t), frame.to_ndarray(format="bgr24"), index)
+            yield decoded_frame(max(0.0, t), frame, index)  # converted to BGR where it is used
 
     def _audio_chunks(self, container: Any, what: Path) -> Iterator[AudioChunk]:
         blocks = _audio_blocks(container)
