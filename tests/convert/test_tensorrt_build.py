@@ -704,6 +704,7 @@ def test_build_bundle_plans_int8_real(tmp_path: Path) -> None:
                                     **dict.fromkeys(LSTMS, "tensorrt-fp16")}
 
 
+@pytest.mark.needs_convert
 def test_qdq_checks_scales_and_placement() -> None:
     """D9: the check covers what its docstring claims (scale axis, count, sign), and the placement
     rule finds the quantized Conv/Gemm outputs of the committed demo graph (made before the fix)."""

@@ -52,6 +52,7 @@ def _crops(n: int, size: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((n, 3, size, size)).astype(np.float32)
 
 
+@pytest.mark.needs_convert  # onnx rewrites the batch axis
 @pytest.mark.parametrize("n", [1, 2, 6, 8, 13])
 def test_static_batch_face_encoder_pads_and_splits(demo: Bundle, n: int) -> None:
     """D1: 1..N crops through a batch-6 encoder equal the dynamic encoder's rows, and so its mean."""
@@ -73,6 +74,7 @@ def test_static_batch_face_encoder_pads_and_splits(demo: Bundle, n: int) -> None
     np.testing.assert_allclose(got.mean(axis=0), want.mean(axis=0), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.needs_convert
 def test_networks_face_embedding_with_a_static_plan(demo: Bundle) -> None:
     """The decision path's face embedding, through LoadedRunners.networks(), with 2 crops on a batch-6 model."""
     from edge_mmer.runtime.runners.load import LoadedRunners, load_runners
