@@ -35,7 +35,7 @@ from edge_mmer.features.face import FaceBox, HaarFaceDetector, crop_face, crop_s
 from edge_mmer.hashing import sha256_file
 from edge_mmer.runtime.chunks import VideoFrame
 from edge_mmer.runtime.face_tracks import FaceTracks, Track
-from edge_mmer.runtime.speaker import MouthMotion
+from edge_mmer.runtime.speaker import MouthMotion, Region
 
 log = logging.getLogger(__name__)
 
@@ -163,38 +163,35 @@ class FaceTracker:
         self.tracks.reset()
         self._boxes = {}
 
+    def _slot(self, t: float) -> int:
+        return math.floor(t * self.analysis_fps + 1e-9)
+
     def wants(self, t: float) -> bool:
         """Whether a frame at ``t`` would be analysed (the analysis-fps cap)."""
-        slot = math.floor(t * self.analysis_fps + 1e-9)
-        return self._last_slot is None or slot > self._last_slot
+        return self._last_slot is None or self._slot(t) > self._last_slot
 
     def feed(self, frame: VideoFrame) -> FaceObservation | None:
         """Analyse the frame if its slot is new; returns the observation made, if any."""
         self.frames_seen += 1
+        picture: np.ndarray | VideoFrame
+        motion_source: np.ndarray | Region
         if frame.lazy:  # a decoded file frame: converted only where it is read (see sources/decoded.py)
-            return self._feed_lazy(frame)
-        img = as_bgr(frame.image)
-        if img is None:
-            self.bad_frames += 1  # every malformed frame is counted, analysed slot or not
-            log.debug("face tracker: skipped a malformed frame %s", getattr(frame.image, "shape", type(frame.image)))
-            return None
+            picture, motion_source = frame, frame.region
+        else:
+            img = as_bgr(frame.image)
+            if img is None:
+                self.bad_frames += 1  # every malformed frame is counted, analysed slot or not
+                log.debug("face tracker: skipped a malformed frame %s",
+                          getattr(frame.image, "shape", type(frame.image)))
+                return None
+            picture, motion_source = img, img
         self._clock = frame.t if self._clock is None else max(self._clock, frame.t)
         obs = None
         if self.wants(frame.t):
-            self._last_slot = math.floor(frame.t * self.analysis_fps + 1e-9)
-            obs = self._analyse(img, frame.t)
+            self._last_slot = self._slot(frame.t)
+            obs = self._analyse(picture, frame.t)
         with self.lock:
-            self.motion.feed(img, frame.t, self._boxes)
-        return obs
-
-    def _feed_lazy(self, frame: VideoFrame) -> FaceObservation | None:
-        self._clock = frame.t if self._clock is None else max(self._clock, frame.t)
-        obs = None
-        if self.wants(frame.t):
-            self._last_slot = math.floor(frame.t * self.analysis_fps + 1e-9)
-            obs = self._analyse(frame, frame.t)
-        with self.lock:
-            self.motion.feed(frame.region, frame.t, self._boxes)
+            self.motion.feed(motion_source, frame.t, self._boxes)
         return obs
 
     def _analyse(self, img: np.ndarray | VideoFrame, t: float) -> FaceObservation:
