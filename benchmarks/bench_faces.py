@@ -45,7 +45,8 @@ def one_pass(frames: list[VideoFrame], fs: FaceSettings) -> dict[str, Any]:
     cfg = read_bundle(repo_demo_dir() / "bundle").config.face
     det = make_detector(cfg)
     tr = FaceTracker(cfg, det, tracks=FaceTracks(det, fs.detect_max_side, fs.redetect_interval_s,
-                                                 fs.track_max_age_s, max_faces=fs.max_faces))
+                                                 fs.track_max_age_s, max_faces=fs.max_faces,
+                                                 min_face_px=fs.min_face_px))
     analysed: list[float] = []
     other: list[float] = []
     for f in frames:

@@ -1,15 +1,19 @@
 """Face boxes over time at camera resolution: downscaled detection, cheap following, stable track ids.
 
-A full-frame detection at 1280x720 costs tens of milliseconds on a small CPU, so it runs on a copy
-whose longer side is ``detect_max_side`` (boxes mapped back to full resolution for the crop), and
-only on a fixed schedule of the stream clock: the first analysed frame of each ``redetect_interval_s``
-slot. Between full detections each known face is followed by detecting in a small region around its
-track, downscaled so the face is about :data:`ROI_FACE_PX` pixels tall, which costs a millisecond or
-two. Which frames get which kind of detection depends only on their timestamps, so a file streamed
-chunk by chunk gives the same boxes as the file read whole.
+A full-frame detection at 1280x720 costs tens of milliseconds on a small CPU (more on real pictures,
+whose texture keeps the cascade busy, than on rendered ones), so it runs only on a fixed schedule of
+the stream clock -- the first analysed frame of each ``redetect_interval_s`` slot, whether or not a
+face is known -- on a gray copy whose longer side is ``detect_max_side``, scanned for faces of at
+least ``min_face_px`` camera pixels at a coarser pyramid step (:data:`FULL_STEP`). Each candidate is
+confirmed by looking again around it, as a followed face is. Between full detections each known
+face is followed by detecting in a small region around its track, downscaled so the face is about
+:data:`ROI_FACE_PX` pixels tall and searched for at about its last size (a millisecond or two), with
+a second, wider look at :data:`ROI_RETRY_PX` when that finds nothing. A face that comes into view is
+found at the next slot. Which frames get which kind of detection depends only on their timestamps,
+so a file streamed chunk by chunk gives the same boxes as the file read whole.
 
-A frame no larger than ``detect_max_side`` is always detected whole: there the whole frame costs no
-more than the regions (the demo clip's 320x240 frames are analysed exactly as at training time).
+A frame no larger than ``detect_max_side`` is always detected whole, by the bundle's detector as at
+training time (the demo clip's 320x240 frames are analysed exactly as before tracking existed).
 
 Tracks are associated by box overlap (IoU, greedy, largest overlap first) and live ``track_max_age_s``
 without a detection. Track ids count up from 1 per stream and are never reused.
@@ -20,7 +24,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast, runtime_checkable
 
 import cv2
 import numpy as np
@@ -30,15 +34,31 @@ from edge_mmer.runtime.chunks import VideoFrame
 
 log = logging.getLogger(__name__)
 
-ROI_FACE_PX = 56  # the face height a region is downscaled to before following detection (a few ms of Haar)
+ROI_FACE_PX = 40  # the face height a region is downscaled to for following a face (Haar: 1-2 ms)
+ROI_RETRY_PX = 56  # ... and for a second look, at any size, when none was found at ROI_FACE_PX
+_ROI_SIZES = (0.7, 1.45)  # a followed face is looked for between these multiples of its last size
 _ROI_GROW = 0.5  # the region: the track's box grown by this fraction of its size on every side
 _MAX_ROI_TRACKS = 6  # more tracks than this: a full detection is cheaper than the regions
+FULL_STEP = 1.2  # the pyramid step of a full detection's scan (Haar's own, 1.1, costs 1.7x on real pictures)
+_FIND_SLACK = 0.9  # a full detection looks for faces from this fraction of min_face_px (box sizes vary)
+CASCADE_PX = 24  # the Haar cascade's window: no face smaller than this is found in the image it scans
 
 
 class Detector(Protocol):
     """What the tracker needs of a face detector (Haar, YuNet): boxes in the given image's pixels."""
 
     def detect(self, frame_bgr: np.ndarray) -> list[FaceBox]: ...
+
+
+@runtime_checkable
+class Finder(Protocol):
+    """A detector that can also scan a gray image at the scale the tracker chose, for faces of a size
+    range (the Haar cascade)."""
+
+    def detect(self, frame_bgr: np.ndarray) -> list[FaceBox]: ...
+
+    def find(self, gray: np.ndarray, min_px: int, max_px: int | None = None,
+             step: float | None = None) -> list[FaceBox]: ...
 
 
 @dataclass
@@ -60,6 +80,19 @@ def iou(a: FaceBox, b: FaceBox) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def _scaled(img: np.ndarray, s: float) -> np.ndarray:
+    if s >= 1.0:
+        return img
+    size = (max(1, round(img.shape[1] * s)), max(1, round(img.shape[0] * s)))
+    return cast("np.ndarray", cv2.resize(img, size, interpolation=cv2.INTER_AREA))
+
+
+def _best_match(found: list[FaceBox], b: FaceBox, s: float, x0: int, y0: int, w: int, h: int) -> FaceBox | None:
+    """Of boxes found in a region (offset ``x0, y0``, scaled by ``s``), the one overlapping ``b`` most."""
+    best = max((scale_box(f, s, x0, y0, w, h) for f in found), key=lambda f: iou(f, b), default=None)
+    return best if best is not None and iou(best, b) > 0 else None
+
+
 def scale_box(box: FaceBox, s: float, dx: int, dy: int, w: int, h: int) -> FaceBox:
     """A box of a scaled/offset image back in full-frame pixels, clipped to the ``w`` x ``h`` frame."""
     x0 = min(max(0, round(box.x / s) + dx), w - 1)
@@ -72,14 +105,16 @@ def scale_box(box: FaceBox, s: float, dx: int, dy: int, w: int, h: int) -> FaceB
 class FaceTracks:
     """Detect (full or around tracks) on an analysed frame and keep the tracks up to date."""
 
-    def __init__(self, detector: Detector, detect_max_side: int = 640, redetect_interval_s: float = 1.0,
-                 track_max_age_s: float = 1.5, iou_threshold: float = 0.3, max_faces: int = 8) -> None:
+    def __init__(self, detector: Detector, detect_max_side: int = 640, redetect_interval_s: float = 2.0,
+                 track_max_age_s: float = 2.5, iou_threshold: float = 0.3, max_faces: int = 8,
+                 min_face_px: int = 80) -> None:
         self.detector = detector
         self.detect_max_side = detect_max_side
         self.redetect_interval_s = redetect_interval_s
         self.track_max_age_s = track_max_age_s
         self.iou_threshold = iou_threshold
         self.max_faces = max_faces
+        self.min_face_px = min_face_px
         self.tracks: list[Track] = []
         self.full_detections = 0
         self.roi_detections = 0
@@ -102,45 +137,78 @@ class FaceTracks:
                 log.info("face tracks: frame size changed %s -> %s; tracks restarted", self._size, (w, h))
             self._size = (w, h)
             self.reset()
+            self._warn_min_face(w, h)
+        if max(w, h) <= self.detect_max_side:  # a small frame: detected whole every time, as in training
+            self.full_detections += 1
+            return self._associate(self.detector.detect(img if isinstance(img, np.ndarray) else img.image), t)
         slot = math.floor(t / self.redetect_interval_s + 1e-9) if self.redetect_interval_s > 0 else None
-        full = (max(w, h) <= self.detect_max_side or not self.tracks or slot is None
-                or self._last_full_slot is None or slot > self._last_full_slot or len(self.tracks) > _MAX_ROI_TRACKS)
-        if full:
+        due = slot is None or self._last_full_slot is None or slot > self._last_full_slot
+        if due or len(self.tracks) > _MAX_ROI_TRACKS:
             self._last_full_slot = slot
-            boxes = self._detect_full(img)
-        else:
-            boxes = self._detect_rois(img)
+            boxes = self._detect_full(img, w, h)
+        else:  # between full detections only known faces are followed; a new face waits for the schedule
+            boxes = [f for f in (self._detect_around(img, tr.box, w, h) for tr in self.tracks) if f is not None]
         return self._associate(boxes, t)
 
-    def _detect_full(self, picture: np.ndarray | VideoFrame) -> list[FaceBox]:
-        self.full_detections += 1
-        img = picture if isinstance(picture, np.ndarray) else picture.image
-        h, w = img.shape[:2]
-        s = min(1.0, self.detect_max_side / max(w, h))
-        if s >= 1.0:
-            return self.detector.detect(img)
-        small = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-        return [scale_box(b, s, 0, 0, w, h) for b in self.detector.detect(small)]
+    def _detect_full(self, picture: np.ndarray | VideoFrame, w: int, h: int) -> list[FaceBox]:
+        """A detection over the whole of a large frame, on a copy downscaled to ``detect_max_side``.
 
-    def _detect_rois(self, img: np.ndarray | VideoFrame) -> list[FaceBox]:
-        h, w = img.shape[:2] if isinstance(img, np.ndarray) else img.height_width
+        With a :class:`Finder` (Haar) the copy is gray, scanned for faces of at least ``min_face_px``
+        at a pyramid step of :data:`FULL_STEP`, few neighbours needed; each candidate is
+        then confirmed by the detector in its region (as a tracked face is followed), which also gives
+        the box the crops are cut from. Another detector (YuNet) runs on a BGR copy."""
+        self.full_detections += 1
+        s = self.detect_max_side / max(w, h)
+        size = (max(1, round(w * s)), max(1, round(h * s)))
+        if not isinstance(self.detector, Finder):
+            img = picture if isinstance(picture, np.ndarray) else picture.image
+            small = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+            return [scale_box(b, s, 0, 0, w, h) for b in self.detector.detect(small)]
+        img = picture if isinstance(picture, np.ndarray) else picture.image
+        small = cv2.resize(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), size, interpolation=cv2.INTER_AREA)
+        found = self.detector.find(small, max(CASCADE_PX, round(self.min_face_px * s * _FIND_SLACK)), step=FULL_STEP)
         out: list[FaceBox] = []
-        for tr in self.tracks:
-            b = tr.box
-            gx, gy = round(b.w * _ROI_GROW), round(b.h * _ROI_GROW)
-            x0, y0 = max(0, b.x - gx), max(0, b.y - gy)
-            x1, y1 = min(w, b.x + b.w + gx), min(h, b.y + b.h + gy)
-            s = min(1.0, ROI_FACE_PX / max(1, b.h))
-            roi = img[y0:y1, x0:x1] if isinstance(img, np.ndarray) else img.region(x0, y0, x1, y1)
-            if s < 1.0:
-                roi = cv2.resize(roi, (max(1, round(roi.shape[1] * s)), max(1, round(roi.shape[0] * s))),
-                                 interpolation=cv2.INTER_AREA)
-            self.roi_detections += 1
-            found = [scale_box(f, s, x0, y0, w, h) for f in self.detector.detect(roi)]
-            best = max(found, key=lambda f: iou(f, b), default=None)
-            if best is not None and iou(best, b) > 0:
-                out.append(best)
+        for cand in sorted((scale_box(b, s, 0, 0, w, h) for b in found), key=lambda b: -b.area):
+            box = self._detect_around(picture, cand, w, h)
+            if box is not None and all(iou(box, o) < 0.5 for o in out):  # overlapping candidates: one face
+                out.append(box)
         return out
+
+    def _detect_around(self, img: np.ndarray | VideoFrame, b: FaceBox, w: int, h: int) -> FaceBox | None:
+        """The face in the region around ``b`` (grown by half its size) that overlaps ``b`` most, or None.
+
+        With a :class:`Finder` the region is first downscaled so the face is about :data:`ROI_FACE_PX`
+        tall and scanned for faces of :data:`_ROI_SIZES` times the expected size (a millisecond or
+        two); when that finds none, the region is looked at once more downscaled so the face is about
+        :data:`ROI_RETRY_PX` tall, for a face of any size (another detector looks only this way)."""
+        gx, gy = round(b.w * _ROI_GROW), round(b.h * _ROI_GROW)
+        x0, y0 = max(0, b.x - gx), max(0, b.y - gy)
+        x1, y1 = min(w, b.x + b.w + gx), min(h, b.y + b.h + gy)
+        roi = img[y0:y1, x0:x1] if isinstance(img, np.ndarray) else img.region(x0, y0, x1, y1)
+        if isinstance(self.detector, Finder):
+            s = min(1.0, ROI_FACE_PX / max(1, b.h))
+            lo, hi = _ROI_SIZES
+            found = self.detector.find(_scaled(cv2.cvtColor(roi, cv2.COLOR_BGR2GRAY), s),
+                                       max(CASCADE_PX, math.floor(b.h * s * lo)), math.ceil(b.h * s * hi))
+            self.roi_detections += 1
+            best = _best_match(found, b, s, x0, y0, w, h)
+            if best is not None:
+                return best
+        s = min(1.0, ROI_RETRY_PX / max(1, b.h))
+        self.roi_detections += 1
+        if isinstance(self.detector, Finder):  # any size, few neighbours: a face that changed or is cut by the border
+            found = self.detector.find(_scaled(cv2.cvtColor(roi, cv2.COLOR_BGR2GRAY), s), CASCADE_PX)
+        else:
+            found = self.detector.detect(_scaled(roi, s))
+        return _best_match(found, b, s, x0, y0, w, h)
+
+    def _warn_min_face(self, w: int, h: int) -> None:
+        s = min(1.0, self.detect_max_side / max(w, h))
+        if isinstance(self.detector, Finder) and self.min_face_px * s < CASCADE_PX:
+            log.warning("face tracks: at %dx%d with faces.detect_max_side = %d the smallest face found is %d px "
+                        "tall, not faces.min_face_px = %d (raise detect_max_side to %d to find those)", w, h,
+                        self.detect_max_side, math.ceil(CASCADE_PX / s), self.min_face_px,
+                        math.ceil(max(w, h) * CASCADE_PX / self.min_face_px))
 
     def _associate(self, boxes: list[FaceBox], t: float) -> list[Track]:
         boxes = sorted(boxes, key=lambda b: -b.area)[: self.max_faces]

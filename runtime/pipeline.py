@@ -85,7 +85,7 @@ class Pipeline:
                 + faces.video_wait_s + 5.0)
         det = detector or make_detector(self.cfg.face, faces.yunet_model)
         tracks = FaceTracks(det, faces.detect_max_side, faces.redetect_interval_s, faces.track_max_age_s,
-                            max_faces=faces.max_faces)
+                            max_faces=faces.max_faces, min_face_px=faces.min_face_px)
         self.faces = FaceTracker(self.cfg.face, det, analysis_fps, keep_s=keep, tracks=tracks)
         self.face_worker = FaceWorker(self.faces, self.stats, threaded=faces.worker)
         self.smoother = Smoother(decision)

@@ -173,8 +173,9 @@ class FaceSettings:
     min_face_frames: int = 2  # crops needed for a face-only decision
     video_wait_s: float = 0.5  # how long an utterance waits for late camera frames
     detect_max_side: int = 640  # full-frame detection runs on a copy downscaled to this longer side
-    redetect_interval_s: float = 1.0  # full detection once per interval of the stream clock; tracks between
-    track_max_age_s: float = 1.5  # a track lives this long without a detection
+    min_face_px: int = 80  # the smallest face (height in camera pixels) a full detection looks for
+    redetect_interval_s: float = 2.0  # full detection once per interval of the stream clock; tracks between
+    track_max_age_s: float = 2.5  # a track lives this long without a detection
     max_faces: int = 8  # faces followed per frame (the largest)
     speaker_min_score: float = 0.2  # audio-visual synchrony needed to pick a speaker; else the largest face
     speaker_margin: float = 0.05  # ... and its lead over the runner-up
@@ -189,6 +190,7 @@ class FaceSettings:
         check_range(self.video_wait_s, f"{prefix}.video_wait_s", 0, 10, unit="s")
         check_range(self.redetect_interval_s, f"{prefix}.redetect_interval_s", 0, 60, unit="s")
         check_range(self.detect_max_side, f"{prefix}.detect_max_side", 80, 4096)
+        check_range(self.min_face_px, f"{prefix}.min_face_px", 24, 2048)
         check_range(self.track_max_age_s, f"{prefix}.track_max_age_s", 0.05, 60, unit="s")
         check_range(self.max_faces, f"{prefix}.max_faces", 1, 64)
         check_range(self.speaker_min_score, f"{prefix}.speaker_min_score", -1, 1)

@@ -51,6 +51,9 @@ def _default_cascade_path() -> str:
     return os.path.join(base, HAAR_CASCADE_FILE)
 
 
+_FIND_NEIGHBOURS = 3  # the neighbours a face needs in HaarFaceDetector.find (detect: min_neighbors)
+
+
 class HaarFaceDetector:
     """OpenCV's stock frontal-face Haar cascade.
 
@@ -114,14 +117,36 @@ class HaarFaceDetector:
         found = self._cascade.detectMultiScale(
             gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=min_size
         )
-        boxes: list[FaceBox] = []
-        for bx, by, bw, bh in np.asarray(found, dtype=np.int64).reshape(-1, 4):
-            x0 = min(max(0, round(bx / scale)), width - 1)
-            y0 = min(max(0, round(by / scale)), height - 1)
-            x1 = min(width, max(x0 + 1, round((bx + bw) / scale)))
-            y1 = min(height, max(y0 + 1, round((by + bh) / scale)))
-            boxes.append(FaceBox(int(x0), int(y0), int(x1 - x0), int(y1 - y0)))
-        return boxes
+        return _boxes_back(found, scale, width, height)
+
+    def find(self, gray: np.ndarray, min_px: int, max_px: int | None = None,
+             step: float | None = None) -> list[FaceBox]:
+        """Faces ``min_px`` to ``max_px`` tall in a gray image, scanned as given (no downscaling).
+
+        For a tracker that chooses the image's scale itself (a downscaled camera frame, a region
+        around a known face): the pyramid ``step`` is this detector's ``scale_factor`` unless given
+        (a larger one scans a whole frame faster, and misses more of the smallest faces), and a face
+        needs only :data:`_FIND_NEIGHBOURS` neighbours, as faces at the bottom of the range have few."""
+        if gray.dtype != np.uint8 or gray.ndim != 2 or min(gray.shape) == 0:
+            raise ValueError(f"expected a non-empty gray uint8 (H, W) image, got {gray.dtype} {gray.shape}")
+        lo = max(1, int(min_px))
+        hi = max(lo, int(max_px)) if max_px is not None else 0
+        found = self._cascade.detectMultiScale(
+            cv2.equalizeHist(gray) if self.equalize else gray, scaleFactor=step or self.scale_factor,
+            minNeighbors=_FIND_NEIGHBOURS, minSize=(lo, lo), maxSize=(hi, hi))
+        return _boxes_back(found, 1.0, gray.shape[1], gray.shape[0])
+
+
+def _boxes_back(found: object, scale: float, width: int, height: int) -> list[FaceBox]:
+    """OpenCV's ``(x, y, w, h)`` rows of an image scaled by ``scale`` as boxes of the ``width`` x ``height`` frame."""
+    boxes: list[FaceBox] = []
+    for bx, by, bw, bh in np.asarray(found, dtype=np.int64).reshape(-1, 4):
+        x0 = min(max(0, round(bx / scale)), width - 1)
+        y0 = min(max(0, round(by / scale)), height - 1)
+        x1 = min(width, max(x0 + 1, round((bx + bw) / scale)))
+        y1 = min(height, max(y0 + 1, round((by + bh) / scale)))
+        boxes.append(FaceBox(int(x0), int(y0), int(x1 - x0), int(y1 - y0)))
+    return boxes
 
 
 def largest_face(boxes: Sequence[FaceBox]) -> FaceBox | None:
