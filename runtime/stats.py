@@ -2,7 +2,7 @@
 
 ``with stats.stage("speech_encoder"): ...`` records one duration. Each stage keeps a bounded
 window of recent durations (so a loop running for weeks holds constant memory) plus lifetime
-count and total; :meth:`RuntimeStats.snapshot` summarises them (count, mean, p50, p90, p99, max
+count and total; :meth:`RuntimeStats.snapshot` summarises them (count, mean, p50, p90, p95, p99, max
 in milliseconds). Counters (``stats.count("frames_dropped")``) are plain integers.
 """
 
@@ -25,13 +25,13 @@ STAGES = (
 
 
 def summarise_ms(durations_s: Any) -> dict[str, float]:
-    """count, mean, p50, p90, p99, max (milliseconds) of durations in seconds."""
+    """count, mean, p50, p90, p95, p99, max (milliseconds) of durations in seconds."""
     arr = np.asarray(durations_s, dtype=np.float64) * 1000.0
     if arr.size == 0:
-        return {"count": 0, "mean": 0.0, "p50": 0.0, "p90": 0.0, "p99": 0.0, "max": 0.0}
-    p50, p90, p99 = np.percentile(arr, [50, 90, 99])
+        return {"count": 0, "mean": 0.0, "p50": 0.0, "p90": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0}
+    p50, p90, p95, p99 = np.percentile(arr, [50, 90, 95, 99])
     return {"count": int(arr.size), "mean": float(arr.mean()), "p50": float(p50), "p90": float(p90),
-            "p99": float(p99), "max": float(arr.max())}
+            "p95": float(p95), "p99": float(p99), "max": float(arr.max())}
 
 
 @dataclass

@@ -49,7 +49,7 @@ LATENCY_TOLERANCE = 0.25  # at least 75 % of a decision's latency is inside time
 
 
 def stage_summaries(stats: RuntimeStats) -> dict[str, dict[str, Any]]:
-    """Per stage (pipeline order, then any other): count/mean/p50/p90/p99/max ms, total_ms, nested_in."""
+    """Per stage (pipeline order, then any other): count/mean/p50/p90/p95/p99/max ms, total_ms, nested_in."""
     names = [s for s in STAGES if stats.durations(s)]
     snap = stats.snapshot()["stages"]
     names += sorted(n for n in snap if n not in names and n != LATENCY)

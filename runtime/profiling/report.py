@@ -209,7 +209,7 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
             out.append("")
         p = v["pipeline"]
         if p:
-            src = p["source"]
+            src, lat = p["source"], p["decision_latency_ms"]
             out += ["Source: "
                     f"{src['kind']} {src.get('path') or ''}{' (paced to real time)' if src.get('paced') else ''};"
                     f" {len(p['passes'])} pass(es), stopped by {p['passes'][0]['stopped_by']}.", "",
@@ -217,8 +217,8 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
                     f"- throughput: {_throughput_text(p)}",
                     f"- {_resources_text(p)}",
                     f"- {_drops_text(p)}",
-                    f"- end-to-end: decision latency p50 {p['decision_latency_ms']['p50']:.2f} ms, p90 "
-                    f"{p['decision_latency_ms']['p90']:.2f} ms (VAD end-of-utterance decision → event); the VAD "
+                    f"- end-to-end: decision latency p50 {lat['p50']:.2f} ms, p90 {lat['p90']:.2f} ms, p95 "
+                    f"{lat.get('p95', float('nan')):.2f} ms (VAD end-of-utterance decision → event); the VAD "
                     f"decides {p['vad_hangover_ms']} ms of silence after the utterance ends, so utterance end → "
                     f"event is that much more in a live run",
                     f"- events: `{p.get('events_file')}`", "",

@@ -1,7 +1,7 @@
 """Plain-text and Markdown tables of per-stage statistics: one formatter for the profiler's console
 output, its ``profile.md`` and the running loop's periodic stats log line.
 
-A stage row is a mapping with ``count``, ``mean``, ``p50``, ``p90``, ``p99``, ``max`` (milliseconds)
+A stage row is a mapping with ``count``, ``mean``, ``p50``, ``p90``, ``p95``, ``p99``, ``max`` (milliseconds)
 and optionally ``total_ms`` / ``lifetime_count`` / ``lifetime_total_ms`` — what
 :func:`edge_mmer.runtime.stats.summarise_ms`, :meth:`RuntimeStats.snapshot` and
 :func:`edge_mmer.runtime.profiling.analysis.stage_summaries` produce.
@@ -14,7 +14,7 @@ from typing import Any
 
 from edge_mmer.runtime.stats import STAGES
 
-COLUMNS = ("count", "mean", "p50", "p90", "p99", "max", "total")
+COLUMNS = ("count", "mean", "p50", "p90", "p95", "p99", "max", "total")
 
 
 def _ordered(stages: Mapping[str, Any]) -> list[str]:
@@ -42,7 +42,7 @@ def _cells(name: str, row: Mapping[str, Any], indent: str) -> list[str]:
     label = f"{indent}{name}" if nested else name
     count = row.get("count", 0)
     total = _total(row)
-    return [label, str(int(count))] + [f"{float(row.get(k, 0.0)):.3f}" for k in ("mean", "p50", "p90", "p99", "max")] \
+    return [label, str(int(count))] + [f"{float(row.get(k, 0.0)):.3f}" for k in ("mean", "p50", "p90", "p95", "p99", "max")] \
         + ["" if total is None else f"{total:.1f}"]
 
 
@@ -80,7 +80,7 @@ def format_markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) 
     return "\n".join(out)
 
 
-STAGE_HEADER = ("stage (ms)", "count", "mean", "p50", "p90", "p99", "max", "total")
+STAGE_HEADER = ("stage (ms)", "count", "mean", "p50", "p90", "p95", "p99", "max", "total")
 
 
 def format_stage_table(stages: Mapping[str, Mapping[str, Any]], extra: Mapping[str, Mapping[str, Any]] | None = None,
