@@ -21,8 +21,8 @@ _NUM_OR_NULL = {"type": ["number", "null"]}
 _SUMMARY: dict[str, Any] = {
     "type": "object",
     "required": ["count", "mean", "p50", "p90", "p99", "max"],
-    "properties": {"count": {"type": "integer", "minimum": 0}, "mean": _NUM, "p50": _NUM, "p90": _NUM, "p95": _NUM, "p99": _NUM,
-                   "max": _NUM, "total_ms": _NUM},
+    "properties": {"count": {"type": "integer", "minimum": 0}, "mean": _NUM, "p50": _NUM, "p90": _NUM, "p95": _NUM,
+                   "p99": _NUM, "max": _NUM, "total_ms": _NUM},
 }
 _STAGE = {**_SUMMARY, "required": [*_SUMMARY["required"], "total_ms", "nested_in"],
           "properties": {**_SUMMARY["properties"], "nested_in": {"type": ["string", "null"]}}}

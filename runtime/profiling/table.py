@@ -42,8 +42,8 @@ def _cells(name: str, row: Mapping[str, Any], indent: str) -> list[str]:
     label = f"{indent}{name}" if nested else name
     count = row.get("count", 0)
     total = _total(row)
-    return [label, str(int(count))] + [f"{float(row.get(k, 0.0)):.3f}" for k in ("mean", "p50", "p90", "p95", "p99", "max")] \
-        + ["" if total is None else f"{total:.1f}"]
+    cells = [f"{float(row.get(k, 0.0)):.3f}" for k in ("mean", "p50", "p90", "p95", "p99", "max")]
+    return [label, str(int(count)), *cells, "" if total is None else f"{total:.1f}"]
 
 
 def stage_rows(stages: Mapping[str, Mapping[str, Any]], extra: Mapping[str, Mapping[str, Any]] | None = None,
