@@ -160,11 +160,10 @@ class FaceTracks:
         self.full_detections += 1
         s = self.detect_max_side / max(w, h)
         size = (max(1, round(w * s)), max(1, round(h * s)))
-        if not isinstance(self.detector, Finder):
-            img = picture if isinstance(picture, np.ndarray) else picture.image
-            small = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
-            return [scale_box(b, s, 0, 0, w, h) for b in self.detector.detect(small)]
         img = picture if isinstance(picture, np.ndarray) else picture.image
+        if not isinstance(self.detector, Finder):
+            return [scale_box(b, s, 0, 0, w, h)
+                    for b in self.detector.detect(cv2.resize(img, size, interpolation=cv2.INTER_AREA))]
         small = cv2.resize(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), size, interpolation=cv2.INTER_AREA)
         found = self.detector.find(small, max(CASCADE_PX, round(self.min_face_px * s * _FIND_SLACK)), step=FULL_STEP)
         out: list[FaceBox] = []
@@ -185,22 +184,21 @@ class FaceTracks:
         x0, y0 = max(0, b.x - gx), max(0, b.y - gy)
         x1, y1 = min(w, b.x + b.w + gx), min(h, b.y + b.h + gy)
         roi = img[y0:y1, x0:x1] if isinstance(img, np.ndarray) else img.region(x0, y0, x1, y1)
-        if isinstance(self.detector, Finder):
-            s = min(1.0, ROI_FACE_PX / max(1, b.h))
-            lo, hi = _ROI_SIZES
-            found = self.detector.find(_scaled(cv2.cvtColor(roi, cv2.COLOR_BGR2GRAY), s),
-                                       max(CASCADE_PX, math.floor(b.h * s * lo)), math.ceil(b.h * s * hi))
+        if not isinstance(self.detector, Finder):
+            s = min(1.0, ROI_RETRY_PX / max(1, b.h))
             self.roi_detections += 1
-            best = _best_match(found, b, s, x0, y0, w, h)
+            return _best_match(self.detector.detect(_scaled(roi, s)), b, s, x0, y0, w, h)
+        gray = cv2.cvtColor(roi, cv2.COLOR_BGR2GRAY)
+        for face_px, sizes in ((ROI_FACE_PX, _ROI_SIZES), (ROI_RETRY_PX, None)):
+            s = min(1.0, face_px / max(1, b.h))
+            # about its last size; then any size (a face that changed, or is cut by the border)
+            lo, hi = (CASCADE_PX, None) if sizes is None else (
+                max(CASCADE_PX, math.floor(b.h * s * sizes[0])), math.ceil(b.h * s * sizes[1]))
+            self.roi_detections += 1
+            best = _best_match(self.detector.find(_scaled(gray, s), lo, hi), b, s, x0, y0, w, h)
             if best is not None:
                 return best
-        s = min(1.0, ROI_RETRY_PX / max(1, b.h))
-        self.roi_detections += 1
-        if isinstance(self.detector, Finder):  # any size, few neighbours: a face that changed or is cut by the border
-            found = self.detector.find(_scaled(cv2.cvtColor(roi, cv2.COLOR_BGR2GRAY), s), CASCADE_PX)
-        else:
-            found = self.detector.detect(_scaled(roi, s))
-        return _best_match(found, b, s, x0, y0, w, h)
+        return None
 
     def _warn_min_face(self, w: int, h: int) -> None:
         s = min(1.0, self.detect_max_side / max(w, h))
