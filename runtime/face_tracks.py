@@ -12,8 +12,10 @@ a second, wider look at :data:`ROI_RETRY_PX` when that finds nothing. A face tha
 found at the next slot. Which frames get which kind of detection depends only on their timestamps,
 so a file streamed chunk by chunk gives the same boxes as the file read whole.
 
-A frame no larger than ``detect_max_side`` is always detected whole, by the bundle's detector as at
-training time (the demo clip's 320x240 frames are analysed exactly as before tracking existed).
+A frame no larger than :data:`WHOLE_MAX_SIDE` is detected whole on every analysed frame, by the
+bundle's detector as at training time (the demo clip's 320x240 frames); from 640x480 up, that would
+cost tens of milliseconds per analysed frame on a photographed scene, so they are scheduled and
+tracked like any camera frame (copies are only ever downscaled, never enlarged).
 
 Tracks are associated by box overlap (IoU, greedy, largest overlap first) and live ``track_max_age_s``
 without a detection. Track ids count up from 1 per stream and are never reused.
@@ -41,6 +43,7 @@ _ROI_GROW = 0.5  # the region: the track's box grown by this fraction of its siz
 _MAX_ROI_TRACKS = 6  # more tracks than this: a full detection is cheaper than the regions
 FULL_STEP = 1.2  # the pyramid step of a full detection's scan (Haar's own, 1.1, costs 1.7x on real pictures)
 _FIND_SLACK = 0.9  # a full detection looks for faces from this fraction of min_face_px (box sizes vary)
+WHOLE_MAX_SIDE = 320  # frames no larger (the demo clip's 320x240) are detected whole on every analysed frame
 CASCADE_PX = 24  # the Haar cascade's window: no face smaller than this is found in the image it scans
 
 
@@ -138,7 +141,7 @@ class FaceTracks:
             self._size = (w, h)
             self.reset()
             self._warn_min_face(w, h)
-        if max(w, h) <= self.detect_max_side:  # a small frame: detected whole every time, as in training
+        if max(w, h) <= WHOLE_MAX_SIDE:  # a small frame: detected whole every time, as in training
             self.full_detections += 1
             return self._associate(self.detector.detect(img if isinstance(img, np.ndarray) else img.image), t)
         slot = math.floor(t / self.redetect_interval_s + 1e-9) if self.redetect_interval_s > 0 else None
@@ -151,14 +154,14 @@ class FaceTracks:
         return self._associate(boxes, t)
 
     def _detect_full(self, picture: np.ndarray | VideoFrame, w: int, h: int) -> list[FaceBox]:
-        """A detection over the whole of a large frame, on a copy downscaled to ``detect_max_side``.
+        """A detection over the whole of a camera frame, on a copy downscaled to ``detect_max_side``.
 
         With a :class:`Finder` (Haar) the copy is gray, scanned for faces of at least ``min_face_px``
         at a pyramid step of :data:`FULL_STEP`, few neighbours needed; each candidate is
         then confirmed by the detector in its region (as a tracked face is followed), which also gives
         the box the crops are cut from. Another detector (YuNet) runs on a BGR copy."""
         self.full_detections += 1
-        s = self.detect_max_side / max(w, h)
+        s = min(1.0, self.detect_max_side / max(w, h))
         size = (max(1, round(w * s)), max(1, round(h * s)))
         img = picture if isinstance(picture, np.ndarray) else picture.image
         if not isinstance(self.detector, Finder):

@@ -116,6 +116,22 @@ def test_detection_cost_is_bounded_by_the_schedule_with_no_one_in_view(caplog: p
     assert "the smallest face found is 144 px tall" in caplog.text and "detect_max_side to 1152" in caplog.text
 
 
+def test_a_vga_camera_is_scheduled_and_tracked_too() -> None:
+    """640x480 is no larger than detect_max_side, but detecting it whole on every analysed frame costs
+    tens of milliseconds on a photographed scene: it is scheduled and followed like a larger frame
+    (only frames up to 320 px, the demo clip's size, are detected whole every time)."""
+    _, frames = demo_av()
+    tr = tracker()
+    for i in range(45):  # 3 s
+        tr.feed(VideoFrame(frames[i].t, scene([(frames[i].image, 200, 150)], (640, 480)), i))
+    assert tr.frames_analysed >= 14 and tr.tracks.full_detections == 2
+    assert sum(bool(o.people) for o in tr._obs) >= 0.8 * tr.frames_analysed
+    demo = tracker()
+    for i in range(15):
+        demo.feed(VideoFrame(frames[i].t, frames[i].image, i))  # 320x240: whole, every analysed frame
+    assert demo.tracks.full_detections == demo.frames_analysed and demo.tracks.roi_detections == 0
+
+
 def test_haar_find_checks_its_input() -> None:
     with pytest.raises(ValueError, match="gray uint8"):
         detector().find(np.zeros((64, 64, 3), np.uint8), 24)
