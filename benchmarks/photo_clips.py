@@ -71,7 +71,7 @@ def speech_track(path: Path, gap_s: float = 1.5) -> np.ndarray:
     if speech.size < SAMPLE_RATE:
         raise SystemExit(f"photo_clips: speech {path}: under a second of audio (expected a recording of speech)")
     gap = np.zeros(int(gap_s * SAMPLE_RATE), np.float32)
-    return np.concatenate([gap, speech, gap, speech, gap]).astype(np.float32)
+    return np.concatenate([gap, speech, gap, speech, gap])
 
 
 def make_photo_clip(out: Path, photo_path: Path, background_path: Path | None, speech_path: Path,

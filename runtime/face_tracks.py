@@ -54,11 +54,9 @@ class Detector(Protocol):
 
 
 @runtime_checkable
-class Finder(Protocol):
+class Finder(Detector, Protocol):
     """A detector that can also scan a gray image at the scale the tracker chose, for faces of a size
     range (the Haar cascade)."""
-
-    def detect(self, frame_bgr: np.ndarray) -> list[FaceBox]: ...
 
     def find(self, gray: np.ndarray, min_px: int, max_px: int | None = None,
              step: float | None = None) -> list[FaceBox]: ...
@@ -161,7 +159,7 @@ class FaceTracks:
         then confirmed by the detector in its region (as a tracked face is followed), which also gives
         the box the crops are cut from. Another detector (YuNet) runs on a BGR copy."""
         self.full_detections += 1
-        s = min(1.0, self.detect_max_side / max(w, h))
+        s = self._copy_scale(w, h)
         size = (max(1, round(w * s)), max(1, round(h * s)))
         img = picture if isinstance(picture, np.ndarray) else picture.image
         if not isinstance(self.detector, Finder):
@@ -203,8 +201,12 @@ class FaceTracks:
                 return best
         return None
 
+    def _copy_scale(self, w: int, h: int) -> float:
+        """The scale of a full detection's copy of a ``w`` x ``h`` frame (only ever down)."""
+        return min(1.0, self.detect_max_side / max(w, h))
+
     def _warn_min_face(self, w: int, h: int) -> None:
-        s = min(1.0, self.detect_max_side / max(w, h))
+        s = self._copy_scale(w, h)
         if isinstance(self.detector, Finder) and self.min_face_px * s < CASCADE_PX:
             log.warning("face tracks: at %dx%d with faces.detect_max_side = %d the smallest face found is %d px "
                         "tall, not faces.min_face_px = %d (raise detect_max_side to %d to find those)", w, h,
